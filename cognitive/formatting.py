@@ -1,0 +1,54 @@
+"""Examples -> chat messages -> the datasets TRL's SFTTrainer trains on.
+
+Each record becomes a *conversational prompt-completion* pair:
+
+    {"prompt": [system, user], "completion": [assistant]}
+
+SFTTrainer renders both with the base's chat template and computes the loss on the completion tokens only
+(`completion_only_loss`, on by default for prompt-completion data). That is "loss on the assistant
+response", without needing `{% generation %}` markers in the chat template (SmolLM2's has none), and unlike
+the guide's `labels = input_ids`, which also trains on the prompt.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cognitive.errors import UserError
+from cognitive.schema import CognitiveTrainingExample, iter_jsonl
+
+
+def to_prompt_completion(example: CognitiveTrainingExample) -> dict:
+    messages = example.to_training_format()["messages"]
+    return {"prompt": messages[:-1], "completion": messages[-1:]}
+
+
+def find_split_files(path: str | Path, split: str) -> list[Path]:
+    """The JSONL files of `split` under a data directory (`train.jsonl` or `train-00000-of-00004.jsonl`)."""
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise UserError(f"dataset '{path}' not found (expected a .jsonl file or a generated data directory)")
+    return sorted(path.glob(f"{split}.jsonl")) + sorted(path.glob(f"{split}-*.jsonl"))
+
+
+def load_examples(path: str | Path, split: str = "train", limit: int | None = None) -> list[CognitiveTrainingExample]:
+    """Validated examples of one split; a malformed line is a UserError naming file and line."""
+    files = find_split_files(path, split)
+    if not files:
+        raise UserError(f"dataset '{path}' has no {split}*.jsonl files")
+    examples: list[CognitiveTrainingExample] = []
+    for f in files:
+        for ex in iter_jsonl(f):
+            examples.append(ex)
+            if limit is not None and len(examples) >= limit:
+                return examples
+    return examples
+
+
+def sft_dataset(examples: list[CognitiveTrainingExample]):
+    """A `datasets.Dataset` of prompt-completion conversations."""
+    from datasets import Dataset
+
+    return Dataset.from_list([to_prompt_completion(ex) for ex in examples])

@@ -1,0 +1,61 @@
+"""PNG plots of results people look at (matplotlib, headless Agg backend)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_training_curves(log_history: list[dict], path: str | Path) -> Path | None:
+    """Training loss (and eval loss when logged) and learning rate against the step."""
+    train = [(e["step"], e["loss"]) for e in log_history if "loss" in e]
+    evals = [(e["step"], e["eval_loss"]) for e in log_history if "eval_loss" in e]
+    lrs = [(e["step"], e["learning_rate"]) for e in log_history if "learning_rate" in e]
+    if not train and not evals:
+        return None
+    plt = _pyplot()
+    fig, (ax_loss, ax_lr) = plt.subplots(1, 2, figsize=(10, 3.5))
+    if train:
+        ax_loss.plot(*zip(*train), label="train loss")
+    if evals:
+        ax_loss.plot(*zip(*evals), "o-", label="eval loss")
+    ax_loss.set_xlabel("step")
+    ax_loss.set_ylabel("loss")
+    ax_loss.legend()
+    if lrs:
+        ax_lr.plot(*zip(*lrs))
+    ax_lr.set_xlabel("step")
+    ax_lr.set_ylabel("learning rate")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_score_comparison(scores: dict[str, dict[str, float]], path: str | Path, title: str = "") -> Path:
+    """Grouped bars: one group per task, one bar per model. `scores[model][task] = value in [0, 1]`."""
+    plt = _pyplot()
+    models = list(scores)
+    tasks = sorted({t for s in scores.values() for t in s})
+    width = 0.8 / max(len(models), 1)
+    fig, ax = plt.subplots(figsize=(max(5, 1.4 * len(tasks) * max(len(models), 1) / 2 + 2), 3.5))
+    for i, model in enumerate(models):
+        xs = [t + i * width for t in range(len(tasks))]
+        ax.bar(xs, [scores[model].get(task, 0.0) for task in tasks], width, label=model)
+    ax.set_xticks([t + width * (len(models) - 1) / 2 for t in range(len(tasks))], tasks, rotation=15)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("score")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)

@@ -1,0 +1,118 @@
+"""Shared fixtures: the embedded tokenizer and tiny random-init models (hidden 64, 2 layers) built here."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("WANDB_MODE", "offline")
+
+
+def run_python(args: list[str], cwd: Path = ROOT, env: dict | None = None, timeout: int = 600):
+    """Run `python <args>` (a recipe) in a subprocess; returns CompletedProcess with text output."""
+    import subprocess
+
+    return subprocess.run(
+        [sys.executable, *args], cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=timeout
+    )
+
+
+@pytest.fixture(scope="session")
+def embedded_tokenizer():
+    from cognitive.base import DEFAULT_EMBEDDED, load_tokenizer
+
+    return load_tokenizer(DEFAULT_EMBEDDED)
+
+
+def tiny_config(family: str, vocab_size: int):
+    """A 2-layer, hidden-64 config of `family` (random init; real architecture code)."""
+    import transformers
+
+    common = dict(
+        vocab_size=vocab_size,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=1024,
+        tie_word_embeddings=True,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=2,
+    )
+    configs = {
+        "llama": transformers.LlamaConfig,
+        "qwen2": transformers.Qwen2Config,
+        "mistral": transformers.MistralConfig,
+        "phi3": transformers.Phi3Config,
+        "gemma2": transformers.Gemma2Config,
+    }
+    extra = {"gemma2": dict(head_dim=16), "mistral": dict(sliding_window=None)}.get(family, {})
+    return configs[family](**common, **extra)
+
+
+def build_tiny_model(family: str, tokenizer, out_dir: Path, seed: int = 0) -> Path:
+    """Save a tiny random-init model of `family` with `tokenizer` as a local model directory."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(tiny_config(family, len(tokenizer)), dtype=torch.float32)
+    model.save_pretrained(out_dir, safe_serialization=True)
+    tokenizer.save_pretrained(out_dir)
+    return out_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, embedded_tokenizer):
+    """Factory: tiny_model_dir('llama') -> a saved tiny model directory (cached per family)."""
+    made: dict[str, Path] = {}
+
+    def make(family: str = "llama") -> Path:
+        if family not in made:
+            made[family] = build_tiny_model(family, embedded_tokenizer, tmp_path_factory.mktemp(f"tiny-{family}"))
+        return made[family]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def cot_data_dir(tmp_path_factory) -> Path:
+    """A small generated chain_of_thought data dir (train.jsonl + validation.jsonl)."""
+    from cognitive.generators import generate_example
+    from cognitive.schema import write_jsonl
+
+    out = tmp_path_factory.mktemp("cot-data")
+    examples = [generate_example("chain_of_thought", "basic", seed) for seed in range(24)]
+    write_jsonl(examples[:20], out / "train.jsonl")
+    write_jsonl(examples[20:], out / "validation.jsonl")
+    return out
+
+
+def tiny_recipe(model_dir: Path, data_dir: Path, output_dir: Path, **overrides) -> list[str]:
+    """CLI args for recipes/sft.py: the demo recipe shrunk to 2 steps of a tiny model on short sequences."""
+    args = {
+        "model_name_or_path": model_dir,
+        "dataset_path": data_dir,
+        "output_dir": output_dir,
+        "max_steps": 2,
+        "per_device_train_batch_size": 2,
+        "learning_rate": 1e-2,
+        "warmup_steps": 0,
+        "max_length": 256,
+        "logging_steps": 1,
+        "save_steps": 2,
+        "max_eval_examples": 2,
+        "report_to": "none",
+    }
+    args.update(overrides)
+    argv = ["--config", str(ROOT / "recipes/configs/demo_cpu.yaml")]
+    for key, value in args.items():
+        argv += [f"--{key}", str(value)]
+    return argv

@@ -1,0 +1,58 @@
+"""The config mechanism: every shipped recipe parses; unknown keys and bad YAML are one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cognitive.args import parse_sft_args
+from cognitive.errors import UserError
+
+ROOT = Path(__file__).resolve().parents[2]
+RECIPES = sorted((ROOT / "recipes/configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.name)
+def test_every_recipe_builds_its_arguments(recipe, tmp_path):
+    script_args, training_args, model_args = parse_sft_args(
+        ["--config", str(recipe), "--bf16", "false", "--output_dir", str(tmp_path / "run")]
+    )
+    assert model_args.model_name_or_path
+    assert training_args.learning_rate > 0 and training_args.output_dir == str(tmp_path / "run")
+
+
+def test_cli_overrides_yaml():
+    _, training_args, model_args = parse_sft_args(
+        ["--config", str(ROOT / "recipes/configs/demo_cpu.yaml"), "--max_steps", "7", "--lora_r", "4"]
+    )
+    assert training_args.max_steps == 7 and model_args.lora_r == 4
+
+
+def test_ds_is_an_alias_of_deepspeed(tmp_path):
+    ds = tmp_path / "ds.json"
+    ds.write_text('{"train_micro_batch_size_per_gpu": "auto", "zero_optimization": {"stage": 2}}')
+    for argv in (["--ds", str(ds)], [f"--ds={ds}"]):
+        _, training_args, _ = parse_sft_args(["--config", str(ROOT / "recipes/configs/demo_cpu.yaml"), *argv])
+        assert training_args.deepspeed == str(ds)
+
+
+@pytest.mark.parametrize(
+    "yaml_text, message",
+    [
+        ("learning_rate: 0.1\nlerning_rate: 0.2\n", "unknown key(s) lerning_rate"),
+        ("learning_rate: [0.1\n", "not valid YAML"),
+        ("- a list\n", "must be a YAML mapping"),
+    ],
+)
+def test_bad_yaml_is_a_user_error(tmp_path, yaml_text, message):
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml_text)
+    with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")) as err:
+        parse_sft_args(["--config", str(path)])
+    assert str(path) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_unknown_cli_option():
+    with pytest.raises(UserError, match="unknown command-line option"):
+        parse_sft_args(["--config", str(ROOT / "recipes/configs/demo_cpu.yaml"), "--no_such_flag", "1"])
