@@ -13,13 +13,19 @@ as an alias of `--deepspeed X` (the project's launch command).
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import yaml
 
 from cognitive.errors import UserError
+
+
+DEFAULT_RECIPE = Path(__file__).resolve().parent.parent / "recipes" / "configs" / "cognitive_1.5b.yaml"
 
 
 @dataclass
@@ -35,6 +41,11 @@ class ScriptArguments:
     max_train_examples: int | None = field(default=None, metadata={"help": "Use at most this many."})
     max_eval_examples: int | None = field(default=200, metadata={"help": "Use at most this many."})
     overwrite: bool = field(default=False, metadata={"help": "Replace an existing finished run dir."})
+    gpu: str | None = field(
+        default=None,
+        metadata={"help": "Card to check the memory estimate against before loading (e.g. 3090ti); "
+                  "default: the GPU present, none on a CPU machine."},
+    )
     cognitive_modules: dict[str, Any] | None = field(
         default=None, metadata={"help": "The guide's cognitive_modules block (YAML mapping)."}
     )
@@ -61,6 +72,8 @@ def parse_sft_args(argv: list[str] | None = None):
     from trl import ModelConfig, SFTConfig, TrlParser
 
     argv = _normalise_argv(list(sys.argv[1:] if argv is None else argv))
+    if "--config" not in argv:
+        argv = ["--config", str(DEFAULT_RECIPE), *argv]
     config_path = _config_path(argv)
     parser = TrlParser((ScriptArguments, SFTConfig, ModelConfig))
     known = {action.dest for action in parser._actions}
@@ -68,16 +81,53 @@ def parse_sft_args(argv: list[str] | None = None):
         unknown = sorted(set(_check_yaml(config_path)) - known - {"env"})
         if unknown:
             raise UserError(f"{config_path}: unknown key(s) {', '.join(unknown)}")
-    _, unknown_cli = parser.parse_known_args([a for a in argv if a not in ("--config", config_path)])
+    namespace, unknown_cli = parser.parse_known_args([a for a in argv if a not in ("--config", config_path)])
     if unknown_cli:
         raise UserError(f"unknown command-line option(s): {' '.join(unknown_cli)}")
+    if isinstance(namespace.deepspeed, str):
+        _check_json(namespace.deepspeed)
+    if namespace.deepspeed and _cpu_deepspeed_ranks():
+        parser.set_defaults(accelerator_config={"use_configured_state": True})
     try:
         return parser.parse_args_and_config(argv)
     except ValueError as e:
         msg = str(e).splitlines()[0]
-        if "bf16" in msg and "use_cpu" in msg:
-            msg = "bf16 is on (the SFTConfig default) but this machine has no GPU: pass --bf16 false or use a CPU recipe"
+        if ("bf16" in msg and "use_cpu" in msg) or "--tf32 requires" in msg:
+            msg = (
+                "this recipe needs a GPU (bf16/tf32) and this machine has none: "
+                "use recipes/configs/demo_cpu.yaml (runs offline on the CPU), or pass --bf16 false --tf32 false"
+            )
         raise UserError(f"{config_path or 'command line'}: {msg}") from None
+
+
+def _cpu_deepspeed_ranks() -> bool:
+    """DeepSpeed ranks on a machine without a GPU (DeepSpeed's CPU accelerator + gloo).
+
+    accelerate picks the process-group backend from the GPU type; finding none, it counts one process per
+    rank, so every rank would train alone. Set the state up with gloo here and let TrainingArguments use it
+    (`accelerator_config.use_configured_state`). Returns whether it did.
+    """
+    import torch
+
+    if torch.cuda.is_available() or "LOCAL_RANK" not in os.environ:
+        return False
+    from accelerate import PartialState
+
+    os.environ["ACCELERATE_USE_DEEPSPEED"] = "true"
+    try:
+        PartialState(backend="gloo")
+    finally:
+        del os.environ["ACCELERATE_USE_DEEPSPEED"]
+    return True
+
+
+def _check_json(path: str) -> None:
+    try:
+        json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise UserError(f"{path}: DeepSpeed config not found") from None
+    except json.JSONDecodeError as e:
+        raise UserError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
 
 
 def _check_yaml(path: str) -> dict:

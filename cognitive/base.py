@@ -68,22 +68,23 @@ def resolve_base(name: str) -> str:
 def load_tokenizer(name: str, **kwargs):
     from transformers import AutoTokenizer
 
-    resolved = resolve_base(name)
-    try:
-        return AutoTokenizer.from_pretrained(resolved, **kwargs)
-    except OSError as e:
-        raise UserError(f"cannot load tokenizer of base '{name}': {_first_line(e)}") from None
+    return _load(AutoTokenizer, name, "tokenizer of base", **kwargs)
 
 
 def load_base(name: str, **kwargs):
     """`AutoModelForCausalLM.from_pretrained` on the resolved base; a missing base is a one-line UserError."""
     from transformers import AutoModelForCausalLM
 
+    return _load(AutoModelForCausalLM, name, "base", **kwargs)
+
+
+def _load(auto_class, name: str, what: str, **kwargs):
     resolved = resolve_base(name)
     try:
-        return AutoModelForCausalLM.from_pretrained(resolved, **kwargs)
+        return auto_class.from_pretrained(resolved, **kwargs)
     except OSError as e:
-        raise UserError(f"cannot load base '{name}': {_first_line(e)}") from None
+        hint = "" if resolved != name else " (no hub access? recipes/configs/demo_cpu.yaml trains the embedded base offline)"
+        raise UserError(f"cannot load {what} '{name}': {_first_line(e)}{hint}") from None
 
 
 def _first_line(e: Exception) -> str:

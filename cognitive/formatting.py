@@ -52,3 +52,19 @@ def sft_dataset(examples: list[CognitiveTrainingExample]):
     from datasets import Dataset
 
     return Dataset.from_list([to_prompt_completion(ex) for ex in examples])
+
+
+def load_sft_datasets(script_args):
+    """(train, eval or None) for SFTTrainer from the recipe's data arguments.
+
+    dataset_path: a .jsonl file (train only) or a data directory (train*.jsonl, and validation*.jsonl for eval
+    when present); eval_dataset_path: an explicit eval file or directory.
+    """
+    train = sft_dataset(load_examples(script_args.dataset_path, "train", script_args.max_train_examples))
+    eval_path = script_args.eval_dataset_path
+    if eval_path is None and Path(script_args.dataset_path).is_dir():
+        if find_split_files(script_args.dataset_path, "validation"):
+            eval_path = script_args.dataset_path
+    if eval_path is None:
+        return train, None
+    return train, sft_dataset(load_examples(eval_path, "validation", script_args.max_eval_examples))

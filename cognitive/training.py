@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -77,24 +78,153 @@ def lora_config(model_args):
     return get_peft_config(model_args)
 
 
+# ------------------------------------------------------------------------------------------------ preflight
+def preflight(script_args, training_args, model_args, module_params: int = 0) -> None:
+    """Checks that need no model, so a bad run fails in seconds: a finished run dir in the way, the DeepSpeed
+    config against the recipe, GPU-only settings on a machine without one, the memory estimate against the card."""
+    import torch
+
+    from cognitive import hardware
+
+    if Path(training_args.output_dir).exists() and not script_args.overwrite:
+        raise UserError(
+            f"run dir {training_args.output_dir} already exists; pass --overwrite true or choose another --output_dir"
+        )
+    ds = hardware._deepspeed_config(training_args.deepspeed)
+    if ds:
+        check_deepspeed_matches(ds, training_args, model_args)
+    if model_args.attn_implementation == "flash_attention_2":
+        if not torch.cuda.is_available():
+            raise UserError("attn_implementation: flash_attention_2 needs a GPU; leave it unset (SDPA) on this machine")
+        if importlib.util.find_spec("flash_attn") is None:
+            raise UserError("attn_implementation: flash_attention_2 needs: pip install flash-attn --no-build-isolation")
+
+    if script_args.gpu:
+        card, capacity = script_args.gpu, hardware.card_bytes(script_args.gpu)
+    elif torch.cuda.is_available():
+        props = torch.cuda.get_device_properties(torch.cuda.current_device())
+        card, capacity = props.name, props.total_memory
+    else:
+        return  # no card to check against
+    try:
+        shape = hardware.shape_for(model_args.model_name_or_path)
+    except OSError as e:  # an unknown hub id without hub access: nothing to estimate from
+        print(f"memory preflight skipped: no config for {model_args.model_name_or_path} ({str(e).splitlines()[0]})")
+        return
+    setup = hardware.setup_from_args(training_args, model_args, module_params)
+    est = hardware.estimate(shape, setup)
+    if est.total > capacity:
+        effective = training_args.per_device_train_batch_size * training_args.gradient_accumulation_steps
+        rec = hardware.recommend(shape, setup, capacity, effective)
+        advice = (
+            f"set per_device_train_batch_size {rec['per_device_train_batch_size']}, gradient_accumulation_steps "
+            f"{rec['gradient_accumulation_steps']}, max_length {rec['max_length']}"
+            if rec["fits"]
+            else "use a smaller base, load_in_4bit true, or a DeepSpeed offload config"
+        )
+        raise UserError(
+            f"estimated peak memory {est.total / hardware.GIB:.1f} GiB exceeds the {card}'s "
+            f"{capacity / hardware.GIB:.1f} GiB: {advice} (details: python -m cognitive.hardware --config <recipe>)"
+        )
+    print(f"memory preflight: estimated peak {est.total / hardware.GIB:.1f} GiB of {capacity / hardware.GIB:.1f} GiB ({card})")
+
+
+def check_deepspeed_matches(ds: dict, training_args, model_args) -> None:
+    """Non-"auto" DeepSpeed values must agree with the recipe (the Trainer fills "auto" ones from it)."""
+    pairs = [
+        ("train_micro_batch_size_per_gpu", training_args.per_device_train_batch_size, "per_device_train_batch_size"),
+        ("gradient_accumulation_steps", training_args.gradient_accumulation_steps, "gradient_accumulation_steps"),
+        ("gradient_clipping", training_args.max_grad_norm, "max_grad_norm"),
+        ("bf16.enabled", bool(training_args.bf16), "bf16"),
+        ("fp16.enabled", bool(training_args.fp16), "fp16"),
+    ]
+    for ds_key, recipe_value, recipe_key in pairs:
+        value = ds
+        for part in ds_key.split("."):
+            value = value.get(part, "auto") if isinstance(value, dict) else "auto"
+        if value != "auto" and value != recipe_value:
+            raise UserError(
+                f"{training_args.deepspeed}: {ds_key} is {value!r} but the recipe's {recipe_key} is {recipe_value!r}; "
+                f'set it to "auto" or make them agree'
+            )
+    stage = ds.get("zero_optimization", {}).get("stage", 0)
+    if stage == 3 and model_args.load_in_4bit and model_args.bnb_4bit_quant_storage != model_args.dtype:
+        raise UserError(
+            f"{training_args.deepspeed}: ZeRO-3 with a 4-bit base needs bnb_4bit_quant_storage equal to dtype "
+            f"(got {model_args.bnb_4bit_quant_storage!r} and {model_args.dtype!r})"
+        )
+
+
+def write_run_info(run_dir: Path, script_args, data_files: list[Path]) -> dict:
+    """Package versions, data hash, git commit and hardware of a run: run_info.json in the run dir."""
+    import hashlib
+    import platform
+    import subprocess
+    from importlib.metadata import PackageNotFoundError, version
+
+    import torch
+
+    versions = {}
+    for package in ("torch", "transformers", "trl", "peft", "accelerate", "datasets", "deepspeed", "bitsandbytes"):
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:
+            versions[package] = None
+    digest = hashlib.sha256()
+    for path in sorted(data_files):
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=Path(__file__).parent)
+    info = {
+        "versions": versions,
+        "data": {"path": script_args.dataset_path, "files": [str(p) for p in sorted(data_files)], "sha256": digest.hexdigest()},
+        "git_commit": commit.stdout.strip() or None,
+        "hardware": {
+            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "platform": platform.platform(),
+        },
+    }
+    _write_text(run_dir / "run_info.json", json.dumps(info, indent=1))
+    return info
+
+
 # ----------------------------------------------------------------------------------------- run directory
-def start_run_dir(training_args, overwrite: bool, is_main: bool = True) -> Path:
-    """Point training at `<output_dir>.partial`; refuse to clobber a finished run without --overwrite."""
+def start_run_dir(training_args, is_main: bool = True) -> Path:
+    """Point training at `<output_dir>.partial` (created here); returns the final run dir.
+
+    Also makes wandb (when `report_to` includes it) log offline into the run dir unless WANDB_MODE is set:
+    no account needed; `wandb sync runs/<name>/wandb/offline-run-*` uploads later."""
     final = Path(training_args.output_dir)
-    if final.exists() and not overwrite:
-        raise UserError(f"run dir {final} already exists; pass --overwrite true or choose another --output_dir")
     partial = final.with_name(final.name + PARTIAL_SUFFIX)
     if is_main:
         partial.mkdir(parents=True, exist_ok=True)
     training_args.output_dir = str(partial)
+    os.environ.setdefault("WANDB_MODE", "offline")
+    os.environ.setdefault("WANDB_DIR", str(partial))
     return final
 
 
-def last_checkpoint(run_dir: str | Path) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
+def resume_checkpoint(run_dir: str | Path, is_main: bool = True) -> str | None:
+    """The newest complete checkpoint in `run_dir`, or None.
 
+    The Trainer writes a checkpoint's trainer_state.json last, so a checkpoint directory without it was cut off
+    mid-save (e.g. by SIGKILL): it is deleted (by the main process) and never resumed from. Together with the
+    `.partial` run dir this makes checkpoints all-or-nothing.
+    """
     run_dir = Path(run_dir)
-    return get_last_checkpoint(str(run_dir)) if run_dir.is_dir() else None
+    if not run_dir.is_dir():
+        return None
+    complete = []
+    for path in run_dir.glob("checkpoint-*"):
+        if not path.name.removeprefix("checkpoint-").isdigit():
+            continue
+        if (path / "trainer_state.json").exists():
+            complete.append(path)
+        elif is_main:
+            print(f"Removing incomplete checkpoint {path}")
+            shutil.rmtree(path)
+    return str(max(complete, key=lambda p: int(p.name.removeprefix("checkpoint-")))) if complete else None
 
 
 def resolved_config(script_args, training_args, model_args, final_dir: Path) -> dict:

@@ -6,9 +6,12 @@ Launch (any of these; the recipe YAML sets base, data, LoRA and training options
     accelerate launch recipes/sft.py --config recipes/configs/demo_cpu.yaml
     python recipes/sft.py --config recipes/configs/demo_cpu.yaml --max_steps 10 --output_dir runs/try
 
-The run ends in `output_dir` (adapter, resolved config, trainer log, curves); while it trains it lives in
+Without --config the default recipe is recipes/configs/cognitive_1.5b.yaml (Qwen2.5-1.5B-Instruct, QLoRA,
+needs a GPU and the model hub). The run ends in `output_dir` (adapter, resolved config, trainer log, curves); while it trains it lives in
 `<output_dir>.partial`, and a rerun of the same command resumes from its latest checkpoint.
 """
+
+from pathlib import Path
 
 from accelerate import PartialState
 from transformers import set_seed
@@ -16,29 +19,32 @@ from trl import SFTTrainer
 
 from cognitive.args import parse_sft_args
 from cognitive.errors import exit_on_user_error
-from cognitive.formatting import find_split_files, load_examples, sft_dataset
+from cognitive.formatting import find_split_files, load_sft_datasets
 from cognitive.training import (
     finish_run,
-    last_checkpoint,
     load_model_and_tokenizer,
     lora_config,
+    preflight,
+    resume_checkpoint,
     start_run_dir,
+    write_run_info,
 )
 
 
 def main(script_args, training_args, model_args):
     set_seed(training_args.seed)
-    final_dir = start_run_dir(training_args, script_args.overwrite, PartialState().is_main_process)
+    is_main = PartialState().is_main_process
+    preflight(script_args, training_args, model_args)  # DeepSpeed config, GPU-only settings, memory: before loading
 
     # Data: validated records -> prompt/completion conversations (loss on the completion only).
-    train_dataset = sft_dataset(load_examples(script_args.dataset_path, "train", script_args.max_train_examples))
-    eval_path = script_args.eval_dataset_path or script_args.dataset_path
-    eval_dataset = None
-    if script_args.eval_dataset_path or find_split_files(eval_path, "validation"):
-        eval_dataset = sft_dataset(load_examples(eval_path, "validation", script_args.max_eval_examples))
+    train_dataset, eval_dataset = load_sft_datasets(script_args)
 
     # Model: the base (4-bit when load_in_4bit) + LoRA on all its linear layers.
     model, tokenizer = load_model_and_tokenizer(model_args, training_args)
+
+    final_dir = start_run_dir(training_args, is_main)  # trains in <output_dir>.partial, renamed at the end
+    if is_main:
+        write_run_info(Path(training_args.output_dir), script_args, find_split_files(script_args.dataset_path, "train"))
 
     trainer = SFTTrainer(
         model=model,
@@ -48,7 +54,7 @@ def main(script_args, training_args, model_args):
         processing_class=tokenizer,
         peft_config=lora_config(model_args),
     )
-    resume = training_args.resume_from_checkpoint or last_checkpoint(training_args.output_dir)
+    resume = training_args.resume_from_checkpoint or resume_checkpoint(training_args.output_dir, is_main)
     if resume:
         print(f"Resuming from {resume}")
     trainer.train(resume_from_checkpoint=resume)

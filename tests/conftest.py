@@ -95,24 +95,37 @@ def cot_data_dir(tmp_path_factory) -> Path:
     return out
 
 
+TINY_RECIPE_OVERRIDES = {
+    "max_steps": 2,
+    "per_device_train_batch_size": 2,
+    "learning_rate": 1e-2,
+    "warmup_steps": 0,
+    "max_length": 256,
+    "logging_steps": 1,
+    "save_steps": 2,
+    "max_eval_examples": 2,
+    "report_to": "none",
+}
+
+
 def tiny_recipe(model_dir: Path, data_dir: Path, output_dir: Path, **overrides) -> list[str]:
     """CLI args for recipes/sft.py: the demo recipe shrunk to 2 steps of a tiny model on short sequences."""
-    args = {
-        "model_name_or_path": model_dir,
-        "dataset_path": data_dir,
-        "output_dir": output_dir,
-        "max_steps": 2,
-        "per_device_train_batch_size": 2,
-        "learning_rate": 1e-2,
-        "warmup_steps": 0,
-        "max_length": 256,
-        "logging_steps": 1,
-        "save_steps": 2,
-        "max_eval_examples": 2,
-        "report_to": "none",
-    }
+    args = {"model_name_or_path": model_dir, "dataset_path": data_dir, "output_dir": output_dir}
+    args.update(TINY_RECIPE_OVERRIDES)
     args.update(overrides)
     argv = ["--config", str(ROOT / "recipes/configs/demo_cpu.yaml")]
     for key, value in args.items():
         argv += [f"--{key}", str(value)]
     return argv
+
+
+def tiny_recipe_yaml(path: Path, model_dir: Path, data_dir: Path, output_dir: Path, **overrides) -> Path:
+    """The tiny recipe as a YAML file (demo_cpu.yaml + TINY_RECIPE_OVERRIDES + overrides), for literal commands."""
+    import yaml
+
+    recipe = yaml.safe_load((ROOT / "recipes/configs/demo_cpu.yaml").read_text())
+    recipe.update(model_name_or_path=str(model_dir), dataset_path=str(data_dir), output_dir=str(output_dir))
+    recipe.update(TINY_RECIPE_OVERRIDES)
+    recipe.update(overrides)
+    path.write_text(yaml.safe_dump(recipe))
+    return path
