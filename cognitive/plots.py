@@ -59,3 +59,17 @@ def plot_score_comparison(scores: dict[str, dict[str, float]], path: str | Path,
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return Path(path)
+
+
+def plot_bars(values: dict[str, float], path: str | Path, ylabel: str = "", title: str = "") -> Path:
+    """One bar per named value (e.g. tokens/s per benchmark case)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(max(5, 1.1 * len(values) + 2), 3.5))
+    ax.bar(list(values), list(values.values()))
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.tick_params(axis="x", rotation=20)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)

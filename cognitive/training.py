@@ -28,19 +28,24 @@ from cognitive.errors import UserError
 PARTIAL_SUFFIX = ".partial"
 
 
-def attn_implementation(requested: str | None) -> str:
-    """flash_attention_2 when it is installed and a GPU is present, else PyTorch SDPA."""
+def attn_implementation(requested: str | None, packing: bool = False) -> str:
+    """flash_attention_2 when installed on a GPU; for packed batches on a GPU without it, flex_attention (keeps
+    the packed sequences apart with a block mask, not a dense one); otherwise PyTorch SDPA."""
     import torch
 
     if requested:
         return requested
-    if torch.cuda.is_available() and importlib.util.find_spec("flash_attn") is not None:
-        return "flash_attention_2"
+    if torch.cuda.is_available():
+        if importlib.util.find_spec("flash_attn") is not None:
+            return "flash_attention_2"
+        if packing:
+            return "flex_attention"
     return "sdpa"
 
 
-def load_model_and_tokenizer(model_args, training_args):
-    """The base for training: resolved (hub / local / embedded), optionally 4-bit (QLoRA)."""
+def load_model_and_tokenizer(model_args, training_args, script_args=None):
+    """The base for training: resolved (hub / local / embedded), optionally 4-bit (QLoRA), with the cognitive
+    modules injected when the recipe has a `cognitive_modules` block with a module enabled."""
     import torch
     from accelerate import PartialState
     from trl import get_quantization_config
@@ -54,7 +59,7 @@ def load_model_and_tokenizer(model_args, training_args):
         model_args.model_name_or_path,
         revision=model_args.model_revision,
         dtype=dtype,
-        attn_implementation=attn_implementation(model_args.attn_implementation),
+        attn_implementation=attn_implementation(model_args.attn_implementation, training_args.packing),
         quantization_config=quantization_config,
         # a quantized base must be placed at load time: on this rank's GPU, or the CPU
         device_map=(
@@ -64,18 +69,62 @@ def load_model_and_tokenizer(model_args, training_args):
         ),
         trust_remote_code=training_args.trust_remote_code,
     )
+    modules = cognitive_modules_config(script_args)
+    if modules is not None:
+        from cognitive.inject import cognitive_parameter_counts, format_parameter_counts, inject_cognitive_modules
+
+        inject_cognitive_modules(model, modules)
+        print(format_parameter_counts(cognitive_parameter_counts(model)))
     return model, tokenizer
 
 
-def lora_config(model_args):
-    """LoRA from ModelConfig (TRL's get_peft_config); defaults to all linear layers of the base."""
+def cognitive_modules_config(script_args):
+    """The recipe's cognitive_modules block parsed (unknown keys are a UserError), or None when no module is on."""
+    if script_args is None or script_args.cognitive_modules is None:
+        return None
+    from cognitive.inject import config_from_dict
+
+    config = config_from_dict(script_args.cognitive_modules)
+    return config if config.any_enabled else None
+
+
+def lora_config(model_args, model=None):
+    """LoRA from ModelConfig (TRL's get_peft_config); defaults to all linear layers of the base, and with
+    cognitive modules injected, to the base's linear layers only (the modules train fully, without LoRA)."""
     from trl import get_peft_config
 
     if not model_args.use_peft:
         return None
-    if model_args.lora_target_modules is None:
+    if model_args.lora_target_modules in (None, "all-linear", ["all-linear"]):
         model_args.lora_target_modules = "all-linear"
+        if model is not None and getattr(model, "cognitive_config", None) is not None:
+            from cognitive.inject import lora_target_modules
+
+            model_args.lora_target_modules = lora_target_modules(model)
     return get_peft_config(model_args)
+
+
+def build_trainer(model, tokenizer, script_args, training_args, model_args, train_dataset, eval_dataset):
+    """SFTTrainer with LoRA (PEFT); with cognitive modules, the subclass that trains and saves them too."""
+    from trl import SFTTrainer
+
+    from cognitive.cognitive_trainer import CognitiveSFTTrainer
+
+    from transformers.trainer_utils import IntervalStrategy
+
+    if eval_dataset is None and training_args.eval_strategy != IntervalStrategy.NO:
+        print("No validation data: evaluation during training is off (eval_strategy: no).")
+        training_args.eval_strategy = IntervalStrategy.NO
+    has_modules = getattr(model, "cognitive_config", None) is not None
+    trainer_class = CognitiveSFTTrainer if has_modules else SFTTrainer
+    return trainer_class(
+        model=model,
+        args=training_args,
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset,
+        processing_class=tokenizer,
+        peft_config=lora_config(model_args, model),
+    )
 
 
 # ------------------------------------------------------------------------------------------------ preflight
@@ -90,6 +139,7 @@ def preflight(script_args, training_args, model_args, module_params: int = 0) ->
         raise UserError(
             f"run dir {training_args.output_dir} already exists; pass --overwrite true or choose another --output_dir"
         )
+    cognitive_modules_config(script_args)  # an unknown cognitive_modules key fails here, before loading
     ds = hardware._deepspeed_config(training_args.deepspeed)
     if ds:
         check_deepspeed_matches(ds, training_args, model_args)

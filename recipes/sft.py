@@ -15,15 +15,14 @@ from pathlib import Path
 
 from accelerate import PartialState
 from transformers import set_seed
-from trl import SFTTrainer
 
 from cognitive.args import parse_sft_args
 from cognitive.errors import exit_on_user_error
 from cognitive.formatting import find_split_files, load_sft_datasets
 from cognitive.training import (
+    build_trainer,
     finish_run,
     load_model_and_tokenizer,
-    lora_config,
     preflight,
     resume_checkpoint,
     start_run_dir,
@@ -39,21 +38,15 @@ def main(script_args, training_args, model_args):
     # Data: validated records -> prompt/completion conversations (loss on the completion only).
     train_dataset, eval_dataset = load_sft_datasets(script_args)
 
-    # Model: the base (4-bit when load_in_4bit) + LoRA on all its linear layers.
-    model, tokenizer = load_model_and_tokenizer(model_args, training_args)
+    # Model: the base (4-bit when load_in_4bit) with the cognitive modules (when the recipe enables them).
+    model, tokenizer = load_model_and_tokenizer(model_args, training_args, script_args)
 
     final_dir = start_run_dir(training_args, is_main)  # trains in <output_dir>.partial, renamed at the end
     if is_main:
         write_run_info(Path(training_args.output_dir), script_args, find_split_files(script_args.dataset_path, "train"))
 
-    trainer = SFTTrainer(
-        model=model,
-        args=training_args,
-        train_dataset=train_dataset,
-        eval_dataset=eval_dataset,
-        processing_class=tokenizer,
-        peft_config=lora_config(model_args),
-    )
+    # TRL SFTTrainer + LoRA on the base's linear layers (+ the modules, trained fully, saved beside the adapter).
+    trainer = build_trainer(model, tokenizer, script_args, training_args, model_args, train_dataset, eval_dataset)
     resume = training_args.resume_from_checkpoint or resume_checkpoint(training_args.output_dir, is_main)
     if resume:
         print(f"Resuming from {resume}")
