@@ -11,15 +11,35 @@ from cognitive.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[2]
 RECIPES = sorted((ROOT / "recipes/configs").glob("*.yaml"))
+DS_CONFIGS = sorted((ROOT / "ds_configs").glob("*.json"))
+NO_GPU = ["--bf16", "false", "--tf32", "false"]  # GPU recipes are parsed here as they would be on a GPU otherwise
 
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.name)
 def test_every_recipe_builds_its_arguments(recipe, tmp_path):
+    from cognitive.training import cognitive_modules_config
+
     script_args, training_args, model_args = parse_sft_args(
-        ["--config", str(recipe), "--bf16", "false", "--output_dir", str(tmp_path / "run")]
+        ["--config", str(recipe), *NO_GPU, "--output_dir", str(tmp_path / "run")]
     )
     assert model_args.model_name_or_path
     assert training_args.learning_rate > 0 and training_args.output_dir == str(tmp_path / "run")
+    if script_args.cognitive_modules is not None:
+        assert cognitive_modules_config(script_args).any_enabled
+
+
+@pytest.mark.parametrize("ds_config", DS_CONFIGS, ids=lambda p: p.name)
+def test_every_deepspeed_config_builds_training_arguments(ds_config, tmp_path):
+    from cognitive.training import check_deepspeed_matches
+
+    _, training_args, model_args = parse_sft_args(
+        ["--config", str(ROOT / "recipes/configs/cognitive_1.5b.yaml"), *NO_GPU, "--ds", str(ds_config)]
+    )
+    ds = training_args.hf_deepspeed_config.config
+    assert ds["zero_optimization"]["offload_optimizer"]["device"] == "cpu"
+    assert ds["train_micro_batch_size_per_gpu"] == training_args.per_device_train_batch_size  # "auto" filled
+    assert ds["gradient_accumulation_steps"] == training_args.gradient_accumulation_steps
+    check_deepspeed_matches(ds, training_args, model_args)  # the recipe and the JSON agree
 
 
 def test_cli_overrides_yaml():
