@@ -22,6 +22,17 @@ def run_python(args: list[str], cwd: Path = ROOT, env: dict | None = None, timeo
     )
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models run as fast on one thread, which does not fight other processes for the cores."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def embedded_tokenizer():
     from cognitive.base import DEFAULT_EMBEDDED, load_tokenizer
