@@ -8,10 +8,14 @@ SFTTrainer renders both with the base's chat template and computes the loss on t
 (`completion_only_loss`, on by default for prompt-completion data). That is "loss on the assistant
 response", without needing `{% generation %}` markers in the chat template (SmolLM2's has none), and unlike
 the guide's `labels = input_ids`, which also trains on the prompt.
+
+When the recipe weights a cognitive-module auxiliary loss, the rows also carry the label spans of the response
+(`aux_spans`, see cognitive/aux_labels.py).
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from cognitive.errors import UserError
@@ -47,11 +51,31 @@ def load_examples(path: str | Path, split: str = "train", limit: int | None = No
     return examples
 
 
-def sft_dataset(examples: list[CognitiveTrainingExample]):
-    """A `datasets.Dataset` of prompt-completion conversations."""
+def sft_dataset(examples: list[CognitiveTrainingExample], aux_labels=None):
+    """A `datasets.Dataset` of prompt-completion conversations.
+
+    With `aux_labels` (a cognitive.aux_labels.AuxLabelSpec: some cognitive_modules aux loss is on) each row also
+    gets `aux_spans`, the label spans in characters of the response; CognitiveSFTTrainer turns them into token
+    labels once TRL has tokenized the rows."""
     from datasets import Dataset
 
-    return Dataset.from_list([to_prompt_completion(ex) for ex in examples])
+    rows = [to_prompt_completion(ex) for ex in examples]
+    if aux_labels is not None:
+        from cognitive.aux_labels import SPANS_COLUMN, response_spans
+
+        for row, ex in zip(rows, examples):
+            row[SPANS_COLUMN] = json.dumps(response_spans(ex, aux_labels))
+    return Dataset.from_list(rows)
+
+
+def aux_label_spec(script_args):
+    """What auxiliary labels the recipe's cognitive_modules block asks for (None: no aux loss weighted > 0)."""
+    if getattr(script_args, "cognitive_modules", None) is None:
+        return None
+    from cognitive.aux_labels import AuxLabelSpec
+    from cognitive.training import cognitive_modules_config
+
+    return AuxLabelSpec.from_config(cognitive_modules_config(script_args))
 
 
 def load_sft_datasets(script_args):
@@ -60,11 +84,12 @@ def load_sft_datasets(script_args):
     dataset_path: a .jsonl file (train only) or a data directory (train*.jsonl, and validation*.jsonl for eval
     when present); eval_dataset_path: an explicit eval file or directory.
     """
-    train = sft_dataset(load_examples(script_args.dataset_path, "train", script_args.max_train_examples))
+    aux = aux_label_spec(script_args)
+    train = sft_dataset(load_examples(script_args.dataset_path, "train", script_args.max_train_examples), aux)
     eval_path = script_args.eval_dataset_path
     if eval_path is None and Path(script_args.dataset_path).is_dir():
         if find_split_files(script_args.dataset_path, "validation"):
             eval_path = script_args.dataset_path
     if eval_path is None:
         return train, None
-    return train, sft_dataset(load_examples(eval_path, "validation", script_args.max_eval_examples))
+    return train, sft_dataset(load_examples(eval_path, "validation", script_args.max_eval_examples), aux)

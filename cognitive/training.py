@@ -105,9 +105,11 @@ def lora_config(model_args, model=None):
 
 
 def build_trainer(model, tokenizer, script_args, training_args, model_args, train_dataset, eval_dataset):
-    """SFTTrainer with LoRA (PEFT); with cognitive modules, the subclass that trains and saves them too."""
+    """SFTTrainer with LoRA (PEFT); with cognitive modules, the subclass that trains and saves them too (and, when
+    an aux loss is weighted, turns the datasets' aux_spans into token labels and batches them: aux_labels.py)."""
     from trl import SFTTrainer
 
+    from cognitive.aux_labels import AuxLabelSpec, check_padded_batches
     from cognitive.cognitive_trainer import CognitiveSFTTrainer
 
     from transformers.trainer_utils import IntervalStrategy
@@ -116,6 +118,9 @@ def build_trainer(model, tokenizer, script_args, training_args, model_args, trai
         print("No validation data: evaluation during training is off (eval_strategy: no).")
         training_args.eval_strategy = IntervalStrategy.NO
     has_modules = getattr(model, "cognitive_config", None) is not None
+    if has_modules:  # before TRL wraps the model: aux labels cannot follow packed / padding-free rows
+        check_padded_batches(AuxLabelSpec.from_config(model.cognitive_config), training_args.packing,
+                             training_args.padding_free)
     trainer_class = CognitiveSFTTrainer if has_modules else SFTTrainer
     return trainer_class(
         model=model,
