@@ -2,12 +2,16 @@
 
 Each task reads a fixed JSONL snapshot, eval/data/<task>.jsonl, of records in the training schema,
 generated from `EVAL_SEEDS` (disjoint from every training seed) by the same generators and checkers as the
-training data. Snapshots are rebuilt with
+training data: DOCS_PER_DIFFICULTY verified records of each of DIFFICULTIES, interleaved (basic,
+intermediate, advanced, basic, ...) so that `--limit N` is a mixed prefix, and without two records of the
+same normalised problem text. Snapshots are rebuilt with
 
-    python -m cognitive.evalsets --task cognitive_reasoning --per-difficulty 200
+    python -m cognitive.evalsets --task cognitive_reasoning      # or --all
 
-and each task YAML records the snapshot's sha256 beside its version, so a changed snapshot without a new
-version fails the tests.
+which also records each snapshot's sha256 in its task YAML (`metadata.snapshot_sha256`) and, when the
+documents changed, bumps `metadata.version`. The task refuses to load a snapshot whose sha256 differs, and
+tests/unit/test_evalsets.py checks the same, so changed documents cannot go out under an old version. The data pipeline decontaminates training sets
+against every eval/data/*.jsonl by normalised-text hash (cognitive.quality.load_eval_hashes).
 """
 
 from __future__ import annotations
@@ -15,12 +19,14 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import re
 from pathlib import Path
 
 from cognitive.schema import CognitiveTrainingExample, DifficultyLevel, ReasoningType, iter_jsonl, write_jsonl
 
 EVAL_DIR = Path(__file__).resolve().parent.parent / "eval"
 DATA_DIR = EVAL_DIR / "data"
+TASKS_DIR = EVAL_DIR / "tasks"
 
 TASKS = {
     "cognitive_reasoning": ReasoningType.CHAIN_OF_THOUGHT,
@@ -29,7 +35,13 @@ TASKS = {
     "cognitive_logic": ReasoningType.PROBLEM_SOLVING,
     "cognitive_memory": ReasoningType.MEMORY_RECALL,
 }
-DEFAULT_DIFFICULTIES = [DifficultyLevel.BASIC, DifficultyLevel.INTERMEDIATE]
+DIFFICULTIES = [DifficultyLevel.BASIC, DifficultyLevel.INTERMEDIATE, DifficultyLevel.ADVANCED]
+DEFAULT_DIFFICULTIES = DIFFICULTIES
+DOCS_PER_DIFFICULTY = 200
+
+
+class SnapshotChanged(ValueError):
+    """The snapshot on disk is not the one the task YAML's metadata names."""
 
 
 def eval_seed(task: str, difficulty: DifficultyLevel, index: int) -> int:
@@ -41,22 +53,26 @@ def eval_seed(task: str, difficulty: DifficultyLevel, index: int) -> int:
     return EVAL_SEEDS[offset]
 
 
-def build_snapshot(task: str, per_difficulty: int, difficulties=DEFAULT_DIFFICULTIES) -> list[CognitiveTrainingExample]:
-    """Verified eval records, `per_difficulty` of each difficulty, interleaved (so `--limit N` is a mixed prefix).
-
-    Examples that fail their checker are skipped (the generators only emit verified ones in practice).
-    """
+def build_snapshot(task: str, per_difficulty: int = DOCS_PER_DIFFICULTY,
+                   difficulties=DIFFICULTIES) -> list[CognitiveTrainingExample]:
+    """Verified eval records, `per_difficulty` of each difficulty, interleaved; a record whose normalised
+    problem text repeats an earlier one, or that fails its checker, is skipped (the next index is tried)."""
     from cognitive.generators import generate_example
+    from cognitive.quality import normalized_hash
 
-    def verified(difficulty):
+    seen: set[str] = set()
+
+    def fresh(difficulty):
         index = 0
         while True:
             example = generate_example(TASKS[task], difficulty, eval_seed(task, difficulty, index))
             index += 1
-            if example.verified:
+            key = normalized_hash(example)
+            if example.verified and key not in seen:
+                seen.add(key)
                 yield example
 
-    streams = [verified(d) for d in difficulties]
+    streams = [fresh(DifficultyLevel(d)) for d in difficulties]
     return [next(stream) for _ in range(per_difficulty) for stream in streams]
 
 
@@ -82,25 +98,79 @@ def to_doc(example: CognitiveTrainingExample) -> dict:
     }
 
 
-def load_docs(task: str, difficulty: str | None = None):
-    """A DatasetDict {'test': docs} for lm-eval's `custom_dataset`."""
+def _difficulty_filter(difficulty) -> set[str] | None:
+    """None (all), or the difficulty names in 'basic', 'basic,advanced' or ['basic', 'advanced']."""
+    if difficulty in (None, "", "all"):
+        return None
+    names = difficulty.split(",") if isinstance(difficulty, str) else list(difficulty)
+    chosen = {DifficultyLevel(name.strip()).value for name in names}  # ValueError names the bad one
+    return chosen
+
+
+def load_docs(task: str, difficulty=None):
+    """A DatasetDict {'test': docs} for lm-eval's `custom_dataset`; `difficulty` keeps only those docs."""
     from datasets import Dataset, DatasetDict
 
     docs = [to_doc(ex) for ex in iter_jsonl(snapshot_path(task))]
-    if difficulty is not None:
-        docs = [d for d in docs if d["difficulty"] == difficulty]
+    keep = _difficulty_filter(difficulty)
+    if keep is not None:
+        docs = [d for d in docs if d["difficulty"] in keep]
     return DatasetDict({"test": Dataset.from_list(docs)})
 
 
+def load_task_docs(task: str, **metadata):
+    """The `custom_dataset` of eval/tasks/cognitive/<task>.yaml. lm-eval passes the YAML's metadata (version,
+    snapshot_sha256) and anything given with `--metadata` (plus the model args) as keyword arguments:
+    the snapshot must have the recorded sha256, and `--metadata '{"difficulty": "basic"}'` keeps one
+    difficulty (comma-separated for several)."""
+    recorded = metadata.get("snapshot_sha256")
+    actual = snapshot_sha256(task)
+    if recorded != actual:
+        raise SnapshotChanged(
+            f"{snapshot_path(task)} has sha256 {actual}, but the {task} task YAML records {recorded}: the documents "
+            f"changed. Bump metadata.version and set snapshot_sha256 in eval/tasks/cognitive/{task}.yaml."
+        )
+    return load_docs(task, metadata.get("difficulty"))
+
+
+def task_yaml_path(task: str) -> Path:
+    return TASKS_DIR / "cognitive" / f"{task}.yaml"
+
+
+def record_snapshot(task: str, yaml_path: Path | None = None) -> str | None:
+    """Write the snapshot's sha256 into the task YAML's metadata and, when it changed, bump the major version.
+    Returns 'old -> new' version when the documents changed, else None."""
+    path = yaml_path or task_yaml_path(task)
+    text = path.read_text()
+    sha = snapshot_sha256(task)
+    recorded = re.search(r"^(\s*snapshot_sha256:\s*)(\S+)", text, re.MULTILINE)
+    version = re.search(r"^(\s*version:\s*)([\d.]+)", text, re.MULTILINE)
+    if recorded is None or version is None:
+        raise ValueError(f"{path}: metadata needs 'version:' and 'snapshot_sha256:' lines")
+    if recorded.group(2) == sha:
+        return None
+    new_version = f"{int(float(version.group(2))) + 1}.0"
+    text = text[:recorded.start(2)] + sha + text[recorded.end(2):]
+    text = text[:version.start(2)] + new_version + text[version.end(2):]
+    path.write_text(text)
+    return f"{version.group(2)} -> {new_version}"
+
+
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description="Rebuild an eval snapshot in eval/data/.")
-    parser.add_argument("--task", choices=sorted(TASKS), required=True)
-    parser.add_argument("--per-difficulty", type=int, default=200)
-    parser.add_argument("--difficulties", nargs="+", default=[d.value for d in DEFAULT_DIFFICULTIES])
+    parser = argparse.ArgumentParser(description="Rebuild eval snapshots in eval/data/ and record them in the task "
+                                                 "YAMLs (snapshot_sha256; the version goes up when documents change).")
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--task", choices=sorted(TASKS))
+    which.add_argument("--all", action="store_true", help="every task")
+    parser.add_argument("--per-difficulty", type=int, default=DOCS_PER_DIFFICULTY)
+    parser.add_argument("--difficulties", nargs="+", default=[d.value for d in DIFFICULTIES])
     args = parser.parse_args(argv)
-    records = build_snapshot(args.task, args.per_difficulty, [DifficultyLevel(d) for d in args.difficulties])
-    n = write_jsonl(records, snapshot_path(args.task))
-    print(f"wrote {n} records to {snapshot_path(args.task)} (sha256 {snapshot_sha256(args.task)})")
+    for task in sorted(TASKS) if args.all else [args.task]:
+        records = build_snapshot(task, args.per_difficulty, [DifficultyLevel(d) for d in args.difficulties])
+        n = write_jsonl(records, snapshot_path(task))
+        bumped = record_snapshot(task)
+        change = f"documents changed: {task} version {bumped}" if bumped else "documents unchanged"
+        print(f"wrote {n} records to {snapshot_path(task)} (sha256 {snapshot_sha256(task)}); {change}")
 
 
 if __name__ == "__main__":

@@ -15,28 +15,19 @@ import time
 from pathlib import Path
 
 from cognitive.base import DEFAULT_EMBEDDED, resolve_base
-from cognitive.evaluation import evaluate, lm_eval_command
+from cognitive.evaluation import evaluate, headline_scores, lm_eval_command, score_table
 from cognitive.plots import plot_score_comparison
 
 ROOT = Path(__file__).resolve().parent.parent
 TASKS = ["cognitive_reasoning"]
+# The demo trains on basic + intermediate problems (data/configs/demo.yaml): evaluate those, with room for
+# the trained answer format (2-4 steps: under 250 tokens).
+EVAL_OPTIONS = dict(metadata={"difficulty": "basic,intermediate"}, gen_kwargs={"max_gen_toks": 320})
 
 
 def run(stage: str, args: list[str]) -> None:
     print(f"\n=== {stage}\n$ python {' '.join(args)}", flush=True)
     subprocess.run([sys.executable, *args], cwd=ROOT, check=True)
-
-
-def table(scores: dict[str, dict[str, dict[str, float]]]) -> str:
-    lines = ["| task | metric | " + " | ".join(scores) + " |", "|---|---|" + "---|" * len(scores)]
-    first = next(iter(scores.values()))
-    for task, metrics in first.items():
-        for metric in metrics:
-            if metric == "sample_len":
-                continue
-            values = " | ".join(f"{scores[m][task][metric]:.3f}" for m in scores)
-            lines.append(f"| {task} | {metric} | {values} |")
-    return "\n".join(lines)
 
 
 def main() -> None:
@@ -58,18 +49,19 @@ def main() -> None:
     base_dir = resolve_base(DEFAULT_EMBEDDED)
     scores = {}
     for name, peft in (("base", None), ("tuned", "runs/demo")):
-        print(f"\n=== 3/4 evaluate {name}\n$ {lm_eval_command(base_dir, peft, TASKS, args.eval_limit, args.batch_size)}", flush=True)
+        print(f"\n=== 3/4 evaluate {name}\n$ {lm_eval_command(base_dir, peft, TASKS, args.eval_limit, args.batch_size, **EVAL_OPTIONS)}", flush=True)
         scores[name] = evaluate(base_dir, peft=str(ROOT / peft) if peft else None, tasks=TASKS,
-                                limit=args.eval_limit, batch_size=args.batch_size)
+                                limit=args.eval_limit, batch_size=args.batch_size, **EVAL_OPTIONS)
 
-    run("4/4 merge the adapter into a release",
-        ["recipes/merge.py", "--run", "runs/demo", "--out", "release/demo", "--overwrite"])
-
-    report = table(scores)
+    report = score_table(scores)
     (out / "scores.json").write_text(json.dumps(scores, indent=1))
     (out / "table.md").write_text(report + "\n")
-    plot_score_comparison({m: {t: s[t]["exact_match"] for t in s} for m, s in scores.items()},
+    plot_score_comparison(headline_scores(scores),
                           out / "scores.png", title="embedded SmolLM2-135M-Instruct: base vs LoRA-tuned")
+
+    run("4/4 merge the adapter into a release (its model card carries the table)",
+        ["recipes/merge.py", "--run", "runs/demo", "--out", "release/demo", "--overwrite",
+         "--eval-results", "results/demo/scores.json"])
     print(f"\n=== base vs tuned (lm_eval, {args.eval_limit} documents per task)\n{report}")
     print(f"\nSaved {out}/scores.json, table.md, scores.png; release in release/demo. "
           f"Wall time: {(time.time() - started) / 60:.1f} min")

@@ -51,7 +51,7 @@ def tiny_config(family: str, vocab_size: int):
         num_hidden_layers=2,
         num_attention_heads=4,
         num_key_value_heads=2,
-        max_position_embeddings=1024,
+        max_position_embeddings=4096,
         tie_word_embeddings=True,
         bos_token_id=1,
         eos_token_id=2,

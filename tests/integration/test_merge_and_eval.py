@@ -26,7 +26,7 @@ def test_lm_eval_cli_runs_the_task_on_4_documents(tiny_run, tiny_model_dir, tmp_
     result = run_python(
         ["-m", "lm_eval", "--model", "hf", "--model_args", f"pretrained={tiny_model_dir('llama')},peft={tiny_run}",
          "--tasks", "cognitive_*", "--include_path", "eval/tasks", "--apply_chat_template", "--device", "cpu",
-         "--limit", "4", "--batch_size", "4", "--output_path", str(out), "--log_samples"],
+         "--limit", "4", "--batch_size", "4", "--gen_kwargs", "max_gen_toks=64", "--output_path", str(out), "--log_samples"],
     )
     assert result.returncode == 0, result.stderr[-3000:]
     [results_file] = out.rglob("results_*.json")

@@ -1,0 +1,164 @@
+"""The suite through lm-eval itself: every task YAML validates and builds, lm_eval's own errors for a
+missing include path or an unknown task, a tiny random model through the whole `cognitive` group (garbage
+scores 0, nothing crashes), and recipes/evaluate.py comparing a base, an adapter, a release and a run
+with cognitive modules."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+import yaml
+
+from cognitive.evalsets import DIFFICULTIES, DOCS_PER_DIFFICULTY, TASKS, TASKS_DIR
+from tests.conftest import run_python
+
+SUITE = ["cognitive", *TASKS]
+
+
+def test_lm_eval_validate_accepts_every_task():
+    result = run_python(["-m", "lm_eval", "validate", "--tasks", ",".join(SUITE), "--include_path", "eval/tasks"])
+    assert result.returncode == 0, result.stdout + result.stderr[-2000:]
+    assert "All tasks found and valid" in result.stdout
+
+
+def test_every_task_builds_with_its_documents_prompt_and_generation_settings():
+    from lm_eval.tasks import TaskManager
+
+    manager = TaskManager(include_path=str(TASKS_DIR), include_defaults=False)
+    assert manager.match_tasks(["cognitive_*"]) == sorted(TASKS)  # the documented command selects the five tasks
+    loaded = manager.load(["cognitive"])
+    assert loaded["group_map"]["cognitive"] == list(TASKS)
+    for name, task in loaded["tasks"].items():
+        docs = list(task.test_docs())
+        assert len(docs) == len(DIFFICULTIES) * DOCS_PER_DIFFICULTY
+        doc = docs[0]
+        assert task.doc_to_text(doc) == doc["user_prompt"] and doc["user_prompt"].startswith("Context: ")
+        assert task.config.description == "system_prompt" and task.config.num_fewshot == 0
+        gen = task.config.generation_kwargs
+        assert gen["do_sample"] is False and {"<|im_end|>", "<|eot_id|>", "<end_of_turn>"} <= set(gen["until"])
+        assert task.config.metadata["snapshot_sha256"] and task.config.metadata["version"] >= 1
+        reference = task.process_results(doc, [f"**Final Answer:** {doc['reference']}"])
+        assert reference["score"] == 1.0 and reference[f"score_{doc['difficulty']}"] == 1.0
+        declared = {m["metric"] for m in task.config.metric_list}
+        assert set(reference) <= declared, f"{name}: metrics without an aggregation: {set(reference) - declared}"
+
+
+def test_difficulty_metadata_reaches_the_loader():
+    from lm_eval.tasks import TaskManager
+
+    manager = TaskManager(include_path=str(TASKS_DIR), include_defaults=False, metadata={"difficulty": "advanced"})
+    loaded = manager.load(["cognitive_state"])
+    docs = list(loaded["tasks"]["cognitive_state"].test_docs())
+    assert len(docs) == DOCS_PER_DIFFICULTY and {d["difficulty"] for d in docs} == {"advanced"}
+
+
+@pytest.mark.parametrize("tasks, include", [("cognitive_nope", "eval/tasks"), ("cognitive_reasoning", "eval/no_such_dir")])
+def test_unknown_task_or_missing_include_path_is_lm_evals_own_error(tasks, include, tiny_model_dir):
+    result = run_python(["-m", "lm_eval", "run", "--model", "hf", "--model_args", f"pretrained={tiny_model_dir('llama')}",
+                         "--tasks", tasks, "--include_path", include, "--limit", "1"])
+    assert result.returncode != 0
+    assert f"Tasks not found: {tasks}" in result.stderr
+
+
+def test_tiny_random_model_runs_the_whole_group(tiny_model_dir, tmp_path):
+    """With the fast check's flags: basic documents only (--metadata), one generation setting for every task
+    (--gen_kwargs; lm-eval then batches all tasks together; the tiny model has only 1024 positions)."""
+    out = tmp_path / "lm_eval"
+    result = run_python(
+        ["-m", "lm_eval", "--model", "hf", "--model_args", f"pretrained={tiny_model_dir('llama')}", "--tasks", "cognitive",
+         "--include_path", "eval/tasks", "--apply_chat_template", "--device", "cpu", "--limit", "2", "--batch_size", "16",
+         "--metadata", '{"difficulty": "basic"}', "--gen_kwargs", "max_gen_toks=48", "--output_path", str(out), "--log_samples"],
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    [results_file] = out.rglob("results_*.json")
+    results = json.loads(results_file.read_text())
+    assert results["groups"]["cognitive"]["score,none"] == 0.0  # random weights: garbage, scored 0
+    generation_settings = []
+    for task in TASKS:
+        metrics = results["results"][task]
+        assert metrics["score,none"] == 0.0 and metrics["score_basic,none"] == 0.0
+        assert "score_intermediate,none" not in metrics  # --metadata reached the loader: basic documents only
+        assert results["n-samples"][task]["effective"] == 2
+        [samples_file] = out.rglob(f"samples_{task}_*.jsonl")
+        for sample in map(json.loads, samples_file.read_text().splitlines()):
+            prompt, gen = sample["arguments"]["gen_args_0"]["arg_0"], sample["arguments"]["gen_args_0"]["arg_1"]
+            assert prompt.startswith("<|im_start|>system\nYou are a cognitive AI system") and prompt.endswith("<|im_start|>assistant\n")
+            assert "<|im_end|>" in gen["until"] and gen["max_gen_toks"] == 48
+            assert sample["doc"]["difficulty"] == "basic" and sample["score"] == 0.0
+            generation_settings.append(gen)
+    assert all(g == generation_settings[0] for g in generation_settings)  # one batch group for all tasks
+
+
+# ---------------------------------------------------------------------------------------- the recipe
+def _tiny_run(base_dir, run_dir, modules: bool):
+    """A run dir as sft.py leaves it: LoRA adapter + run_config.yaml (+ cognitive modules when asked)."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from cognitive.inject import inject_cognitive_modules, lora_target_modules, save_cognitive_adapter
+    from cognitive.modules import cognitive_blocks
+
+    torch.manual_seed(1)
+    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
+    if modules:
+        inject_cognitive_modules(model, {})
+        for block in cognitive_blocks(model).values():
+            for p in block.parameters():  # non-zero gates, so the loaded modules change the model
+                torch.nn.init.normal_(p, std=0.05)
+    peft_model = get_peft_model(model, LoraConfig(r=4, target_modules=lora_target_modules(model)))
+    peft_model.save_pretrained(run_dir)
+    if modules:
+        save_cognitive_adapter(peft_model, run_dir)
+    (run_dir / "run_config.yaml").write_text(yaml.safe_dump({"model_name_or_path": str(base_dir)}))
+    return run_dir
+
+
+def test_modules_run_is_loaded_into_the_evaluated_model(tiny_model_dir, tmp_path):
+    from safetensors.torch import load_file
+
+    from cognitive.evaluation import ModelSpec, _modules_lm
+    from cognitive.modules import cognitive_blocks
+
+    run = _tiny_run(tiny_model_dir("llama"), tmp_path / "run", modules=True)
+    lm = _modules_lm(ModelSpec.modules(str(run)), batch_size=1, device="cpu", dtype="float32")
+    blocks = cognitive_blocks(lm.model.get_base_model())
+    saved = load_file(str(run / "cognitive_adapter.safetensors"))
+    assert blocks and all(torch.equal(saved[f"layers.{i}.{k}"], v) for i, b in blocks.items() for k, v in b.state_dict().items())
+    assert any("lora_" in n for n, _ in lm.model.named_parameters())
+
+
+def test_evaluate_recipe_compares_four_models(tiny_model_dir, tmp_path, capsys):
+    import recipes.evaluate as recipe
+
+    base = tiny_model_dir("llama")
+    adapter = _tiny_run(base, tmp_path / "adapter-run", modules=False)
+    modules = _tiny_run(base, tmp_path / "modules-run", modules=True)
+    release = tmp_path / "release"
+    shutil.copytree(base, release)
+    out = tmp_path / "eval"
+    recipe.main(["--base", str(base), "--adapter", str(adapter), "--release", str(release), "--modules-run", str(modules),
+                 "--tasks", "cognitive_reasoning,cognitive_memory", "--limit", "1", "--batch-size", "1", "--max-gen-toks", "16",
+                 "--out", str(out)])
+    report = json.loads((out / "results.json").read_text())
+    labels = ["base", "adapter:adapter-run", "release:release", "modules:modules-run"]
+    assert list(report["models"]) == labels
+    for label in labels:
+        model = report["models"][label]
+        assert model["documents"] == 2 and model["wall_s"] > 0
+        assert model["scores"]["cognitive_reasoning"]["score"] == 0.0 and "exact_match" in model["scores"]["cognitive_memory"]
+    assert "peft=" in report["models"]["adapter:adapter-run"]["command"]
+    table = (out / "table.md").read_text()
+    assert table.splitlines()[0] == "| task | metric | " + " | ".join(labels) + " |"
+    assert "| cognitive_memory | score |" in table
+    assert (out / "scores.png").read_bytes()[:4] == b"\x89PNG"
+    [sample] = map(json.loads, (out / "samples" / "modules_modules-run" / "cognitive_memory.jsonl").read_text().splitlines())
+    assert sample["difficulty"] == "basic" and sample["score"] == 0.0 and isinstance(sample["output"], str)
+    assert "[4/4] modules:modules-run" in capsys.readouterr().out  # progress
+
+
+def test_evaluate_recipe_refuses_a_non_run(tmp_path):
+    result = run_python(["recipes/evaluate.py", "--adapter", str(tmp_path), "--out", str(tmp_path / "x")])
+    assert result.returncode == 2 and "no adapter_config.json" in result.stderr
