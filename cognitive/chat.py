@@ -28,7 +28,6 @@ when it is byte-for-byte what this checkout writes (cognitive/remote_code.py); o
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from threading import Thread
@@ -43,26 +42,13 @@ DEFAULT_SYSTEM_PROMPT = f"{SYSTEM_PROMPT_HEADER}\n\n{SYSTEM_PROMPT_INSTRUCTIONS}
 
 
 # ------------------------------------------------------------------------------------------------ loading
-def remote_code_is_current(release_dir: Path) -> bool:
-    """True when the release's remote-code files are exactly what this checkout would ship for its base."""
-    from cognitive.remote_code import (CONFIG_FILE, CONFIGURATION_TEMPLATE, MODELING_FILE, MODELING_TEMPLATE,
-                                       MODULES_FILE, shipped_modules_source)
-
-    model_type = json.loads((release_dir / "config.json").read_text()).get("model_type", "")
-    expected = {
-        CONFIG_FILE: CONFIGURATION_TEMPLATE.replace("__BASE_MODEL_TYPE__", model_type.removeprefix("cognitive_")),
-        MODELING_FILE: MODELING_TEMPLATE,
-        MODULES_FILE: shipped_modules_source(),
-    }
-    return all((release_dir / name).is_file() and (release_dir / name).read_text() == text for name, text in expected.items())
-
-
 def load_for_chat(release_dir: str | Path, trust_remote_code: bool = False):
     """(model, tokenizer) of a release dir, in eval mode; bf16 on a GPU, fp32 on the CPU."""
     import torch
     from transformers import AutoTokenizer
 
     from cognitive.release import has_remote_code, load_release
+    from cognitive.remote_code import remote_code_is_current
 
     path = Path(release_dir)
     if not (path / "config.json").is_file():

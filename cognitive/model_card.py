@@ -214,7 +214,8 @@ Command line:
 lm_eval --model hf --model_args pretrained=<this dir>,trust_remote_code=True --tasks 'cognitive_*' \\
     --include_path eval/tasks --apply_chat_template                  # from a cognitive-slm checkout
 python recipes/chat.py <this dir> [--json --prompt "..."]           # from a cognitive-slm checkout
-transformers serve <this dir> --trust-remote-code                   # see "Serving" below: not yet
+python recipes/serve.py <this dir> --port 8000                      # transformers serve; see "Serving" below
+transformers chat <this dir> http://localhost:8000                   # chat with that server
 ```
 
 **Remote code.** The cognitive modules are not part of transformers: this release ships their code
@@ -226,9 +227,9 @@ transformers does not know, so the release never silently loads as the plain bas
 **Serving.** `transformers serve` (checked with transformers {transformers.__version__}) does not load remote-code
 causal LMs yet: its model manager looks the class named in `architectures[0]` up in the transformers package and
 fails with `AttributeError: module transformers has no attribute {MODEL_CLASS}`, with or without
-`--trust-remote-code` (and `transformers chat` is a client of that server). Until that changes, use the Python
-API above, `lm_eval` or `recipes/chat.py`; a release merged without cognitive modules is a plain model that
-`transformers serve` serves.
+`--trust-remote-code`. `recipes/serve.py` (in a cognitive-slm checkout) runs transformers' own `serve` after
+loading this release's class from its shipped code and making it findable; `transformers chat` is a client of
+that server. A release merged without cognitive modules is a plain model that `transformers serve` serves.
 """
     else:
         text += """\

@@ -25,6 +25,7 @@ torch or transformers (a change to cognitive/modules.py that breaks this fails t
 from __future__ import annotations
 
 import ast
+import json
 import sys
 import textwrap
 from pathlib import Path
@@ -149,3 +150,31 @@ def check_self_contained(source: str, name: str) -> None:
                     f"{name} (shipped with releases) imports '{root}' at line {node.lineno}; "
                     f"remote code may import only the standard library, torch and transformers"
                 )
+
+
+def remote_code_is_current(release_dir: Path) -> bool:
+    """True when the release's remote-code files are exactly what this checkout would ship for its base."""
+    model_type = json.loads((release_dir / "config.json").read_text()).get("model_type", "")
+    expected = {
+        CONFIG_FILE: CONFIGURATION_TEMPLATE.replace("__BASE_MODEL_TYPE__", model_type.removeprefix("cognitive_")),
+        MODELING_FILE: MODELING_TEMPLATE,
+        MODULES_FILE: shipped_modules_source(),
+    }
+    return all((release_dir / name).is_file() and (release_dir / name).read_text() == text for name, text in expected.items())
+
+
+def expose_for_serve(release_dir: Path) -> str:
+    """Make a modules release's model class findable by `transformers serve`; returns the class name.
+
+    transformers 5.24's serve looks `config.architectures[0]` up inside the transformers package and never
+    reads `auto_map`, so it cannot load remote code. This loads the release's class from its own shipped
+    modeling code (as trust_remote_code would) and sets it on the transformers package under that name;
+    serve then builds the model with `Class.from_pretrained(release, trust_remote_code=True)` as usual.
+    """
+    import transformers
+    from transformers.dynamic_module_utils import get_class_from_dynamic_module
+
+    config = json.loads((Path(release_dir) / "config.json").read_text())
+    model_class = get_class_from_dynamic_module(config["auto_map"]["AutoModelForCausalLM"], str(release_dir))
+    setattr(transformers, config["architectures"][0], model_class)
+    return config["architectures"][0]

@@ -244,19 +244,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_transformers_serve_answers_a_chat_completion(releases, tmp_path):
-    release, port = releases["plain"][0], free_port()
-    log = open(tmp_path / "serve.log", "w")
+def _serve_and_ask(command: list[str], release: Path, log_path: Path) -> None:
+    """Start a server (`command` + host/port/device options), send one chat completion, check it, stop it."""
+    port = free_port()
+    log = open(log_path, "w")
     server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "transformers"), "serve", str(release), "--host", "127.0.0.1",
-         "--port", str(port), "--device", "cpu", "--dtype", "float32"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        [*command, "--host", "127.0.0.1", "--port", str(port), "--device", "cpu", "--dtype", "float32"],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT,
     )
     try:
         deadline = time.time() + 120
         while True:
-            assert server.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
-            assert time.time() < deadline, "transformers serve did not come up in 120 s"
+            assert server.poll() is None, log_path.read_text()[-3000:]
+            assert time.time() < deadline, "the server did not come up in 120 s"
             try:
                 urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
                 break
@@ -283,6 +283,18 @@ def test_transformers_serve_answers_a_chat_completion(releases, tmp_path):
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(("127.0.0.1", port))
         s.listen()
+
+
+def test_transformers_serve_answers_a_chat_completion(releases, tmp_path):
+    release = releases["plain"][0]
+    _serve_and_ask([str(Path(sys.executable).parent / "transformers"), "serve", str(release)], release, tmp_path / "serve.log")
+
+
+def test_serve_launcher_serves_a_modules_release(releases, tmp_path):
+    """recipes/serve.py: transformers' own serve, with the release's shipped class made findable."""
+    release = releases["modules"][0]
+    _serve_and_ask([sys.executable, "recipes/serve.py", str(release)], release, tmp_path / "serve.log")
+    assert "serving" in (tmp_path / "serve.log").read_text() and "shipped class" in (tmp_path / "serve.log").read_text()
 
 
 @pytest.mark.xfail(raises=AttributeError, strict=True,
