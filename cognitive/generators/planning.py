@@ -24,7 +24,7 @@ import itertools
 import random
 import re
 
-from cognitive.generators._text import Phrases
+from cognitive.generators._text import Phrases, person
 from cognitive.schema import CognitiveTrainingExample, ReasoningStep, StateTransition
 
 TASK = "planning"
@@ -32,9 +32,11 @@ DOMAINS = ("shopping", "cooking", "physics", "finance")
 SIZES = {"basic": (2, 2, False), "intermediate": (3, 3, False), "advanced": (3, 3, True), "expert": (4, 4, True)}  # jobs, final task
 
 FREE, RES, WAIT = "free", "resource", "wait"
-# domain -> (resource, who, jobs: [(job, [(task, kind), ...])], final task)
+# domain -> (resources, roles, jobs: [(job, [(task, kind), ...])], final task). A task name may hold "{r}": the
+# resource this problem draws (several per domain, for surface diversity); the problem's team is a person
+# with one of the roles, or a small group.
 WORLDS = {
-    "cooking": ("oven", "the cook", [
+    "cooking": (("oven", "pizza oven", "old gas oven"), ("cook", "chef", "baker", "host"), [
         ("bread", [("knead the dough", FREE), ("let the dough rise", WAIT), ("bake the bread", RES)]),
         ("pie", [("make the pie filling", FREE), ("bake the pie", RES), ("cool the pie", WAIT)]),
         ("chicken", [("marinate the chicken", WAIT), ("roast the chicken", RES)]),
@@ -44,45 +46,60 @@ WORLDS = {
         ("lasagna", [("make the tomato sauce", FREE), ("assemble the lasagna", FREE), ("bake the lasagna", RES)]),
         ("soup", [("chop the onions", FREE), ("simmer the soup", WAIT)]),
         ("potatoes", [("peel the potatoes", FREE), ("bake the potatoes", RES)]),
-        ("fish", [("clean the fish", FREE), ("grill the fish in the oven", RES)]),
+        ("fish", [("clean the fish", FREE), ("grill the fish in the {r}", RES)]),
         ("rice", [("rinse the rice", FREE), ("steam the rice", WAIT)]),
         ("cake", [("whisk the cake batter", FREE), ("bake the cake", RES), ("ice the cake", FREE)]),
+        ("pizza", [("stretch the pizza base", FREE), ("add the toppings", FREE), ("bake the pizza", RES)]),
+        ("granola", [("toast the oats in the {r}", RES), ("let the granola cool", WAIT), ("bag the granola", FREE)]),
+        ("muffins", [("fill the muffin tray", FREE), ("bake the muffins", RES)]),
+        ("beans", [("soak the beans", WAIT), ("slow-cook the beans in the {r}", RES)]),
+        ("tart", [("blind-bake the tart case", RES), ("whip the cream", FREE), ("fill the tart", FREE)]),
     ], "plate everything and serve"),
-    "physics": ("vacuum chamber", "the lab team", [
-        ("copper", [("polish the copper sample", FREE), ("test the copper sample in the vacuum chamber", RES), ("analyse the copper data", FREE)]),
-        ("glass", [("cut the glass sample", FREE), ("test the glass sample in the vacuum chamber", RES)]),
-        ("wafer", [("clean the silicon wafer", FREE), ("let the wafer dry", WAIT), ("coat the wafer in the vacuum chamber", RES)]),
+    "physics": (("vacuum chamber", "clean room", "cryostat"), ("lab technician", "physics student", "researcher"), [
+        ("copper", [("polish the copper sample", FREE), ("test the copper sample in the {r}", RES), ("analyse the copper data", FREE)]),
+        ("glass", [("cut the glass sample", FREE), ("test the glass sample in the {r}", RES)]),
+        ("wafer", [("clean the silicon wafer", FREE), ("let the wafer dry", WAIT), ("coat the wafer in the {r}", RES)]),
         ("spring", [("hang the weights on the spring", FREE), ("measure the spring constant", FREE)]),
-        ("crystal", [("grow the salt crystal", WAIT), ("image the crystal in the vacuum chamber", RES)]),
+        ("crystal", [("grow the salt crystal", WAIT), ("image the crystal in the {r}", RES)]),
         ("laser", [("align the laser", FREE), ("calibrate the detector", FREE)]),
-        ("magnet", [("cool the magnet", WAIT), ("test the magnet in the vacuum chamber", RES), ("log the magnet readings", FREE)]),
-        ("film", [("deposit the thin film in the vacuum chamber", RES), ("measure the film thickness", FREE)]),
+        ("magnet", [("cool the magnet", WAIT), ("test the magnet in the {r}", RES), ("log the magnet readings", FREE)]),
+        ("film", [("deposit the thin film in the {r}", RES), ("measure the film thickness", FREE)]),
         ("pendulum", [("set up the pendulum", FREE), ("time ten swings", FREE)]),
-        ("detector", [("assemble the detector", FREE), ("leak-test the detector in the vacuum chamber", RES)]),
+        ("detector", [("assemble the detector", FREE), ("leak-test the detector in the {r}", RES)]),
+        ("sensor", [("solder the sensor board", FREE), ("let the solder joints cool", WAIT), ("check the sensor in the {r}", RES)]),
+        ("lens", [("grind the lens", FREE), ("measure the focal length", FREE)]),
+        ("battery", [("charge the test battery", WAIT), ("cycle the battery in the {r}", RES), ("plot the discharge curve", FREE)]),
+        ("resistor", [("wire the resistor bridge", FREE), ("measure the resistance at low temperature in the {r}", RES)]),
     ], "write the lab report"),
-    "finance": ("shared server", "the finance team", [
-        ("payroll", [("collect the timesheets", FREE), ("run payroll on the shared server", RES)]),
-        ("risk", [("clean the market data", FREE), ("run the risk model on the shared server", RES), ("review the risk results", FREE)]),
+    "finance": (("shared server", "licensed terminal", "accounts mainframe"), ("accountant", "finance assistant", "controller"), [
+        ("payroll", [("collect the timesheets", FREE), ("run payroll on the {r}", RES)]),
+        ("risk", [("clean the market data", FREE), ("run the risk model on the {r}", RES), ("review the risk results", FREE)]),
         ("invoices", [("scan the invoices", FREE), ("match invoices to orders", FREE)]),
-        ("forecast", [("gather the sales figures", FREE), ("run the forecast on the shared server", RES)]),
-        ("audit", [("pull the ledgers", FREE), ("run the audit checks on the shared server", RES), ("sign off the audit", FREE)]),
+        ("forecast", [("gather the sales figures", FREE), ("run the forecast on the {r}", RES)]),
+        ("audit", [("pull the ledgers", FREE), ("run the audit checks on the {r}", RES), ("sign off the audit", FREE)]),
         ("tax", [("prepare the tax forms", FREE), ("wait for the manager's approval", WAIT)]),
-        ("budget", [("collect department budgets", WAIT), ("consolidate the budget on the shared server", RES)]),
-        ("backup", [("back up the accounts on the shared server", RES), ("check the backup log", FREE)]),
-        ("expenses", [("approve the expense claims", FREE), ("pay the expenses on the shared server", RES)]),
+        ("budget", [("collect department budgets", WAIT), ("consolidate the budget on the {r}", RES)]),
+        ("backup", [("back up the accounts on the {r}", RES), ("check the backup log", FREE)]),
+        ("expenses", [("approve the expense claims", FREE), ("pay the expenses on the {r}", RES)]),
         ("cash", [("count the petty cash", FREE), ("reconcile the bank statement", FREE)]),
+        ("pensions", [("update the pension rates", FREE), ("recalculate the pensions on the {r}", RES)]),
+        ("suppliers", [("wait for the supplier statements", WAIT), ("post the supplier payments on the {r}", RES), ("file the remittances", FREE)]),
+        ("vat", [("sort the receipts", FREE), ("file the VAT return on the {r}", RES)]),
     ], "send the month-end pack"),
-    "shopping": ("delivery van", "the shop staff", [
-        ("flowers", [("wrap the flowers", FREE), ("deliver the flowers by van", RES)]),
-        ("chair", [("assemble the chair", FREE), ("deliver the chair by van", RES), ("collect payment for the chair", FREE)]),
-        ("groceries", [("pick the grocery order", FREE), ("deliver the groceries by van", RES)]),
+    "shopping": (("delivery van", "cargo bike", "shop truck"), ("shop manager", "shop assistant", "store owner"), [
+        ("flowers", [("wrap the flowers", FREE), ("deliver the flowers by {r}", RES)]),
+        ("chair", [("assemble the chair", FREE), ("deliver the chair by {r}", RES), ("collect payment for the chair", FREE)]),
+        ("groceries", [("pick the grocery order", FREE), ("deliver the groceries by {r}", RES)]),
         ("window", [("design the window display", FREE), ("set up the window display", FREE)]),
-        ("returns", [("sort the returns", FREE), ("take the returns to the depot by van", RES)]),
-        ("stock", [("fetch new stock with the van", RES), ("price the new stock", FREE), ("shelve the new stock", FREE)]),
-        ("cake", [("wait for the cake to be iced", WAIT), ("deliver the cake by van", RES)]),
-        ("sofa", [("wrap the sofa", FREE), ("deliver the sofa by van", RES)]),
+        ("returns", [("sort the returns", FREE), ("take the returns to the depot by {r}", RES)]),
+        ("stock", [("fetch new stock with the {r}", RES), ("price the new stock", FREE), ("shelve the new stock", FREE)]),
+        ("cake", [("wait for the cake to be iced", WAIT), ("deliver the cake by {r}", RES)]),
+        ("sofa", [("wrap the sofa", FREE), ("deliver the sofa by {r}", RES)]),
         ("signs", [("print the sale signs", FREE), ("hang the sale signs", FREE)]),
-        ("parcels", [("label the parcels", FREE), ("take the parcels to the post office by van", RES)]),
+        ("parcels", [("label the parcels", FREE), ("take the parcels to the post office by {r}", RES)]),
+        ("lamp", [("test the lamp", FREE), ("deliver the lamp by {r}", RES)]),
+        ("paint", [("mix the paint order", FREE), ("let the paint settle", WAIT), ("drop off the paint by {r}", RES)]),
+        ("bikes", [("collect the repaired bikes with the {r}", RES), ("check the bike brakes", FREE)]),
     ], "close the shop for the day"),
 }
 DURATION = {FREE: (5, 30), WAIT: (20, 60), RES: (15, 50)}
@@ -131,9 +148,10 @@ def simulate(tasks: list[dict], order: tuple[str, ...]) -> dict[str, tuple[int, 
 
 
 def generate(rng: random.Random, difficulty: str, domain: str) -> dict:
-    resource, who, jobs, final = WORLDS[domain]
+    resources, roles, jobs, final = WORLDS[domain]
     lo, hi, with_final = SIZES[difficulty]
     ph = Phrases(rng, prefix=f"{domain}.")
+    resource = rng.choice(resources)
     while True:
         chosen = rng.sample(jobs, rng.randint(lo, hi))
         if sum(k == RES for _, stages in chosen for _, k in stages) >= 2:
@@ -142,11 +160,12 @@ def generate(rng: random.Random, difficulty: str, domain: str) -> dict:
     for job, stages in chosen:
         prev = None
         for name, kind in stages:
+            name = name.format(r=resource)
             d = rng.randrange(DURATION[kind][0], DURATION[kind][1] + 1, 5)
             tasks.append(dict(name=name, duration=d, deps=[prev] if prev else [], resource=kind == RES, kind=kind, job=job))
             prev = name
     if with_final:
-        lasts = [stages[-1][0] for _, stages in chosen]
+        lasts = [tasks[i]["name"] for i in range(len(tasks)) if i + 1 == len(tasks) or tasks[i + 1]["job"] != tasks[i]["job"]]
         tasks.append(dict(name=final, duration=rng.randrange(5, 16, 5), deps=lasts, resource=False, kind=FREE, job="final"))
     plan, order, tried = solve(tasks)
     total = max(e for _, e in plan.values())
@@ -156,31 +175,48 @@ def generate(rng: random.Random, difficulty: str, domain: str) -> dict:
 
     # --- context
     lines = []
-    need_form = ph.pick("need", [" (needs the {r})", " using the {r}", " (uses the {r})"])
+    need_form = ph.pick("need", [" (needs the {r})", " using the {r}", " (uses the {r})", " on the {r}", " and occupies the {r}"])
     for t in tasks:
         need = need_form.format(r=resource) if t["resource"] else ""
+        if t["resource"] and resource in t["name"]:  # "bake it in the oven using the oven" reads badly
+            need = f" (needs the {resource})"
         deps = " and ".join(t["deps"])
-        after = ph.pick("after", [", once {x} {is_} done", ", after {x}", "; it can start only when {x} {is_} finished"]).format(
+        after = ph.pick("after", [", once {x} {is_} done", ", after {x}", "; it can start only when {x} {is_} finished",
+                                  ", but not before {x} {is_} complete", "; first {x} must be finished"]).format(
             x=deps, is_="is" if len(t["deps"]) == 1 else "are") if t["deps"] else ""
         lines.append(ph.pick("task", ["{N} takes {d} minutes{need}{after}.", "{N}: {d} minutes{need}{after}.",
                                       "It takes {d} minutes to {n}{need}{after}.", "{N} needs {d} minutes{need}{after}.",
-                                      "Allow {d} minutes to {n}{need}{after}."]).format(
+                                      "Allow {d} minutes to {n}{need}{after}.", "Someone has to {n}, which lasts {d} minutes{need}{after}.",
+                                      "{d} minutes are needed to {n}{need}{after}.", "{N} (duration {d} minutes){need}{after}."]).format(
             n=t["name"], N=t["name"][0].upper() + t["name"][1:], d=t["duration"], need=need, after=after))
     rng.shuffle(lines)
-    intro = ph.pick("intro", ["{W} has these tasks to finish.", "Here is what {w} must get done.", "{W} plans the next few hours."]).format(
-        w=who, W=who[0].upper() + who[1:])
+    name, _, _, pos = person(rng)
+    role = rng.choice(roles)
+    intro = ph.pick("intro", ["{P}, the {role}, has these tasks to finish.", "Here is what {P} must get done today.",
+                              "{P} plans the next few hours.", "{P} is the {role} on duty, with this list of jobs.",
+                              "As the {role}, {P} has to fit the following work into one session.",
+                              "{P}'s to-do list for this shift:"]).format(P=name, role=role)
     rules = ph.pick("rules", [
         "There is only one {r}, and it can hold one task at a time. All other work can run in parallel.",
         "Only one task at a time can use the {r}; anything else can happen at the same time as other tasks.",
-        "The single {r} is shared: tasks that need it must take turns. Every other task may overlap with anything."]).format(r=resource)
-    context = " ".join([intro, *lines, rules, f"Everything must be finished within {deadline} minutes."])
+        "The single {r} is shared: tasks that need it must take turns. Every other task may overlap with anything.",
+        "{Pos} team has just one {r}, so no two tasks may use it at once; there are enough hands for everything else.",
+        "Tasks on the {r} cannot overlap with each other. Tasks that do not need it can overlap freely."]).format(
+        r=resource, Pos=pos.capitalize())
+    deadline_text = ph.pick("deadline", ["Everything must be finished within {D} minutes.", "The deadline is {D} minutes from now.",
+                                         "All of it has to be done in at most {D} minutes.",
+                                         "{P} has {D} minutes in total."]).format(D=deadline, P=name)
+    context = " ".join([intro, *lines, rules, deadline_text])
     instruction = ph.pick("instruction", [
         "Plan the work so that everything is done as early as possible. Give each task's start and end minute and the total time.",
         "Find the fastest schedule that meets the deadline, with the start and end minute of every task.",
         "Make a schedule with the shortest total time; list when each task starts and ends.",
         "When should each task start so that all of it is finished as soon as possible?",
         "Schedule every task to finish in the least total time, respecting the order and the shared {r}.",
-        "Work out a plan: the start and end minute of each task, and how long everything takes in total."]).format(r=resource)
+        "Work out a plan: the start and end minute of each task, and how long everything takes in total.",
+        "What is the quickest way for {P} to get through the list? Give the start and end of each task in minutes from now.",
+        "Order the work on the {r} so the last task ends as early as possible, and give the full timetable."]).format(
+        r=resource, P=name)
     constraints = [f"The {resource} can be used by one task at a time", "A task starts only after the tasks it depends on have finished",
                    f"Deadline: {deadline} minutes", "Other tasks can run in parallel"]
 
