@@ -46,9 +46,19 @@ class ScriptArguments:
         metadata={"help": "Card to check the memory estimate against before loading (e.g. 3090ti); "
                   "default: the GPU present, none on a CPU machine."},
     )
-    cognitive_modules: dict[str, Any] | None = field(
-        default=None, metadata={"help": "The guide's cognitive_modules block (YAML mapping)."}
+    cognitive_modules: dict[str, Any] | str | None = field(
+        default=None,
+        metadata={"help": "The guide's cognitive_modules block (a YAML mapping; on the command line, JSON)."},
     )
+
+    def __post_init__(self):
+        if isinstance(self.cognitive_modules, str):  # a command-line override: JSON, like TrainingArguments' dicts
+            try:
+                self.cognitive_modules = json.loads(self.cognitive_modules)
+            except json.JSONDecodeError as e:
+                raise UserError(f"--cognitive_modules: not valid JSON ({e.msg} at column {e.colno})") from None
+            if not isinstance(self.cognitive_modules, dict):
+                raise UserError("--cognitive_modules: expected a JSON object, e.g. '{\"working_memory\": {\"enabled\": false}}'")
 
 
 def _normalise_argv(argv: list[str]) -> list[str]:
@@ -92,7 +102,13 @@ def parse_sft_args(argv: list[str] | None = None):
         return parser.parse_args_and_config(argv)
     except ValueError as e:
         msg = str(e).splitlines()[0]
-        if ("bf16" in msg and "use_cpu" in msg) or "--tf32 requires" in msg:
+        import torch
+
+        if "--tf32 requires" in msg and torch.cuda.is_available():  # a GPU older than Ampere
+            name, (major, minor) = torch.cuda.get_device_name(), torch.cuda.get_device_capability()
+            msg = (f"tf32: true needs an Ampere or newer GPU (compute capability >= 8.0); this one is {name} "
+                   f"({major}.{minor}): pass --tf32 false")
+        elif ("bf16" in msg and "use_cpu" in msg) or "--tf32 requires" in msg:
             msg = (
                 "this recipe needs a GPU (bf16/tf32) and this machine has none: "
                 "use recipes/configs/demo_cpu.yaml (runs offline on the CPU), or pass --bf16 false --tf32 false"

@@ -35,6 +35,7 @@ from tqdm import tqdm
 
 from cognitive import generators, quality
 from cognitive.errors import UserError
+from cognitive.outputs import publish_dir, staging_dir
 from cognitive.schema import CognitiveTrainingExample, DatasetConfiguration, iter_jsonl
 
 SPLITS = ("train", "validation", "test")
@@ -207,9 +208,7 @@ def build_dataset(config: DatasetConfiguration, out: str | Path, *, num_proc: in
     eval_hashes = quality.load_eval_hashes(eval_dir) if Path(eval_dir).is_dir() else set()
     _load_counter(tokenizer)  # before the workers fork; fails early (one line) on a bad tokenizer
     curated = _load_curated(config.curated_files)
-    tmp = out.with_name(out.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    tmp = staging_dir(out)
     try:
         report, writer = Report(), SplitWriter(tmp, config)
         filt = Filter(config, eval_hashes, report)
@@ -260,14 +259,12 @@ def build_dataset(config: DatasetConfiguration, out: str | Path, *, num_proc: in
         "distinct_templates": stats["distinct_templates"],
     }
     (tmp / "report.json").write_text(json.dumps(result, indent=2) + "\n")
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
+    publish_dir(tmp, out)
     return result
 
 
 def split_of(example_id: str, config: DatasetConfiguration) -> str:
-    """Stable split from the id alone: a dataset that grows keeps every old example in its split."""
+    """Stable split from the id alone: an example lands in the same split in every dataset that holds it."""
     u = int.from_bytes(hashlib.blake2b(example_id.encode(), digest_size=8).digest(), "big") / 2**64
     if u < config.split.train_ratio:
         return "train"

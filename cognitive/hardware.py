@@ -102,6 +102,26 @@ def shape_for(base: str) -> Shape:
     return shape_from_config(AutoConfig.from_pretrained(resolve_base(base)))
 
 
+def module_params(shape: Shape, cognitive_modules) -> int:
+    """Parameters of the cognitive modules a recipe's `cognitive_modules` block adds to a base of this shape
+    (0 when absent or all off; {} is the default block, every module on), counted on a Llama of that shape built on the meta device: no memory, no init.
+    A block that does not fit the base raises its UserError here, as it would at injection."""
+    if cognitive_modules is None:
+        return 0
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from cognitive.inject import cognitive_parameter_counts, inject_cognitive_modules
+
+    config = LlamaConfig(vocab_size=shape.vocab, hidden_size=shape.hidden, intermediate_size=shape.intermediate,
+                         num_hidden_layers=shape.layers, num_attention_heads=shape.heads,
+                         num_key_value_heads=shape.kv_heads, tie_word_embeddings=shape.tied)
+    with torch.device("meta"):
+        model = LlamaForCausalLM(config)
+    inject_cognitive_modules(model, cognitive_modules)
+    return cognitive_parameter_counts(model)["total"]
+
+
 @dataclass
 class Setup:
     """The knobs of a run that decide its memory."""
@@ -226,9 +246,10 @@ def main(argv=None) -> None:
     parser.add_argument("--gib", type=float, help="card memory in GiB (overrides --gpu)")
     args, overrides = parser.parse_known_args(argv)
     # Parsed as on a GPU machine would, minus the GPU-only switches that TrainingArguments checks here.
-    _, training_args, model_args = parse_sft_args(["--config", args.config, "--bf16", "false", "--tf32", "false", *overrides])
+    script_args, training_args, model_args = parse_sft_args(
+        ["--config", args.config, "--bf16", "false", "--tf32", "false", *overrides])
     shape = shape_for(model_args.model_name_or_path)
-    setup = setup_from_args(training_args, model_args)
+    setup = setup_from_args(training_args, model_args, module_params(shape, script_args.cognitive_modules))
     capacity = int(args.gib * GIB) if args.gib else card_bytes(args.gpu)
     est = estimate(shape, setup)
     effective = training_args.per_device_train_batch_size * training_args.gradient_accumulation_steps

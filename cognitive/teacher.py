@@ -5,6 +5,13 @@
     example, problems = teacher_example(teacher, "planning", "basic", seed=123)
     write_teacher_jsonl(teacher, [("planning", "basic", 123), ...], "teacher.jsonl")
 
+From the command line, with the task / difficulty / domain mix of a data config (seeds offset from the
+config's own, so the teacher's problems are not the synthetic ones), then into the pipeline:
+
+    python -m cognitive.teacher --hf-model path/to/model --config data/configs/default.yaml -n 200 --out data/teacher/t.jsonl
+    python -m cognitive.teacher --endpoint http://localhost:8000/v1 --model Qwen/Qwen2.5-7B-Instruct --config ... --out ...
+    python recipes/generate_data.py --config data/configs/default.yaml --curated data/teacher/t.jsonl
+
 The problem (context, instruction, problem_spec) always comes from a generator, so the teacher's answer
 can be re-checked exactly like synthetic data: the response is parsed back into reasoning steps and a
 final answer, marked generated_by="teacher:<name>", and verified by cognitive.generators.check_example
@@ -15,6 +22,7 @@ drops them (feed the JSONL to recipes/generate_data.py --curated ...). Nothing a
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -23,7 +31,7 @@ from pathlib import Path
 from typing import Callable, Protocol
 
 from cognitive import quality
-from cognitive.errors import UserError
+from cognitive.errors import UserError, exit_on_user_error
 from cognitive.generators import TRAIN_SEEDS, generate_example
 from cognitive.schema import FINAL_ANSWER_MARKER, CognitiveTrainingExample, ReasoningStep
 
@@ -143,18 +151,61 @@ def teacher_example(teacher: Teacher, task_type: str, difficulty: str, seed: int
 
 
 def write_teacher_jsonl(teacher: Teacher, items, path: str | Path, keep_failed: bool = False) -> dict:
-    """Ask the teacher for every (task_type, difficulty, seed); write the verified answers (and, with
-    keep_failed, the flagged ones) as JSONL for the pipeline's curated input. Returns counts."""
+    """Ask the teacher for every (task_type, difficulty, seed[, domain]); write the verified answers (and, with
+    keep_failed, the flagged ones) as JSONL for the pipeline's curated input (via a temp file). Returns counts."""
     from tqdm import tqdm
 
     from cognitive.schema import write_jsonl
 
     kept, counts = [], {"asked": 0, "verified": 0, "failed": 0}
-    for task, difficulty, seed in tqdm(list(items), desc=f"teacher {teacher.name}", unit="ex"):
-        example, problems = teacher_example(teacher, task, difficulty, seed)
+    for task, difficulty, seed, *domain in tqdm(list(items), desc=f"teacher {teacher.name}", unit="ex"):
+        example, problems = teacher_example(teacher, task, difficulty, seed, domain=domain[0] if domain else None)
         counts["asked"] += 1
         counts["verified" if not problems else "failed"] += 1
         if not problems or keep_failed:
             kept.append(example)
-    write_jsonl(kept, path)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    write_jsonl(kept, tmp)
+    tmp.replace(path)
     return counts
+
+
+TEACHER_SEED_OFFSET = 2**39  # teacher problems use seeds far from the synthetic data's (both in TRAIN_SEEDS)
+
+
+def config_items(config_path: str | Path, n: int) -> list[tuple[str, str, int, str]]:
+    """n (task_type, difficulty, seed, domain) with the data config's mix, seeds offset from its own."""
+    from cognitive.datagen import load_config, plan_slots
+
+    config = load_config(config_path)
+    seeds = range(config.seed + TEACHER_SEED_OFFSET, config.seed + TEACHER_SEED_OFFSET + n)
+    if seeds.stop > TRAIN_SEEDS.stop:
+        raise UserError(f"{config_path}: key 'seed' {config.seed} leaves no room for {n} teacher seeds in {TRAIN_SEEDS}")
+    return [(task, difficulty, seed, domain) for (task, difficulty, domain), seed in zip(plan_slots(config, n), seeds)]
+
+
+@exit_on_user_error
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description="Ask a teacher model to solve generated problems; keep the verified answers.")
+    backend = parser.add_mutually_exclusive_group(required=True)
+    backend.add_argument("--hf-model", help="a local transformers model directory (or hub id)")
+    backend.add_argument("--endpoint", help="an OpenAI-compatible base URL, e.g. http://localhost:8000/v1")
+    parser.add_argument("--model", help="model name for --endpoint")
+    parser.add_argument("--config", required=True, help="data/configs/<name>.yaml: the task / difficulty / domain mix")
+    parser.add_argument("-n", type=int, default=100, help="problems to ask")
+    parser.add_argument("--max-new-tokens", type=int, default=1024)
+    parser.add_argument("--keep-failed", action="store_true", help="also write flagged answers (verified=false)")
+    parser.add_argument("--out", required=True, help="JSONL for recipes/generate_data.py --curated")
+    args = parser.parse_args(argv)
+    if args.endpoint and not args.model:
+        parser.error("--endpoint needs --model")
+    teacher = (HFTeacher(args.hf_model, max_new_tokens=args.max_new_tokens) if args.hf_model
+               else OpenAITeacher(args.endpoint, args.model, max_tokens=args.max_new_tokens))
+    counts = write_teacher_jsonl(teacher, config_items(args.config, args.n), args.out, keep_failed=args.keep_failed)
+    print(json.dumps({"out": args.out, **counts}))
+
+
+if __name__ == "__main__":
+    main()

@@ -24,8 +24,7 @@ import yaml
 
 from cognitive.base import load_base, load_tokenizer
 from cognitive.errors import UserError
-
-PARTIAL_SUFFIX = ".partial"
+from cognitive.outputs import PARTIAL_SUFFIX
 
 
 def attn_implementation(requested: str | None, packing: bool = False) -> str:
@@ -48,6 +47,7 @@ def load_model_and_tokenizer(model_args, training_args, script_args=None):
     modules injected when the recipe has a `cognitive_modules` block with a module enabled."""
     import torch
     from accelerate import PartialState
+    from transformers.integrations import is_deepspeed_zero3_enabled
     from trl import get_quantization_config
 
     tokenizer = load_tokenizer(model_args.model_name_or_path)
@@ -61,10 +61,11 @@ def load_model_and_tokenizer(model_args, training_args, script_args=None):
         dtype=dtype,
         attn_implementation=attn_implementation(model_args.attn_implementation, training_args.packing),
         quantization_config=quantization_config,
-        # a quantized base must be placed at load time: on this rank's GPU, or the CPU
+        # a quantized base must be placed at load time: on this rank's GPU, or the CPU; except under ZeRO-3,
+        # which partitions the weights itself while loading and refuses a device_map
         device_map=(
             {"": PartialState().local_process_index if torch.cuda.is_available() else "cpu"}
-            if quantization_config is not None
+            if quantization_config is not None and not is_deepspeed_zero3_enabled()
             else None
         ),
         trust_remote_code=training_args.trust_remote_code,
@@ -133,7 +134,7 @@ def build_trainer(model, tokenizer, script_args, training_args, model_args, trai
 
 
 # ------------------------------------------------------------------------------------------------ preflight
-def preflight(script_args, training_args, model_args, module_params: int = 0) -> None:
+def preflight(script_args, training_args, model_args) -> None:
     """Checks that need no model, so a bad run fails in seconds: a finished run dir in the way, the DeepSpeed
     config against the recipe, GPU-only settings on a machine without one, the memory estimate against the card."""
     import torch
@@ -166,7 +167,8 @@ def preflight(script_args, training_args, model_args, module_params: int = 0) ->
     except OSError as e:  # an unknown hub id without hub access: nothing to estimate from
         print(f"memory preflight skipped: no config for {model_args.model_name_or_path} ({str(e).splitlines()[0]})")
         return
-    setup = hardware.setup_from_args(training_args, model_args, module_params)
+    modules = hardware.module_params(shape, script_args.cognitive_modules)  # the recipe's cognitive modules
+    setup = hardware.setup_from_args(training_args, model_args, modules)
     est = hardware.estimate(shape, setup)
     if est.total > capacity:
         effective = training_args.per_device_train_batch_size * training_args.gradient_accumulation_steps

@@ -15,7 +15,9 @@ import time
 from pathlib import Path
 
 from cognitive.base import DEFAULT_EMBEDDED, resolve_base
+from cognitive.errors import UserError, exit_on_user_error
 from cognitive.evaluation import evaluate, headline_scores, lm_eval_command, score_table
+from cognitive.outputs import publish_dir, staging_dir
 from cognitive.plots import plot_score_comparison
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,9 +29,12 @@ EVAL_OPTIONS = dict(metadata={"difficulty": "basic,intermediate"}, gen_kwargs={"
 
 def run(stage: str, args: list[str]) -> None:
     print(f"\n=== {stage}\n$ python {' '.join(args)}", flush=True)
-    subprocess.run([sys.executable, *args], cwd=ROOT, check=True)
+    code = subprocess.run([sys.executable, *args], cwd=ROOT).returncode
+    if code != 0:  # the stage printed its own error above
+        raise UserError(f"stage {stage} failed (exit {code}): python {' '.join(args)}")
 
 
+@exit_on_user_error
 def main() -> None:
     parser = argparse.ArgumentParser(description="End-to-end demo on the embedded base (CPU).")
     parser.add_argument("--steps", type=int, default=None, help="training steps (default: the recipe's)")
@@ -38,7 +43,6 @@ def main() -> None:
     args = parser.parse_args()
     started = time.time()
     out = ROOT / "results" / "demo"
-    out.mkdir(parents=True, exist_ok=True)
 
     run("1/4 generate verified training data",
         ["recipes/generate_data.py", "--config", "data/configs/demo.yaml", "--out", "data/synthetic/demo", "--overwrite"])
@@ -54,10 +58,12 @@ def main() -> None:
                                 limit=args.eval_limit, batch_size=args.batch_size, **EVAL_OPTIONS)
 
     report = score_table(scores)
-    (out / "scores.json").write_text(json.dumps(scores, indent=1))
-    (out / "table.md").write_text(report + "\n")
+    tmp = staging_dir(out)
+    (tmp / "scores.json").write_text(json.dumps(scores, indent=1))
+    (tmp / "table.md").write_text(report + "\n")
     plot_score_comparison(headline_scores(scores),
-                          out / "scores.png", title="embedded SmolLM2-135M-Instruct: base vs LoRA-tuned")
+                          tmp / "scores.png", title="embedded SmolLM2-135M-Instruct: base vs LoRA-tuned")
+    publish_dir(tmp, out)
 
     run("4/4 merge the adapter into a release (its model card carries the table)",
         ["recipes/merge.py", "--run", "runs/demo", "--out", "release/demo", "--overwrite",

@@ -68,6 +68,20 @@ def tiny_config(family: str, vocab_size: int):
     return configs[family](**common, **extra)
 
 
+FAMILY_NAMES = ["llama", "qwen2", "mistral", "phi3", "gemma2"]  # the families cognitive.inject supports
+
+
+def tiny_family(family: str, vocab_size: int, seed: int = 0):
+    """A random-init model of tiny_config(family) in eval mode (Phi3 and Gemma2 with eager attention)."""
+    import torch
+    import transformers
+
+    config = tiny_config(family, vocab_size)
+    config._attn_implementation = "eager" if family in ("phi3", "gemma2") else "sdpa"
+    torch.manual_seed(seed)
+    return transformers.AutoModelForCausalLM.from_config(config).eval()
+
+
 def build_tiny_model(family: str, tokenizer, out_dir: Path, seed: int = 0) -> Path:
     """Save a tiny random-init model of `family` with `tokenizer` as a local model directory."""
     import torch

@@ -70,3 +70,19 @@ def test_two_ranks_match_one_rank_with_double_accumulation(one_rank_run, tmp_pat
     assert two == pytest.approx(one, rel=1e-4)
     history = json.loads((tmp_path / "run2" / "log_history.json").read_text())
     assert [e["epoch"] for e in history if "loss" in e][0] == pytest.approx(4 / 20)  # 20 train examples
+
+
+@pytest.mark.parametrize("quantized", [False, True], ids=["lora", "qlora"])
+def test_zero3_offload_config_trains(tmp_path, tiny_model_dir, cot_data_dir, quantized):
+    """ds_configs/zero3_offload.json (parameters and optimizer on the CPU) trains the tiny recipe 2 steps; with
+    QLoRA the 4-bit base loads without a device_map (ZeRO-3 places the weights) and quant storage = dtype."""
+    extra = dict(load_in_4bit=True, use_bnb_nested_quant=True, bnb_4bit_quant_type="nf4",
+                 bnb_4bit_quant_storage="float32", dtype="float32") if quantized else {}
+    recipe = tiny_recipe_yaml(tmp_path / "tiny.yaml", tiny_model_dir("llama"), cot_data_dir, tmp_path / "run",
+                              max_steps=2, save_steps=2, **extra)
+    _deepspeed(["recipes/sft.py", "--ds", "ds_configs/zero3_offload.json", "--config", str(recipe)], tmp_path)
+    losses = _losses(tmp_path / "run")
+    assert len(losses) == 2 and all(loss == loss and loss > 0 for loss in losses)
+    adapter = load_file(tmp_path / "run" / "adapter_model.safetensors")
+    lora_b = [t for k, t in adapter.items() if "lora_B" in k]
+    assert lora_b and all(t.numel() > 0 and t.abs().sum() > 0 for t in lora_b)  # gathered from the partitions, trained

@@ -157,6 +157,7 @@ def test_evaluate_recipe_compares_four_models(tiny_model_dir, tmp_path, capsys):
     [sample] = map(json.loads, (out / "samples" / "modules_modules-run" / "cognitive_memory.jsonl").read_text().splitlines())
     assert sample["difficulty"] == "basic" and sample["score"] == 0.0 and isinstance(sample["output"], str)
     assert "[4/4] modules:modules-run" in capsys.readouterr().out  # progress
+    assert not (tmp_path / "eval.partial").exists()  # staged in eval.partial, renamed when complete
 
 
 def test_evaluate_recipe_refuses_a_non_run(tmp_path):

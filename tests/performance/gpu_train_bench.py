@@ -10,15 +10,17 @@ process RSS on the CPU):
 
   fixed length (every example `--seq` tokens):
     trl_qlora         plain TRL SFTTrainer, QLoRA nf4 (TRL defaults otherwise)
-    ours              recipes/sft.py's path (cognitive.training): QLoRA + our attention choice
-    ours_modules      + the cognitive modules (default config)
-    ours_zero2        + DeepSpeed ZeRO-2 with CPU optimizer offload (ds_configs/zero2_3090ti.json)
+    ours              recipes/sft.py's path (cognitive.training) on the 1.5B recipe without its modules:
+                      QLoRA + our attention choice
+    ours_modules      + the cognitive modules (the recipe's block: every module on, default sizes)
+    ours_zero2        ours + DeepSpeed ZeRO-2 with CPU optimizer offload (ds_configs/zero2_3090ti.json)
   variable lengths (uniform 128..seq, as real SFT data):
     trl_padded        plain TRL defaults: padded batches
     trl_packing       plain TRL packing=True
     ours_packing      packing with attention that keeps sequences apart without a dense mask:
-                      flash_attention_2 if installed, else flex_attention (GPU), else SDPA
-  and, with --longest, the longest sequence (micro-batch 1) that fits the memory cap, for 1.5B and 3B.
+                      flash_attention_2 if installed, else flex_attention (GPU), else SDPA (no modules)
+  and (by default on a GPU; --search-longest / --no-search-longest) the longest sequence at micro-batch 1 that
+  fits the memory cap, ours with modules, for 1.5B and 3B: doubling from --seq, then bisection to 256 tokens.
 
 Ratios (ours / plain TRL) are printed at the end and saved with the figures to results/bench/ (+ a PNG).
 """
@@ -168,8 +170,8 @@ def run_case(case: str, args) -> dict:
             argv += ["--ds", str(ROOT / "ds_configs/zero2_3090ti.json"), "--gradient_accumulation_steps", "1"]
         script_args, training_args, model_args = parse_sft_args(argv)
         training_args.gradient_accumulation_steps = 1
-        if case == "ours_modules":
-            script_args.cognitive_modules = {}  # the default config: every module on
+        if case != "ours_modules":
+            script_args.cognitive_modules = None  # the recipe's block (every module on) only in ours_modules
         model, tokenizer = load_model_and_tokenizer(model_args, training_args, script_args)
         trainer = build_trainer(model, tokenizer, script_args, training_args, model_args, dataset, None)
 
@@ -206,6 +208,23 @@ def spawn(case: str, args, seq: int, shape: str, model_dir: Path, longest: bool 
     return result
 
 
+def longest_that_fits(args, shape: str, model_dir: Path, step: int = 256) -> int | None:
+    """Longest sequence (a multiple of `step`) at which ours_modules trains at micro-batch 1 within the cap:
+    double from --seq until a run fails, then bisect between the last fit and the first failure."""
+    def fits(seq: int) -> bool:
+        return spawn("ours_modules", args, seq, shape, model_dir, longest=True) is not None
+
+    if not fits(args.seq):
+        return None
+    good, bad = args.seq, args.seq * 2
+    while bad <= 131072 and fits(bad):
+        good, bad = bad, bad * 2
+    while bad - good > step:
+        mid = (good + bad) // 2 // step * step
+        good, bad = (mid, bad) if fits(mid) else (good, mid)
+    return good
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shape", choices=sorted(SHAPES))
@@ -213,7 +232,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--cases", nargs="+", default=FIXED + VARIABLE)
-    parser.add_argument("--longest", action="store_true", help="also search the longest sequence that fits")
+    parser.add_argument("--search-longest", action=argparse.BooleanOptionalAction, default=None,
+                        help="search the longest sequence that fits (default: on a GPU)")
+    parser.add_argument("--longest", action="store_true", help=argparse.SUPPRESS)  # child: micro-batch 1 case
     parser.add_argument("--work", default=str(ROOT / "results" / "bench"))
     parser.add_argument("--model-dir")
     parser.add_argument("--run-case")
@@ -241,14 +262,11 @@ def main() -> None:
             ratios[f"{ours}/{ref}"] = results[ours]["real_tokens_per_s"] / results[ref]["real_tokens_per_s"]
             print(f"  {ours + ' / ' + ref:<28} {ratios[f'{ours}/{ref}']:.2f}x real tokens/s", flush=True)
     longest = {}
-    if args.longest:
+    if args.search_longest if args.search_longest is not None else cuda:
         for shape in (args.shape,) if args.shape == "tiny" else ("qwen2.5-1.5b", "qwen2.5-3b"):
             shape_dir = make_model_dir(shape, work / f"model-{shape}")
-            seq, fits = args.seq, None
-            while seq <= 131072 and spawn("ours", args, seq, shape, shape_dir, longest=True):
-                fits, seq = seq, seq * 2
-            longest[shape] = fits
-            print(f"  longest sequence at micro-batch 1 within {CAP_GIB} GiB, {shape}: {fits}", flush=True)
+            longest[shape] = longest_that_fits(args, shape, shape_dir)
+            print(f"  longest sequence at micro-batch 1 within {CAP_GIB} GiB, {shape}: {longest[shape]}", flush=True)
     summary = {"device": torch.cuda.get_device_name(0) if cuda else "cpu", "shape": args.shape, "results": results,
                "ratios": ratios, "longest": longest}
     (work / "gpu_train_bench.json").write_text(json.dumps(summary, indent=1))

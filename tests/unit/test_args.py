@@ -76,3 +76,16 @@ def test_bad_yaml_is_a_user_error(tmp_path, yaml_text, message):
 def test_unknown_cli_option():
     with pytest.raises(UserError, match="unknown command-line option"):
         parse_sft_args(["--config", str(ROOT / "recipes/configs/demo_cpu.yaml"), "--no_such_flag", "1"])
+
+
+def test_cognitive_modules_override_from_the_command_line():
+    """A dict-valued recipe key takes JSON on the command line (as TrainingArguments' dict options do)."""
+    recipe = "recipes/configs/cognitive_135m_cpu.yaml"
+    script_args, _, _ = parse_sft_args(["--config", recipe])
+    assert script_args.cognitive_modules["reasoning_heads"]["reasoning_dim"] == 64  # the YAML mapping
+    script_args, _, _ = parse_sft_args(["--config", recipe, "--cognitive_modules", '{"working_memory": {"enabled": false}}'])
+    assert script_args.cognitive_modules == {"working_memory": {"enabled": False}}
+    with pytest.raises(UserError, match="--cognitive_modules: not valid JSON"):
+        parse_sft_args(["--config", recipe, "--cognitive_modules", "{working_memory: off}"])
+    with pytest.raises(UserError, match="--cognitive_modules: expected a JSON object"):
+        parse_sft_args(["--config", recipe, "--cognitive_modules", "[1, 2]"])

@@ -100,3 +100,39 @@ def test_cli_prints_the_estimate_and_a_recommendation(capsys):
     hardware.main(["--config", "recipes/configs/cognitive_1.5b.yaml", "--gpu", "3090ti"])
     out = capsys.readouterr().out
     assert "total (peak)" in out and "fits" in out and "recommended:" in out
+
+
+@pytest.mark.parametrize("family", ["llama", "qwen2", "gemma2"])
+def test_module_params_match_the_injected_modules(family):
+    """The estimator's module count (a meta-device Llama of the base's shape) equals the parameters that
+    injection really adds to a model of that family; the 1.5B recipe's block adds its ~6% of the base."""
+    from cognitive.inject import cognitive_parameter_counts, inject_cognitive_modules
+    from tests.conftest import tiny_family
+
+    block = {"working_memory": {"memory_size": 16, "update_frequency": 1}, "reasoning_heads": {"reasoning_dim": 16},
+             "state_tracking": {"num_states": 4, "state_dim": 8}, "planning_module": {"action_space_size": 8}}
+    model = tiny_family(family, 96)
+    shape = shape_from_config(model.config)
+    inject_cognitive_modules(model, block)
+    assert hardware.module_params(shape, block) == cognitive_parameter_counts(model)["total"] > 0
+    assert hardware.module_params(shape, None) == 0
+    assert hardware.module_params(shape, {name: {"enabled": False} for name in block}) == 0
+    assert 0.05 < hardware.module_params(QWEN_1_5B, {}) / (QWEN_1_5B.linear_params + QWEN_1_5B.other_params) < 0.10
+
+
+def test_cli_counts_the_recipes_modules(capsys):
+    """The 1.5B recipe enables every module: its estimate carries their weights, grads and AdamW states."""
+    hardware.main(["--config", "recipes/configs/cognitive_1.5b.yaml", "--gpu", "3090ti"])
+    with_modules = capsys.readouterr().out
+    off = '{"working_memory": {"enabled": false}, "reasoning_heads": {"enabled": false}, ' \
+          '"state_tracking": {"enabled": false}, "planning_module": {"enabled": false}}'
+    hardware.main(["--config", "recipes/configs/cognitive_1.5b.yaml", "--gpu", "3090ti", "--cognitive_modules", off])
+    without = capsys.readouterr().out
+
+    def trainable_gib(out: str) -> float:
+        return float(next(line.split()[1] for line in out.splitlines() if line.strip().startswith("trainable")))
+
+    modules = hardware.module_params(QWEN_1_5B, {})
+    assert "'module_params': %d" % modules in with_modules and "'module_params': 0" in without
+    # QLoRA: fp32 weights + grads of the modules (8 bytes per parameter) on top of LoRA's
+    assert trainable_gib(with_modules) - trainable_gib(without) == pytest.approx(8 * modules / GIB, abs=0.01)

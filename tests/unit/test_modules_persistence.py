@@ -28,6 +28,7 @@ from cognitive.inject import (
     save_cognitive_adapter,
 )
 from cognitive.modules import cognitive_blocks
+from tests.conftest import FAMILY_NAMES, tiny_family
 
 REPO = Path(__file__).resolve().parents[2]
 GUIDE_BLOCK = {
@@ -179,8 +180,8 @@ RELOAD_SCRIPT = textwrap.dedent(
     from safetensors.torch import save_file
     from transformers import AutoModelForCausalLM
     from cognitive.inject import load_cognitive_adapter
-    base_dir, adapter_dir, out = sys.argv[1:4]
-    model = AutoModelForCausalLM.from_pretrained(base_dir).eval()
+    base_dir, adapter_dir, out, attn = sys.argv[1:5]
+    model = AutoModelForCausalLM.from_pretrained(base_dir, attn_implementation=attn).eval()
     load_cognitive_adapter(model, adapter_dir)
     ids = torch.tensor({ids})
     with torch.no_grad():
@@ -190,9 +191,10 @@ RELOAD_SCRIPT = textwrap.dedent(
 ).format(ids=IDS.tolist())
 
 
-def test_save_and_reload_in_a_fresh_process(tmp_path):
+@pytest.mark.parametrize("family", FAMILY_NAMES)
+def test_save_and_reload_in_a_fresh_process(tmp_path, family):
     """(6) Save, reload in a fresh process onto the plain base: identical logits (max abs diff <= 1e-6)."""
-    model = tiny_llama()
+    model = tiny_family(family, 96)
     model.save_pretrained(tmp_path / "base")
     inject_cognitive_modules(model, {"reasoning_heads": {"aux_loss_weight": 0.1}})
     open_gates(model)
@@ -200,7 +202,7 @@ def test_save_and_reload_in_a_fresh_process(tmp_path):
     save_cognitive_adapter(model, tmp_path / "adapter")
     assert sorted(p.name for p in (tmp_path / "adapter").iterdir()) == sorted([ADAPTER_CONFIG, ADAPTER_WEIGHTS])
     meta = json.loads((tmp_path / "adapter" / ADAPTER_CONFIG).read_text())
-    assert meta["base"] == {"model_type": "llama", "hidden_size": 64, "num_hidden_layers": 2, "vocab_size": 96}
+    assert meta["base"] == {"model_type": family, "hidden_size": 64, "num_hidden_layers": 2, "vocab_size": 96}
     assert meta["cognitive_modules"]["reasoning_heads"]["aux_loss_weight"] == 0.1
     assert len(load_file(tmp_path / "adapter" / ADAPTER_WEIGHTS)) == sum(
         len(b.state_dict()) for b in cognitive_blocks(model).values())
@@ -208,10 +210,11 @@ def test_save_and_reload_in_a_fresh_process(tmp_path):
     script = tmp_path / "reload.py"
     script.write_text(RELOAD_SCRIPT)
     subprocess.run([sys.executable, str(script), str(tmp_path / "base"), str(tmp_path / "adapter"),
-                    str(tmp_path / "logits.safetensors")], check=True, cwd=REPO, capture_output=True, timeout=300)
+                    str(tmp_path / "logits.safetensors"), model.config._attn_implementation],
+                   check=True, cwd=REPO, capture_output=True, timeout=300)
     reloaded = load_file(tmp_path / "logits.safetensors")["logits"]
     assert (reloaded - expected).abs().max().item() <= 1e-6
-    assert (expected - logits(tiny_llama())).abs().max().item() > 1e-3  # the modules matter
+    assert (expected - logits(tiny_family(family, 96))).abs().max().item() > 1e-3  # the modules matter
 
 
 def test_load_into_an_injected_model_restores_trained_weights(tmp_path):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 from peft import LoraConfig, get_peft_model
-from transformers import LlamaConfig, LlamaForCausalLM, Phi3Config, Phi3ForCausalLM
+from transformers import LlamaConfig, LlamaForCausalLM
 
 from cognitive.inject import (
     LORA_EXCLUDE_MODULES,
@@ -19,6 +19,7 @@ from cognitive.inject import (
 )
 from cognitive import modules as modules_lib
 from cognitive.modules import BLOCK_ATTR, cognitive_blocks
+from tests.conftest import FAMILY_NAMES, tiny_family
 
 VOCAB = 96
 
@@ -70,19 +71,17 @@ def is_module_param(name: str) -> bool:
     return f".{BLOCK_ATTR}." in name
 
 
-@pytest.mark.parametrize("family, gates", [("llama", 0.5), ("phi3", 0.5), ("llama", None)])
+@pytest.mark.parametrize("family, gates", [(f, 0.5) for f in FAMILY_NAMES]
+                         + [("llama", None)])
 def test_one_step_changes_only_lora_and_modules(family, gates):
     """(5) After one optimizer step: base weights unchanged; every module and LoRA weight that got gradient
     changed, and no other; with gates open every module weight got gradient, at init (gates 0) only the gates
     did; LoRA sits on all base linears and on no module layer."""
-    if family == "phi3":  # fused qkv_proj / gate_up_proj
-        model = lora_model(tiny_llama(cls=Phi3ForCausalLM, config_cls=Phi3Config, pad_token_id=0), gates=gates)
-    else:
-        model = lora_model(tiny_llama(), gates=gates)
+    model = lora_model(tiny_family(family, VOCAB), gates=gates)
     names = [n for n, _ in model.named_parameters()]
     lora_names = [n for n in names if "lora_" in n]
     assert lora_names and not any(is_module_param(n) for n in lora_names)
-    per_layer = 7 if family == "llama" else 4  # q k v o gate up down | qkv o gate_up down
+    per_layer = 4 if family == "phi3" else 7  # q k v o gate up down | phi3's fused qkv o gate_up down
     assert len([n for n in lora_names if n.endswith("lora_A.default.weight")]) == 2 * per_layer
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert trainable == {n for n in names if "lora_" in n or is_module_param(n)}

@@ -83,3 +83,21 @@ def test_parse_response_round_trips_the_training_layout():
         (s.description, s.reasoning, s.memory_update) for s in ex.reasoning_steps]
     steps, final = parse_response("I think it is 12.\nSo 12")
     assert final == "So 12" and len(steps) == 1
+
+
+def test_cli_with_a_local_hf_model_follows_the_config_mix(tiny_model_dir, tmp_path, capsys):
+    """`python -m cognitive.teacher --hf-model DIR --config ...`: the config's task mix, seeds apart from the
+    synthetic data's, every answer through the checker (a random-init model's are all flagged)."""
+    from cognitive.teacher import TEACHER_SEED_OFFSET, config_items, main
+
+    items = config_items("data/configs/default.yaml", 8)
+    assert all(seed >= TEACHER_SEED_OFFSET for _, _, seed, _ in items)
+    assert len({task for task, *_ in items}) >= 4  # the default mix has all five task types
+    main(["--hf-model", str(tiny_model_dir("llama")), "--config", "data/configs/default.yaml", "-n", "3",
+          "--max-new-tokens", "16", "--keep-failed", "--out", str(tmp_path / "t.jsonl")])
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary == {"out": str(tmp_path / "t.jsonl"), "asked": 3, "verified": 0, "failed": 3}
+    kept = list(iter_jsonl(tmp_path / "t.jsonl"))
+    assert [(k.task_type.value, k.difficulty.value, k.domain) for k in kept] == [
+        (task, difficulty, domain) for task, difficulty, _, domain in config_items("data/configs/default.yaml", 3)]
+    assert all(not k.verified for k in kept) and not (tmp_path / "t.jsonl.tmp").exists()
