@@ -31,8 +31,8 @@ def mixed_data_dir(tmp_path_factory):
     from cognitive.schema import write_jsonl
 
     out = tmp_path_factory.mktemp("mixed-data")
-    # a planning seed whose ~900 tokens fit max_length 1024 whole (transitions included)
-    examples = [generate_example("chain_of_thought", "basic", 0), generate_example("planning", "basic", 2)]
+    # a planning seed whose ~980 tokens fit max_length 1024 whole (transitions included)
+    examples = [generate_example("chain_of_thought", "basic", 0), generate_example("planning", "basic", 8)]
     write_jsonl(examples, out / "train.jsonl")
     return out
 
