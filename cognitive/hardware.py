@@ -104,8 +104,9 @@ def shape_for(base: str) -> Shape:
 
 def module_params(shape: Shape, cognitive_modules) -> int:
     """Parameters of the cognitive modules a recipe's `cognitive_modules` block adds to a base of this shape
-    (0 when absent or all off; {} is the default block, every module on), counted on a Llama of that shape built on the meta device: no memory, no init.
-    A block that does not fit the base raises its UserError here, as it would at injection."""
+    (0 when absent or all off; {} is the default block, every module on), counted on a Llama of that shape
+    built on the meta device: no memory, no init. A block that does not fit the base raises its UserError
+    here, as it would at injection."""
     if cognitive_modules is None:
         return 0
     import torch

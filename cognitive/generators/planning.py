@@ -1,9 +1,10 @@
 """planning: schedule jobs under durations, dependencies, one shared resource and a deadline.
 
 A problem is a few jobs, each a chain of tasks (e.g. knead the dough -> let it rise -> bake the bread);
-some tasks need the single shared resource (the oven, the vacuum chamber, the shared server, the
-delivery van), which holds one task at a time; everything else runs in parallel with anything. An
-optional final task waits for every job. Difficulty sets the number of jobs.
+some tasks need the single shared resource (one of three per domain, e.g. the oven, the cryostat, the
+licensed terminal, the cargo bike), which holds one task at a time; everything else runs in parallel with
+anything. An optional final task waits for every job. Difficulty sets the number of jobs. A named planner,
+varied sentences for every part and shuffled task order give the surface diversity.
 
 The solver searches every order of the resource tasks (each task starts as early as its inputs and the
 resource allow) and keeps the shortest plan; the deadline is set at or just above that optimum. Each
@@ -33,8 +34,8 @@ SIZES = {"basic": (2, 2, False), "intermediate": (3, 3, False), "advanced": (3, 
 
 FREE, RES, WAIT = "free", "resource", "wait"
 # domain -> (resources, roles, jobs: [(job, [(task, kind), ...])], final task). A task name may hold "{r}": the
-# resource this problem draws (several per domain, for surface diversity); the problem's team is a person
-# with one of the roles, or a small group.
+# resource this problem draws (several per domain, for surface diversity); the planner is a named person with
+# one of the roles.
 WORLDS = {
     "cooking": (("oven", "pizza oven", "old gas oven"), ("cook", "chef", "baker", "host"), [
         ("bread", [("knead the dough", FREE), ("let the dough rise", WAIT), ("bake the bread", RES)]),
@@ -165,7 +166,7 @@ def generate(rng: random.Random, difficulty: str, domain: str) -> dict:
             tasks.append(dict(name=name, duration=d, deps=[prev] if prev else [], resource=kind == RES, kind=kind, job=job))
             prev = name
     if with_final:
-        lasts = [tasks[i]["name"] for i in range(len(tasks)) if i + 1 == len(tasks) or tasks[i + 1]["job"] != tasks[i]["job"]]
+        lasts = [stages[-1][0].format(r=resource) for _, stages in chosen]
         tasks.append(dict(name=final, duration=rng.randrange(5, 16, 5), deps=lasts, resource=False, kind=FREE, job="final"))
     plan, order, tried = solve(tasks)
     total = max(e for _, e in plan.values())
@@ -190,12 +191,12 @@ def generate(rng: random.Random, difficulty: str, domain: str) -> dict:
                                       "{d} minutes are needed to {n}{need}{after}.", "{N} (duration {d} minutes){need}{after}."]).format(
             n=t["name"], N=t["name"][0].upper() + t["name"][1:], d=t["duration"], need=need, after=after))
     rng.shuffle(lines)
-    name, _, _, pos = person(rng)
+    planner, _, _, pos = person(rng)
     role = rng.choice(roles)
     intro = ph.pick("intro", ["{P}, the {role}, has these tasks to finish.", "Here is what {P} must get done today.",
                               "{P} plans the next few hours.", "{P} is the {role} on duty, with this list of jobs.",
                               "As the {role}, {P} has to fit the following work into one session.",
-                              "{P}'s to-do list for this shift:"]).format(P=name, role=role)
+                              "{P}'s to-do list for this shift:"]).format(P=planner, role=role)
     rules = ph.pick("rules", [
         "There is only one {r}, and it can hold one task at a time. All other work can run in parallel.",
         "Only one task at a time can use the {r}; anything else can happen at the same time as other tasks.",
@@ -205,7 +206,7 @@ def generate(rng: random.Random, difficulty: str, domain: str) -> dict:
         r=resource, Pos=pos.capitalize())
     deadline_text = ph.pick("deadline", ["Everything must be finished within {D} minutes.", "The deadline is {D} minutes from now.",
                                          "All of it has to be done in at most {D} minutes.",
-                                         "{P} has {D} minutes in total."]).format(D=deadline, P=name)
+                                         "{P} has {D} minutes in total."]).format(D=deadline, P=planner)
     context = " ".join([intro, *lines, rules, deadline_text])
     instruction = ph.pick("instruction", [
         "Plan the work so that everything is done as early as possible. Give each task's start and end minute and the total time.",
@@ -216,7 +217,7 @@ def generate(rng: random.Random, difficulty: str, domain: str) -> dict:
         "Work out a plan: the start and end minute of each task, and how long everything takes in total.",
         "What is the quickest way for {P} to get through the list? Give the start and end of each task in minutes from now.",
         "Order the work on the {r} so the last task ends as early as possible, and give the full timetable."]).format(
-        r=resource, P=name)
+        r=resource, P=planner)
     constraints = [f"The {resource} can be used by one task at a time", "A task starts only after the tasks it depends on have finished",
                    f"Deadline: {deadline} minutes", "Other tasks can run in parallel"]
 
