@@ -82,6 +82,27 @@ def tiny_family(family: str, vocab_size: int, seed: int = 0):
     return transformers.AutoModelForCausalLM.from_config(config).eval()
 
 
+TINY_MODULES = {  # every cognitive module on, at sizes for the tiny hidden-64 models
+    "working_memory": {"enabled": True, "memory_size": 8, "update_frequency": 2, "num_heads": 2, "memory_dim": 16},
+    "reasoning_heads": {"enabled": True, "num_reasoning_heads": 2, "reasoning_dim": 8},
+    "state_tracking": {"enabled": True, "num_states": 4, "state_dim": 8},
+    "planning_module": {"enabled": True, "planning_horizon": 2, "action_space_size": 4},
+}
+
+
+def open_gates(model, value: float) -> None:
+    """Set every cognitive module's gate (0 at init, which hides the module) to `value`, as after training."""
+    import torch
+
+    from cognitive.modules import cognitive_blocks
+
+    with torch.no_grad():
+        for block in cognitive_blocks(model).values():
+            for name, p in block.named_parameters():
+                if name.endswith("gate"):
+                    p.fill_(value)
+
+
 def build_tiny_model(family: str, tokenizer, out_dir: Path, seed: int = 0) -> Path:
     """Save a tiny random-init model of `family` with `tokenizer` as a local model directory."""
     import torch

@@ -12,14 +12,9 @@ import torch
 from safetensors.torch import load_file
 
 from cognitive.inject import ADAPTER_CONFIG, ADAPTER_WEIGHTS
-from tests.conftest import tiny_recipe
+from tests.conftest import TINY_MODULES, tiny_recipe
 
-MODULES = {  # every module on, tiny sizes
-    "working_memory": {"enabled": True, "memory_size": 8, "update_frequency": 2, "num_heads": 2, "memory_dim": 16},
-    "reasoning_heads": {"enabled": True, "num_reasoning_heads": 2, "reasoning_dim": 8},
-    "state_tracking": {"enabled": True, "num_states": 4, "state_dim": 8},
-    "planning_module": {"enabled": True, "planning_horizon": 2, "action_space_size": 4},
-}
+MODULES = TINY_MODULES
 STEPS = dict(max_steps=4, save_steps=2, save_total_limit=2, learning_rate=3e-3)
 
 

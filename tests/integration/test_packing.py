@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tests.conftest import tiny_recipe
+from tests.conftest import open_gates, tiny_recipe
 
 MODULES = {  # every module on, tiny sizes, gates opened below (no aux loss: aux labels need padded rows)
     "working_memory": {"memory_size": 8, "update_frequency": 1, "num_heads": 2, "memory_dim": 16},
@@ -34,8 +34,6 @@ def packed_trainer(model_dir, data_dir, output_dir, modules):
 
 @pytest.mark.parametrize("modules", [None, MODULES], ids=["lora", "lora+modules"])
 def test_packed_rows_keep_their_sequences_apart(tiny_model_dir, cot_data_dir, tmp_path, modules):
-    from cognitive.modules import cognitive_blocks
-
     trainer = packed_trainer(tiny_model_dir("llama"), cot_data_dir, tmp_path / "run", modules)
     batch = next(iter(trainer.get_train_dataloader()))
     assert "attention_mask" not in batch and batch["input_ids"].shape[0] == 1  # padding-free: one flat row
@@ -44,11 +42,7 @@ def test_packed_rows_keep_their_sequences_apart(tiny_model_dir, cot_data_dir, tm
     assert len(starts) >= 4, "expected several packed conversations in the row"
     model = trainer.model.eval()
     if modules:
-        with torch.no_grad():  # open the gates, so the modules' outputs reach the logits
-            for block in cognitive_blocks(model).values():
-                for name, p in block.named_parameters():
-                    if name.endswith("gate"):
-                        p.fill_(0.5)
+        open_gates(model, 0.5)  # so the modules' outputs reach the logits
     inputs = {k: v for k, v in batch.items() if k != "labels"}
     with torch.no_grad():
         packed = model(**inputs).logits[0]

@@ -24,14 +24,9 @@ import pytest
 import torch
 import yaml
 
-from tests.conftest import ROOT, run_python, tiny_recipe
+from tests.conftest import ROOT, TINY_MODULES, run_python, tiny_recipe
 
-MODULES = {  # every module on, tiny sizes
-    "working_memory": {"enabled": True, "memory_size": 8, "update_frequency": 2, "num_heads": 2, "memory_dim": 16},
-    "reasoning_heads": {"enabled": True, "num_reasoning_heads": 2, "reasoning_dim": 8},
-    "state_tracking": {"enabled": True, "num_states": 4, "state_dim": 8},
-    "planning_module": {"enabled": True, "planning_horizon": 2, "action_space_size": 4},
-}
+MODULES = TINY_MODULES
 EVAL_RESULTS = {  # recipes/evaluate.py's results.json, as the model card's default source
     "settings": {"tasks": "cognitive", "limit": 3},
     "models": {"release:modules": {"scores": {"cognitive_reasoning": {"score": 0.25, "exact_match": 0.25}}}},

@@ -26,6 +26,7 @@ from transformers import (
 
 from cognitive.inject import capture_aux_outputs, inject_cognitive_modules
 from cognitive.modules import cognitive_blocks, token_layout
+from tests.conftest import open_gates
 
 VOCAB = 96
 TOL = 1e-5  # max abs difference of fp32 logits that must be equal
@@ -54,14 +55,6 @@ def tiny_model(family: str, seed: int = 0):
     config._attn_implementation = attn
     torch.manual_seed(seed)
     return model_cls(config).eval()
-
-
-def open_gates(model, value: float = 0.7) -> None:
-    with torch.no_grad():
-        for block in cognitive_blocks(model).values():
-            for name, p in block.named_parameters():
-                if name.endswith("gate"):
-                    p.fill_(value)
 
 
 def cognitive_model(family: str, gates: float | None = 0.7):
@@ -116,7 +109,7 @@ def test_identity_at_init(family):
     assert aux.state_logits.shape == (2, 12, 32)
     assert aux.action_logits.shape == (2, 12, 8, 64)
     # the same model with its gates open is a different function (so the comparison above is not vacuous)
-    open_gates(model)
+    open_gates(model, 0.7)
     assert (forward(model, ids, mask)[0] - base).abs().max().item() > 1e-3
 
 

@@ -19,7 +19,7 @@ from cognitive.inject import (
 )
 from cognitive import modules as modules_lib
 from cognitive.modules import BLOCK_ATTR, cognitive_blocks
-from tests.conftest import FAMILY_NAMES, tiny_family
+from tests.conftest import FAMILY_NAMES, open_gates, tiny_family
 
 VOCAB = 96
 
@@ -33,15 +33,6 @@ def tiny_llama(seed: int = 0, cls=LlamaForCausalLM, config_cls=LlamaConfig, **ex
     config._attn_implementation = "sdpa"
     torch.manual_seed(seed)
     return cls(config)
-
-
-def open_gates(model, value: float = 0.5) -> None:
-    """Gates start at 0, so at step 0 only the gates get gradient; open them to train every module weight."""
-    with torch.no_grad():
-        for block in cognitive_blocks(model).values():
-            for name, p in block.named_parameters():
-                if name.endswith("gate"):
-                    p.fill_(value)
 
 
 def lora_model(model, cfg=None, gates: float | None = 0.5):
