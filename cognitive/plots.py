@@ -73,3 +73,20 @@ def plot_bars(values: dict[str, float], path: str | Path, ylabel: str = "", titl
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return Path(path)
+
+
+def plot_histograms(series: dict[str, list[int]], path: Path, xlabel: str) -> None:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 4))
+    everything = [v for values in series.values() for v in values] or [0]
+    lo, hi = min(everything), max(everything)
+    bins = list(range(lo, hi + 2)) if hi - lo < 40 else 50  # integer bins for small counts (steps)
+    for name, values in sorted(series.items()):
+        if values:
+            ax.hist(values, bins=bins, range=(lo, hi + 1), alpha=0.55, label=f"{name} (n={len(values)})")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("examples")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -14,8 +14,9 @@ import argparse
 import json
 import sys
 
-from cognitive.chat import DEFAULT_SYSTEM_PROMPT, load_for_chat, parse_response, stream_reply, summary_line
+from cognitive.data.response import DEFAULT_SYSTEM_PROMPT, parse_response
 from cognitive.errors import exit_on_user_error
+from cognitive.release.chat import load_for_chat, stream_reply, summary_line
 
 
 @exit_on_user_error
@@ -23,11 +24,15 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("release", help="release directory (python recipes/merge.py --out ...)")
     parser.add_argument("--json", action="store_true", help="no conversation: one JSON line per prompt")
-    parser.add_argument("--prompt", action="append", default=[], help="with --json: a prompt (repeatable; default: stdin lines)")
+    parser.add_argument(
+        "--prompt", action="append", default=[], help="with --json: a prompt (repeatable; default: stdin lines)"
+    )
     parser.add_argument("--system", default=DEFAULT_SYSTEM_PROMPT, help="system prompt ('' for none)")
     parser.add_argument("--max-new-tokens", type=int, default=512)
     parser.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
-    parser.add_argument("--trust-remote-code", action="store_true", help="run modeling code this checkout did not write")
+    parser.add_argument(
+        "--trust-remote-code", action="store_true", help="run modeling code this checkout did not write"
+    )
     args = parser.parse_args(argv)
     model, tokenizer = load_for_chat(args.release, args.trust_remote_code)
     system = [{"role": "system", "content": args.system}] if args.system else []

@@ -14,10 +14,10 @@ import sys
 import time
 from pathlib import Path
 
-from cognitive.base import DEFAULT_EMBEDDED, resolve_base
+from cognitive.atomic import output_dir
 from cognitive.errors import UserError, exit_on_user_error
-from cognitive.evaluation import evaluate, headline_scores, lm_eval_command, score_table
-from cognitive.outputs import publish_dir, staging_dir
+from cognitive.evaluation.harness import evaluate, headline_scores, lm_eval_command, score_table
+from cognitive.model.base import DEFAULT_EMBEDDED, resolve_base
 from cognitive.plots import plot_score_comparison
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,33 +44,75 @@ def main() -> None:
     started = time.time()
     out = ROOT / "results" / "demo"
 
-    run("1/4 generate verified training data",
-        ["recipes/generate_data.py", "--config", "data/configs/demo.yaml", "--out", "data/synthetic/demo", "--overwrite"])
+    run(
+        "1/4 generate verified training data",
+        [
+            "recipes/generate_data.py",
+            "--config",
+            "data/configs/demo.yaml",
+            "--out",
+            "data/synthetic/demo",
+            "--overwrite",
+        ],
+    )
     steps = ["--max_steps", str(args.steps)] if args.steps else []
-    run("2/4 LoRA fine-tuning (TRL SFTTrainer)",
-        ["recipes/sft.py", "--config", "recipes/configs/demo_cpu.yaml", "--output_dir", "runs/demo", "--overwrite", "true", *steps])
+    run(
+        "2/4 LoRA fine-tuning (TRL SFTTrainer)",
+        [
+            "recipes/sft.py",
+            "--config",
+            "recipes/configs/demo_cpu.yaml",
+            "--output_dir",
+            "runs/demo",
+            "--overwrite",
+            "true",
+            *steps,
+        ],
+    )
 
     base_dir = resolve_base(DEFAULT_EMBEDDED)
     scores = {}
     for name, peft in (("base", None), ("tuned", "runs/demo")):
-        print(f"\n=== 3/4 evaluate {name}\n$ {lm_eval_command(base_dir, peft, TASKS, args.eval_limit, args.batch_size, **EVAL_OPTIONS)}", flush=True)
-        scores[name] = evaluate(base_dir, peft=str(ROOT / peft) if peft else None, tasks=TASKS,
-                                limit=args.eval_limit, batch_size=args.batch_size, **EVAL_OPTIONS)
+        print(
+            f"\n=== 3/4 evaluate {name}\n"
+            f"$ {lm_eval_command(base_dir, peft, TASKS, args.eval_limit, args.batch_size, **EVAL_OPTIONS)}",
+            flush=True,
+        )
+        scores[name] = evaluate(
+            base_dir,
+            peft=str(ROOT / peft) if peft else None,
+            tasks=TASKS,
+            limit=args.eval_limit,
+            batch_size=args.batch_size,
+            **EVAL_OPTIONS,
+        )
 
     report = score_table(scores)
-    tmp = staging_dir(out)
-    (tmp / "scores.json").write_text(json.dumps(scores, indent=1))
-    (tmp / "table.md").write_text(report + "\n")
-    plot_score_comparison(headline_scores(scores),
-                          tmp / "scores.png", title="embedded SmolLM2-135M-Instruct: base vs LoRA-tuned")
-    publish_dir(tmp, out)
+    with output_dir(out, overwrite=True) as tmp:
+        (tmp / "scores.json").write_text(json.dumps(scores, indent=1))
+        (tmp / "table.md").write_text(report + "\n")
+        plot_score_comparison(
+            headline_scores(scores), tmp / "scores.png", title="embedded SmolLM2-135M-Instruct: base vs LoRA-tuned"
+        )
 
-    run("4/4 merge the adapter into a release (its model card carries the table)",
-        ["recipes/merge.py", "--run", "runs/demo", "--out", "release/demo", "--overwrite",
-         "--eval-results", "results/demo/scores.json"])
+    run(
+        "4/4 merge the adapter into a release (its model card carries the table)",
+        [
+            "recipes/merge.py",
+            "--run",
+            "runs/demo",
+            "--out",
+            "release/demo",
+            "--overwrite",
+            "--eval-results",
+            "results/demo/scores.json",
+        ],
+    )
     print(f"\n=== base vs tuned (lm_eval, {args.eval_limit} documents per task)\n{report}")
-    print(f"\nSaved {out}/scores.json, table.md, scores.png; release in release/demo. "
-          f"Wall time: {(time.time() - started) / 60:.1f} min")
+    print(
+        f"\nSaved {out}/scores.json, table.md, scores.png; release in release/demo. "
+        f"Wall time: {(time.time() - started) / 60:.1f} min"
+    )
 
 
 if __name__ == "__main__":

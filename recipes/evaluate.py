@@ -5,10 +5,11 @@
 
 Every model runs through lm_eval's Python API (the equivalent `lm_eval` command is printed before it; a
 modules run is the base with its cognitive modules and LoRA adapter loaded, which the CLI cannot do).
-Writes (into <out>.partial, renamed to <out> when complete) <out>/results.json (scores, documents, wall time and documents/s per model), <out>/table.md,
-<out>/scores.png (headline score per task and model) and <out>/samples/<model>/<task>.jsonl (every output
-with its metrics). `--fast` is the in-training check (cognitive.evaluation.FAST_CHECK); `--limit 3` takes
-one document per difficulty of each task; `--difficulty basic` keeps one difficulty.
+Writes (into <out>.partial, renamed to <out> when complete) <out>/results.json (scores, documents, wall time and
+documents/s per model), <out>/table.md, <out>/scores.png (headline score per task and model) and
+<out>/samples/<model>/<task>.jsonl (every output with its metrics). `--fast` is the in-training check
+(cognitive.evaluation.harness.FAST_CHECK); `--limit 3` takes one document per difficulty of each task; `--difficulty
+basic` keeps one difficulty.
 """
 
 import argparse
@@ -16,9 +17,9 @@ import json
 import time
 from pathlib import Path
 
+from cognitive.atomic import output_dir
 from cognitive.errors import exit_on_user_error
-from cognitive.evaluation import FAST_CHECK, SUITE, ModelSpec, compare, headline_scores, score_table
-from cognitive.outputs import publish_dir, staging_dir
+from cognitive.evaluation.harness import FAST_CHECK, SUITE, ModelSpec, compare, headline_scores, score_table
 from cognitive.plots import plot_score_comparison
 
 
@@ -45,25 +46,35 @@ def main(argv=None) -> None:
     if len({s.label for s in specs}) < len(specs):
         parser.error(f"two models share a label: {[s.label for s in specs]}")
     out = Path(args.out)
-    tmp = staging_dir(out)
     started = time.time()
 
     if args.fast:
         args.tasks, args.limit = ",".join(FAST_CHECK["tasks"]), FAST_CHECK["limit"]
-        args.difficulty, args.max_gen_toks = FAST_CHECK["metadata"]["difficulty"], FAST_CHECK["gen_kwargs"]["max_gen_toks"]
-    results = compare(specs, args.tasks.split(","), args.limit, args.batch_size,
-                      metadata={"difficulty": args.difficulty} if args.difficulty else None,
-                      gen_kwargs={"max_gen_toks": args.max_gen_toks} if args.max_gen_toks else None,
-                      samples_dir=tmp / "samples")
+        args.difficulty, args.max_gen_toks = (
+            FAST_CHECK["metadata"]["difficulty"],
+            FAST_CHECK["gen_kwargs"]["max_gen_toks"],
+        )
+    with output_dir(out, overwrite=True) as tmp:  # the previous results stay until these are complete
+        results = compare(
+            specs,
+            args.tasks.split(","),
+            args.limit,
+            args.batch_size,
+            metadata={"difficulty": args.difficulty} if args.difficulty else None,
+            gen_kwargs={"max_gen_toks": args.max_gen_toks} if args.max_gen_toks else None,
+            samples_dir=tmp / "samples",
+        )
 
-    scores = {label: r["scores"] for label, r in results.items()}
-    table = score_table(scores)
-    settings = {k: getattr(args, k) for k in ("tasks", "limit", "difficulty", "batch_size", "max_gen_toks")}
-    (tmp / "results.json").write_text(json.dumps({"settings": settings, "models": results}, indent=1) + "\n")
-    (tmp / "table.md").write_text(table + "\n")
-    plot_score_comparison(headline_scores(scores), tmp / "scores.png",
-                          title=f"cognitive suite: score per task ({args.limit or 'all'} documents per task)")
-    publish_dir(tmp, out)
+        scores = {label: r["scores"] for label, r in results.items()}
+        table = score_table(scores)
+        settings = {k: getattr(args, k) for k in ("tasks", "limit", "difficulty", "batch_size", "max_gen_toks")}
+        (tmp / "results.json").write_text(json.dumps({"settings": settings, "models": results}, indent=1) + "\n")
+        (tmp / "table.md").write_text(table + "\n")
+        plot_score_comparison(
+            headline_scores(scores),
+            tmp / "scores.png",
+            title=f"cognitive suite: score per task ({args.limit or 'all'} documents per task)",
+        )
     print(f"\n{table}\n\nWrote {out}/results.json, table.md, scores.png in {(time.time() - started) / 60:.1f} min")
 
 

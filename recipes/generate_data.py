@@ -7,7 +7,7 @@ Reads a DatasetConfiguration (data/configs/*.yaml), generates examples of every 
 solvers, re-checks each with its independent checker, filters (quality threshold, token length,
 decontamination against eval/data/*.jsonl, exact and MinHash near-duplicates), splits by id hash and
 writes <out>/{train,validation,test}.jsonl, <out>/dataset (DatasetDict), report.json, stats.json and
-plots. An existing --out is refused unless --overwrite is given. See cognitive/datagen.py.
+plots. An existing --out is refused unless --overwrite is given. See cognitive/data/build.py.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cognitive.datagen import build_dataset, load_config  # noqa: E402
-from cognitive.errors import exit_on_user_error  # noqa: E402
+from cognitive.data.build import build_dataset, load_config
+from cognitive.errors import exit_on_user_error
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -43,11 +43,22 @@ def main(argv=None) -> None:
     config = load_config(args.config, target_size=args.target_size, curated_files=args.curated)
     out = Path(args.out or f"data/synthetic/{Path(args.config).stem}")
     report = build_dataset(
-        config, out, num_proc=args.num_proc, overwrite=args.overwrite, tokenizer=args.tokenizer,
-        eval_dir=args.eval_dir, progress=not args.no_progress,
+        config,
+        out,
+        num_proc=args.num_proc,
+        overwrite=args.overwrite,
+        tokenizer=args.tokenizer,
+        eval_dir=args.eval_dir,
+        progress=not args.no_progress,
     )
-    summary = {"out": str(out), "kept": report["kept"], "splits": report["splits"], "generated": report["generated"],
-               "dropped": {s: v["dropped"] for s, v in report["stages"].items()}, "seconds": report["seconds"]}
+    summary = {
+        "out": str(out),
+        "kept": report["kept"],
+        "splits": report["splits"],
+        "generated": report["generated"],
+        "dropped": {s: v["dropped"] for s, v in report["stages"].items()},
+        "seconds": report["seconds"],
+    }
     print(json.dumps(summary))
 
 

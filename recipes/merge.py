@@ -18,7 +18,7 @@ import json
 import sys
 
 from cognitive.errors import exit_on_user_error
-from cognitive.release import MERGE_TOLERANCE, MergeCheckError, check_can_push, merge_run, push_release
+from cognitive.release.merge import MERGE_TOLERANCE, MergeCheckError, check_can_push, merge_run, push_release
 
 
 @exit_on_user_error
@@ -28,8 +28,11 @@ def main(argv=None):
     parser.add_argument("--out", required=True, help="release directory to create")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     parser.add_argument("--tolerance", type=float, default=MERGE_TOLERANCE, help="max abs logit diff (fp32)")
-    parser.add_argument("--eval-results", default=None,
-                        help="eval results JSON for the model card (default: newest in results/<run name>/)")
+    parser.add_argument(
+        "--eval-results",
+        default=None,
+        help="eval results JSON for the model card (default: newest in results/<run name>/)",
+    )
     parser.add_argument("--push-to-hub", metavar="REPO_ID", default=None, help="upload the release to this Hub repo")
     parser.add_argument("--public", action="store_true", help="with --push-to-hub: create the repo public")
     args = parser.parse_args(argv)
@@ -37,8 +40,9 @@ def main(argv=None):
         check_can_push(args.push_to_hub)  # offline / not logged in: fail now, not after the merge
 
     try:
-        report = merge_run(args.run, args.out, overwrite=args.overwrite, tolerance=args.tolerance,
-                           eval_results=args.eval_results)
+        report = merge_run(
+            args.run, args.out, overwrite=args.overwrite, tolerance=args.tolerance, eval_results=args.eval_results
+        )
     except MergeCheckError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)

@@ -7,8 +7,8 @@ Launch (any of these; the recipe YAML sets base, data, LoRA and training options
     python recipes/sft.py --config recipes/configs/demo_cpu.yaml --max_steps 10 --output_dir runs/try
 
 Without --config the default recipe is recipes/configs/cognitive_1.5b.yaml (Qwen2.5-1.5B-Instruct, QLoRA,
-needs a GPU and the model hub). The run ends in `output_dir` (adapter, resolved config, trainer log, curves); while it trains it lives in
-`<output_dir>.partial`, and a rerun of the same command resumes from its latest checkpoint.
+needs a GPU and the model hub). The run ends in `output_dir` (adapter, resolved config, trainer log, curves); while
+it trains it lives in `<output_dir>.partial`, and a rerun of the same command resumes from its latest checkpoint.
 """
 
 from pathlib import Path
@@ -16,37 +16,34 @@ from pathlib import Path
 from accelerate import PartialState
 from transformers import set_seed
 
-from cognitive.args import parse_sft_args
 from cognitive.errors import exit_on_user_error
-from cognitive.formatting import find_split_files, load_sft_datasets
-from cognitive.training import (
-    build_trainer,
-    finish_run,
-    load_model_and_tokenizer,
-    preflight,
-    resume_checkpoint,
-    start_run_dir,
-    write_run_info,
-)
+from cognitive.train.args import parse_sft_args, resolve_arguments
+from cognitive.train.preflight import preflight
+from cognitive.train.run import finish_run, resume_checkpoint, start_run_dir, write_run_info
+from cognitive.train.sft_data import load_sft_datasets
+from cognitive.train.trainer import build_trainer, load_model_and_tokenizer
 
 
 def main(script_args, training_args, model_args):
     set_seed(training_args.seed)
     is_main = PartialState().is_main_process
-    preflight(script_args, training_args, model_args)  # DeepSpeed config, GPU-only settings, memory: before loading
+    resolved = resolve_arguments(script_args)  # the cognitive_modules block, aux labels, data files: parsed once
+    preflight(script_args, training_args, model_args, resolved.modules)  # DeepSpeed config, GPU-only, memory
 
     # Data: validated records -> prompt/completion conversations (loss on the completion only).
-    train_dataset, eval_dataset = load_sft_datasets(script_args)
+    train_dataset, eval_dataset = load_sft_datasets(script_args, resolved)
 
     # Model: the base (4-bit when load_in_4bit) with the cognitive modules (when the recipe enables them).
-    model, tokenizer = load_model_and_tokenizer(model_args, training_args, script_args)
+    model, tokenizer = load_model_and_tokenizer(model_args, training_args, resolved.modules)
 
     final_dir = start_run_dir(training_args, is_main)  # trains in <output_dir>.partial, renamed at the end
     if is_main:
-        write_run_info(Path(training_args.output_dir), script_args, find_split_files(script_args.dataset_path, "train"))
+        write_run_info(Path(training_args.output_dir), script_args, resolved.train_files)
 
     # TRL SFTTrainer + LoRA on the base's linear layers (+ the modules, trained fully, saved beside the adapter).
-    trainer = build_trainer(model, tokenizer, script_args, training_args, model_args, train_dataset, eval_dataset)
+    trainer = build_trainer(
+        model, tokenizer, training_args, model_args, train_dataset, eval_dataset, resolved.aux_labels
+    )
     resume = training_args.resume_from_checkpoint or resume_checkpoint(training_args.output_dir, is_main)
     if resume:
         print(f"Resuming from {resume}")

@@ -18,7 +18,12 @@ def run_python(args: list[str], cwd: Path = ROOT, env: dict | None = None, timeo
     import subprocess
 
     return subprocess.run(
-        [sys.executable, *args], cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=timeout
+        [sys.executable, *args],
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -35,7 +40,7 @@ def one_thread():
 
 @pytest.fixture(scope="session")
 def embedded_tokenizer():
-    from cognitive.base import DEFAULT_EMBEDDED, load_tokenizer
+    from cognitive.model.base import DEFAULT_EMBEDDED, load_tokenizer
 
     return load_tokenizer(DEFAULT_EMBEDDED)
 
@@ -68,7 +73,7 @@ def tiny_config(family: str, vocab_size: int):
     return configs[family](**common, **extra)
 
 
-FAMILY_NAMES = ["llama", "qwen2", "mistral", "phi3", "gemma2"]  # the families cognitive.inject supports
+FAMILY_NAMES = ["llama", "qwen2", "mistral", "phi3", "gemma2"]  # the families cognitive.model.inject supports
 
 
 def tiny_family(family: str, vocab_size: int, seed: int = 0):
@@ -94,7 +99,7 @@ def open_gates(model, value: float) -> None:
     """Set every cognitive module's gate (0 at init, which hides the module) to `value`, as after training."""
     import torch
 
-    from cognitive.modules import cognitive_blocks
+    from cognitive.model.modules import cognitive_blocks
 
     with torch.no_grad():
         for block in cognitive_blocks(model).values():
@@ -131,8 +136,8 @@ def tiny_model_dir(tmp_path_factory, embedded_tokenizer):
 @pytest.fixture(scope="session")
 def cot_data_dir(tmp_path_factory) -> Path:
     """A small generated chain_of_thought data dir (train.jsonl + validation.jsonl)."""
-    from cognitive.generators import generate_example
-    from cognitive.schema import write_jsonl
+    from cognitive.data.generators import generate_example
+    from cognitive.data.schema import write_jsonl
 
     out = tmp_path_factory.mktemp("cot-data")
     examples = [generate_example("chain_of_thought", "basic", seed) for seed in range(24)]

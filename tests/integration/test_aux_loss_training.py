@@ -19,16 +19,20 @@ MODULES = {
 }
 # trained by the aux losses alone: at init every gate is 0, so nothing else reaches these weights (the state
 # tracker's initial_logits too, but its gradient fades along a ~1000-token sequence: not asserted)
-AUX_ONLY = ("step_predictor.weight", "state.state_in.weight", "state.state_transition.weight",
-            "planning.plan_head.weight")
+AUX_ONLY = (
+    "step_predictor.weight",
+    "state.state_in.weight",
+    "state.state_transition.weight",
+    "planning.plan_head.weight",
+)
 # behind a zero gate: no gradient at init, with or without aux losses
 BEHIND_GATE = ("state.state_out.weight", "planning.plan_out.weight", "reasoning.reasoning_out.weight")
 
 
 @pytest.fixture(scope="module")
 def mixed_data_dir(tmp_path_factory):
-    from cognitive.generators import generate_example
-    from cognitive.schema import write_jsonl
+    from cognitive.data.generators import generate_example
+    from cognitive.data.schema import write_jsonl
 
     out = tmp_path_factory.mktemp("mixed-data")
     # a planning seed whose ~980 tokens fit max_length 1024 whole (transitions included)
@@ -38,17 +42,18 @@ def mixed_data_dir(tmp_path_factory):
 
 
 def _trainer(model_dir, data_dir, output_dir, **overrides):
-    from cognitive.args import parse_sft_args
-    from cognitive.formatting import load_sft_datasets
-    from cognitive.training import build_trainer, load_model_and_tokenizer
+    from cognitive.train.args import parse_sft_args, resolve_arguments
+    from cognitive.train.sft_data import load_sft_datasets
+    from cognitive.train.trainer import build_trainer, load_model_and_tokenizer
 
     # batches of 1: 2 steps see both examples (one epoch) at half the tokens of a padded batch of 2
     argv = tiny_recipe(model_dir, data_dir, output_dir, max_length=1024, per_device_train_batch_size=1, **overrides)
     script_args, training_args, model_args = parse_sft_args(argv)
     script_args.cognitive_modules = MODULES
-    train, evaluation = load_sft_datasets(script_args)
-    model, tokenizer = load_model_and_tokenizer(model_args, training_args, script_args)
-    return build_trainer(model, tokenizer, script_args, training_args, model_args, train, evaluation)
+    resolved = resolve_arguments(script_args)
+    train, evaluation = load_sft_datasets(script_args, resolved)
+    model, tokenizer = load_model_and_tokenizer(model_args, training_args, resolved.modules)
+    return build_trainer(model, tokenizer, training_args, model_args, train, evaluation, resolved.aux_labels)
 
 
 def _grads(trainer, batch) -> dict[str, torch.Tensor | None]:

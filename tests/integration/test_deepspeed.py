@@ -39,8 +39,15 @@ def _losses(run_dir: Path) -> list[float]:
 @pytest.fixture(scope="module")
 def one_rank_run(tmp_path_factory, tiny_model_dir, cot_data_dir):
     tmp = tmp_path_factory.mktemp("ds1")
-    recipe = tiny_recipe_yaml(tmp / "tiny.yaml", tiny_model_dir("llama"), cot_data_dir, tmp / "run",
-                              max_steps=STEPS, save_steps=STEPS, gradient_accumulation_steps=2)
+    recipe = tiny_recipe_yaml(
+        tmp / "tiny.yaml",
+        tiny_model_dir("llama"),
+        cot_data_dir,
+        tmp / "run",
+        max_steps=STEPS,
+        save_steps=STEPS,
+        gradient_accumulation_steps=2,
+    )
     # The command exactly as the README gives it, with a tiny recipe.
     result = _deepspeed(["recipes/sft.py", "--ds", "ds_configs/zero2_3090ti.json", "--config", str(recipe)], tmp)
     return tmp / "run", recipe, result
@@ -62,24 +69,54 @@ def test_literal_command_trains_under_zero2_offload(one_rank_run):
 
 def test_two_ranks_match_one_rank_with_double_accumulation(one_rank_run, tmp_path):
     run_dir, recipe, _ = one_rank_run
-    _deepspeed(["--num_gpus", "2", "recipes/sft.py", "--ds", "ds_configs/zero2_3090ti.json", "--config", str(recipe),
-                "--gradient_accumulation_steps", "1", "--output_dir", str(tmp_path / "run2")], tmp_path)
+    _deepspeed(
+        [
+            "--num_gpus",
+            "2",
+            "recipes/sft.py",
+            "--ds",
+            "ds_configs/zero2_3090ti.json",
+            "--config",
+            str(recipe),
+            "--gradient_accumulation_steps",
+            "1",
+            "--output_dir",
+            str(tmp_path / "run2"),
+        ],
+        tmp_path,
+    )
     one, two = _losses(run_dir), _losses(tmp_path / "run2")
     assert len(one) == len(two) == STEPS
     # Same global batch of 4 per step (2 ranks x 2 vs 1 rank x 2 x 2 accumulation): same curve, to fp32 noise.
     assert two == pytest.approx(one, rel=1e-4)
     history = json.loads((tmp_path / "run2" / "log_history.json").read_text())
-    assert [e["epoch"] for e in history if "loss" in e][0] == pytest.approx(4 / 20)  # 20 train examples
+    assert next(e["epoch"] for e in history if "loss" in e) == pytest.approx(4 / 20)  # 20 train examples
 
 
 @pytest.mark.parametrize("quantized", [False, True], ids=["lora", "qlora"])
 def test_zero3_offload_config_trains(tmp_path, tiny_model_dir, cot_data_dir, quantized):
     """ds_configs/zero3_offload.json (parameters and optimizer on the CPU) trains the tiny recipe 2 steps; with
     QLoRA the 4-bit base loads without a device_map (ZeRO-3 places the weights) and quant storage = dtype."""
-    extra = dict(load_in_4bit=True, use_bnb_nested_quant=True, bnb_4bit_quant_type="nf4",
-                 bnb_4bit_quant_storage="float32", dtype="float32") if quantized else {}
-    recipe = tiny_recipe_yaml(tmp_path / "tiny.yaml", tiny_model_dir("llama"), cot_data_dir, tmp_path / "run",
-                              max_steps=2, save_steps=2, **extra)
+    extra = (
+        dict(
+            load_in_4bit=True,
+            use_bnb_nested_quant=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_quant_storage="float32",
+            dtype="float32",
+        )
+        if quantized
+        else {}
+    )
+    recipe = tiny_recipe_yaml(
+        tmp_path / "tiny.yaml",
+        tiny_model_dir("llama"),
+        cot_data_dir,
+        tmp_path / "run",
+        max_steps=2,
+        save_steps=2,
+        **extra,
+    )
     _deepspeed(["recipes/sft.py", "--ds", "ds_configs/zero3_offload.json", "--config", str(recipe)], tmp_path)
     losses = _losses(tmp_path / "run")
     assert len(losses) == 2 and all(loss == loss and loss > 0 for loss in losses)

@@ -12,8 +12,11 @@ import pytest
 import torch
 import yaml
 
-from cognitive.evalsets import DIFFICULTIES, DOCS_PER_DIFFICULTY, TASKS, TASKS_DIR
+from cognitive.evaluation.snapshots import DOCS_PER_DIFFICULTY, SNAPSHOT_DIFFICULTIES, TASKS_DIR
+from cognitive.tasks import TASK_TYPES
 from tests.conftest import run_python
+
+TASKS = {t.eval_task: t.name for t in TASK_TYPES}  # eval task -> task type
 
 SUITE = ["cognitive", *TASKS]
 
@@ -30,10 +33,10 @@ def test_every_task_builds_with_its_documents_prompt_and_generation_settings():
     manager = TaskManager(include_path=str(TASKS_DIR), include_defaults=False)
     assert manager.match_tasks(["cognitive_*"]) == sorted(TASKS)  # the documented command selects the five tasks
     loaded = manager.load(["cognitive"])
-    assert loaded["group_map"]["cognitive"] == list(TASKS)
+    assert sorted(loaded["group_map"]["cognitive"]) == sorted(TASKS)  # every task tagged cognitive-tasks
     for name, task in loaded["tasks"].items():
         docs = list(task.test_docs())
-        assert len(docs) == len(DIFFICULTIES) * DOCS_PER_DIFFICULTY
+        assert len(docs) == len(SNAPSHOT_DIFFICULTIES) * DOCS_PER_DIFFICULTY
         doc = docs[0]
         assert task.doc_to_text(doc) == doc["user_prompt"] and doc["user_prompt"].startswith("Context: ")
         assert task.config.description == "system_prompt" and task.config.num_fewshot == 0
@@ -55,10 +58,27 @@ def test_difficulty_metadata_reaches_the_loader():
     assert len(docs) == DOCS_PER_DIFFICULTY and {d["difficulty"] for d in docs} == {"advanced"}
 
 
-@pytest.mark.parametrize("tasks, include", [("cognitive_nope", "eval/tasks"), ("cognitive_reasoning", "eval/no_such_dir")])
+@pytest.mark.parametrize(
+    "tasks, include", [("cognitive_nope", "eval/tasks"), ("cognitive_reasoning", "eval/no_such_dir")]
+)
 def test_unknown_task_or_missing_include_path_is_lm_evals_own_error(tasks, include, tiny_model_dir):
-    result = run_python(["-m", "lm_eval", "run", "--model", "hf", "--model_args", f"pretrained={tiny_model_dir('llama')}",
-                         "--tasks", tasks, "--include_path", include, "--limit", "1"])
+    result = run_python(
+        [
+            "-m",
+            "lm_eval",
+            "run",
+            "--model",
+            "hf",
+            "--model_args",
+            f"pretrained={tiny_model_dir('llama')}",
+            "--tasks",
+            tasks,
+            "--include_path",
+            include,
+            "--limit",
+            "1",
+        ]
+    )
     assert result.returncode != 0
     assert f"Tasks not found: {tasks}" in result.stderr
 
@@ -68,9 +88,32 @@ def test_tiny_random_model_runs_the_whole_group(tiny_model_dir, tmp_path):
     (--gen_kwargs; lm-eval then batches all tasks together; the tiny model has only 1024 positions)."""
     out = tmp_path / "lm_eval"
     result = run_python(
-        ["-m", "lm_eval", "--model", "hf", "--model_args", f"pretrained={tiny_model_dir('llama')}", "--tasks", "cognitive",
-         "--include_path", "eval/tasks", "--apply_chat_template", "--device", "cpu", "--limit", "2", "--batch_size", "16",
-         "--metadata", '{"difficulty": "basic"}', "--gen_kwargs", "max_gen_toks=48", "--output_path", str(out), "--log_samples"],
+        [
+            "-m",
+            "lm_eval",
+            "--model",
+            "hf",
+            "--model_args",
+            f"pretrained={tiny_model_dir('llama')}",
+            "--tasks",
+            "cognitive",
+            "--include_path",
+            "eval/tasks",
+            "--apply_chat_template",
+            "--device",
+            "cpu",
+            "--limit",
+            "2",
+            "--batch_size",
+            "16",
+            "--metadata",
+            '{"difficulty": "basic"}',
+            "--gen_kwargs",
+            "max_gen_toks=48",
+            "--output_path",
+            str(out),
+            "--log_samples",
+        ],
     )
     assert result.returncode == 0, result.stderr[-3000:]
     [results_file] = out.rglob("results_*.json")
@@ -85,7 +128,9 @@ def test_tiny_random_model_runs_the_whole_group(tiny_model_dir, tmp_path):
         [samples_file] = out.rglob(f"samples_{task}_*.jsonl")
         for sample in map(json.loads, samples_file.read_text().splitlines()):
             prompt, gen = sample["arguments"]["gen_args_0"]["arg_0"], sample["arguments"]["gen_args_0"]["arg_1"]
-            assert prompt.startswith("<|im_start|>system\nYou are a cognitive AI system") and prompt.endswith("<|im_start|>assistant\n")
+            assert prompt.startswith("<|im_start|>system\nYou are a cognitive AI system") and prompt.endswith(
+                "<|im_start|>assistant\n"
+            )
             assert "<|im_end|>" in gen["until"] and gen["max_gen_toks"] == 48
             assert sample["doc"]["difficulty"] == "basic" and sample["score"] == 0.0
             generation_settings.append(gen)
@@ -98,8 +143,8 @@ def _tiny_run(base_dir, run_dir, modules: bool):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from cognitive.inject import inject_cognitive_modules, lora_target_modules, save_cognitive_adapter
-    from cognitive.modules import cognitive_blocks
+    from cognitive.model.inject import inject_cognitive_modules, lora_target_modules, save_cognitive_adapter
+    from cognitive.model.modules import cognitive_blocks
 
     torch.manual_seed(1)
     model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
@@ -119,14 +164,16 @@ def _tiny_run(base_dir, run_dir, modules: bool):
 def test_modules_run_is_loaded_into_the_evaluated_model(tiny_model_dir, tmp_path):
     from safetensors.torch import load_file
 
-    from cognitive.evaluation import ModelSpec, _modules_lm
-    from cognitive.modules import cognitive_blocks
+    from cognitive.evaluation.harness import ModelSpec, _modules_lm
+    from cognitive.model.modules import cognitive_blocks
 
     run = _tiny_run(tiny_model_dir("llama"), tmp_path / "run", modules=True)
     lm = _modules_lm(ModelSpec.modules(str(run)), batch_size=1, device="cpu", dtype="float32")
     blocks = cognitive_blocks(lm.model.get_base_model())
     saved = load_file(str(run / "cognitive_adapter.safetensors"))
-    assert blocks and all(torch.equal(saved[f"layers.{i}.{k}"], v) for i, b in blocks.items() for k, v in b.state_dict().items())
+    assert blocks and all(
+        torch.equal(saved[f"layers.{i}.{k}"], v) for i, b in blocks.items() for k, v in b.state_dict().items()
+    )
     assert any("lora_" in n for n, _ in lm.model.named_parameters())
 
 
@@ -139,22 +186,46 @@ def test_evaluate_recipe_compares_four_models(tiny_model_dir, tmp_path, capsys):
     release = tmp_path / "release"
     shutil.copytree(base, release)
     out = tmp_path / "eval"
-    recipe.main(["--base", str(base), "--adapter", str(adapter), "--release", str(release), "--modules-run", str(modules),
-                 "--tasks", "cognitive_reasoning,cognitive_memory", "--limit", "1", "--batch-size", "1", "--max-gen-toks", "16",
-                 "--out", str(out)])
+    recipe.main(
+        [
+            "--base",
+            str(base),
+            "--adapter",
+            str(adapter),
+            "--release",
+            str(release),
+            "--modules-run",
+            str(modules),
+            "--tasks",
+            "cognitive_reasoning,cognitive_memory",
+            "--limit",
+            "1",
+            "--batch-size",
+            "1",
+            "--max-gen-toks",
+            "16",
+            "--out",
+            str(out),
+        ]
+    )
     report = json.loads((out / "results.json").read_text())
     labels = ["base", "adapter:adapter-run", "release:release", "modules:modules-run"]
     assert list(report["models"]) == labels
     for label in labels:
         model = report["models"][label]
         assert model["documents"] == 2 and model["wall_s"] > 0
-        assert model["scores"]["cognitive_reasoning"]["score"] == 0.0 and "exact_match" in model["scores"]["cognitive_memory"]
+        assert (
+            model["scores"]["cognitive_reasoning"]["score"] == 0.0
+            and "exact_match" in model["scores"]["cognitive_memory"]
+        )
     assert "peft=" in report["models"]["adapter:adapter-run"]["command"]
     table = (out / "table.md").read_text()
     assert table.splitlines()[0] == "| task | metric | " + " | ".join(labels) + " |"
     assert "| cognitive_memory | score |" in table
     assert (out / "scores.png").read_bytes()[:4] == b"\x89PNG"
-    [sample] = map(json.loads, (out / "samples" / "modules_modules-run" / "cognitive_memory.jsonl").read_text().splitlines())
+    [sample] = map(
+        json.loads, (out / "samples" / "modules_modules-run" / "cognitive_memory.jsonl").read_text().splitlines()
+    )
     assert sample["difficulty"] == "basic" and sample["score"] == 0.0 and isinstance(sample["output"], str)
     assert "[4/4] modules:modules-run" in capsys.readouterr().out  # progress
     assert not (tmp_path / "eval.partial").exists()  # staged in eval.partial, renamed when complete
@@ -162,4 +233,4 @@ def test_evaluate_recipe_compares_four_models(tiny_model_dir, tmp_path, capsys):
 
 def test_evaluate_recipe_refuses_a_non_run(tmp_path):
     result = run_python(["recipes/evaluate.py", "--adapter", str(tmp_path), "--out", str(tmp_path / "x")])
-    assert result.returncode == 2 and "no adapter_config.json" in result.stderr
+    assert result.returncode == 2 and "no adapter (adapter_config.json)" in result.stderr

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cognitive import quality
-from cognitive.datagen import build_dataset
-from cognitive.generators import generate_example
-from cognitive.schema import DatasetConfiguration, iter_jsonl, write_jsonl
+from cognitive.data import filters as quality
+from cognitive.data.build import build_dataset
+from cognitive.data.generators import generate_example
+from cognitive.data.schema import DatasetConfiguration, iter_jsonl, write_jsonl
 from tests.conftest import run_python
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,7 +36,15 @@ def test_recipe_writes_the_documented_layout_and_refuses_to_overwrite(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     summary = json.loads(r.stdout.strip().splitlines()[-1])
     assert summary["kept"] == 120
-    for name in ("train.jsonl", "validation.jsonl", "test.jsonl", "report.json", "stats.json", "token_lengths.png", "steps.png"):
+    for name in (
+        "train.jsonl",
+        "validation.jsonl",
+        "test.jsonl",
+        "report.json",
+        "stats.json",
+        "token_lengths.png",
+        "steps.png",
+    ):
         assert (out / name).exists(), name
     rows = {s: list(iter_jsonl(out / f"{s}.jsonl")) for s in ("train", "validation", "test")}
     assert sum(map(len, rows.values())) == 120 and all(ex.verified for rs in rows.values() for ex in rs)
@@ -49,14 +57,19 @@ def test_recipe_writes_the_documented_layout_and_refuses_to_overwrite(tmp_path):
     assert not (tmp_path / "out.partial").exists()
 
     again = run_python([RECIPE, "--config", str(cfg), "--out", str(out)])
-    assert again.returncode == 2 and again.stderr.strip().splitlines()[-1].startswith("error:") and "--overwrite" in again.stderr
+    assert (
+        again.returncode == 2
+        and again.stderr.strip().splitlines()[-1].startswith("error:")
+        and "--overwrite" in again.stderr
+    )
     assert run_python([RECIPE, "--config", str(cfg), "--out", str(out), "--overwrite"]).returncode == 0
 
 
 def test_same_config_gives_byte_identical_output_whatever_num_proc(tmp_path):
     config = DatasetConfiguration.from_yaml(_write_config(tmp_path))
     config = DatasetConfiguration.model_validate(
-        {**config.model_dump(), "task_distribution": {"chain_of_thought": 0.5, "state_transition": 0.5}})
+        {**config.model_dump(), "task_distribution": {"chain_of_thought": 0.5, "state_transition": 0.5}}
+    )
     build_dataset(config, tmp_path / "a", num_proc=1, progress=False)
     build_dataset(config, tmp_path / "b", num_proc=2, progress=False)
     for name in ("train.jsonl", "validation.jsonl", "test.jsonl"):
@@ -69,8 +82,11 @@ def test_mix_of_10k_examples_is_within_two_points_of_the_config(tmp_path):
     report = build_dataset(config, tmp_path / "mix", num_proc=2, progress=False)
     assert report["kept"] >= 9_900
     stats = json.loads((tmp_path / "mix" / "stats.json").read_text())
-    for key, shares in (("task_type", config.task_distribution), ("difficulty", config.difficulty_distribution),
-                        ("domain", config.domain_distribution)):
+    for key, shares in (
+        ("task_type", config.task_distribution),
+        ("difficulty", config.difficulty_distribution),
+        ("domain", config.domain_distribution),
+    ):
         for name, share in shares.items():
             got = stats[key].get(getattr(name, "value", name), 0) / stats["total"]
             assert abs(got - share) <= 0.02, (key, name, got, share)
@@ -87,7 +103,11 @@ def test_eval_records_are_removed_from_training_data(tmp_path):
     write_jsonl([ex.model_copy(update={"id": f"eval-{i}"}) for i, ex in enumerate(leaked)], evals / "cognitive_x.jsonl")
     second = build_dataset(config, tmp_path / "second", eval_dir=str(evals), progress=False)
     assert second["stages"]["decontamination"]["dropped"] == 3 and second["kept"] == 40
-    kept = {quality.normalized_hash(ex) for s in ("train", "validation", "test") for ex in iter_jsonl(tmp_path / "second" / f"{s}.jsonl")}
+    kept = {
+        quality.normalized_hash(ex)
+        for s in ("train", "validation", "test")
+        for ex in iter_jsonl(tmp_path / "second" / f"{s}.jsonl")
+    }
     assert not kept & quality.load_eval_hashes(evals)
 
 
@@ -97,7 +117,9 @@ def test_curated_input_is_filtered_dedup_and_flagged(tmp_path):
     words[5] = "quietly"
     near = good.model_copy(update={"id": "near-copy", "context": " ".join(words)})
     guide = list(iter_jsonl(ROOT / "data/examples/memory_logic_001.json"))
-    wrong = good.model_copy(update={"id": "wrong", "final_answer": "Nobody knows.", "context": good.context + " The end."})
+    wrong = good.model_copy(
+        update={"id": "wrong", "final_answer": "Nobody knows.", "context": good.context + " The end."}
+    )
     curated = tmp_path / "curated.jsonl"
     write_jsonl([good, near, *guide, wrong], curated)
     cfg = _write_config(tmp_path, target_size=20, synthetic_ratio=0.5, curated_files=[str(curated)])
@@ -109,12 +131,15 @@ def test_curated_input_is_filtered_dedup_and_flagged(tmp_path):
     assert "memory_recall: unverifiable" in reasons and "final answer" in reasons
 
 
-@pytest.mark.parametrize("changes, needle", [
-    ({"task_distribution": {"chain_of_thought": 0.7}}, "task_distribution"),
-    ({"difficulty_distribution": {"legendary": 1.0}}, "difficulty_distribution.legendary"),
-    ({"domain_distribution": {"astrology": 1.0}}, "domain_distribution.astrology': unknown domain"),
-    ({"seed": 2**40 - 5}, "outside the training seeds"),
-])
+@pytest.mark.parametrize(
+    "changes, needle",
+    [
+        ({"task_distribution": {"chain_of_thought": 0.7}}, "task_distribution"),
+        ({"difficulty_distribution": {"legendary": 1.0}}, "difficulty_distribution.legendary"),
+        ({"domain_distribution": {"astrology": 1.0}}, "domain_distribution.astrology': unknown domain"),
+        ({"seed": 2**40 - 5}, "outside the training seeds"),
+    ],
+)
 def test_bad_configs_exit_non_zero_with_one_line(tmp_path, changes, needle):
     cfg = _write_config(tmp_path, **changes)
     r = run_python([RECIPE, "--config", str(cfg), "--out", str(tmp_path / "o")])

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 import torch
 
-from tests.conftest import ROOT, run_python, tiny_recipe
+from tests.conftest import run_python, tiny_recipe
 
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory, tiny_model_dir, cot_data_dir):
     import recipes.sft as sft
-    from cognitive.args import parse_sft_args
+    from cognitive.train.args import parse_sft_args
 
     run_dir = tmp_path_factory.mktemp("runs") / "tiny"
     sft.main(*parse_sft_args(tiny_recipe(tiny_model_dir("llama"), cot_data_dir, run_dir, max_steps=3)))
@@ -24,9 +23,30 @@ def tiny_run(tmp_path_factory, tiny_model_dir, cot_data_dir):
 def test_lm_eval_cli_runs_the_task_on_4_documents(tiny_run, tiny_model_dir, tmp_path):
     out = tmp_path / "lm_eval"
     result = run_python(
-        ["-m", "lm_eval", "--model", "hf", "--model_args", f"pretrained={tiny_model_dir('llama')},peft={tiny_run}",
-         "--tasks", "cognitive_*", "--include_path", "eval/tasks", "--apply_chat_template", "--device", "cpu",
-         "--limit", "4", "--batch_size", "4", "--gen_kwargs", "max_gen_toks=64", "--output_path", str(out), "--log_samples"],
+        [
+            "-m",
+            "lm_eval",
+            "--model",
+            "hf",
+            "--model_args",
+            f"pretrained={tiny_model_dir('llama')},peft={tiny_run}",
+            "--tasks",
+            "cognitive_*",
+            "--include_path",
+            "eval/tasks",
+            "--apply_chat_template",
+            "--device",
+            "cpu",
+            "--limit",
+            "4",
+            "--batch_size",
+            "4",
+            "--gen_kwargs",
+            "max_gen_toks=64",
+            "--output_path",
+            str(out),
+            "--log_samples",
+        ],
     )
     assert result.returncode == 0, result.stderr[-3000:]
     [results_file] = out.rglob("results_*.json")
@@ -46,7 +66,7 @@ def test_merge_matches_adapter_and_loads_standalone(tiny_run, tmp_path):
     out = tmp_path / "release"
     result = run_python(["recipes/merge.py", "--run", str(tiny_run), "--out", str(out)])
     assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(result.stdout[result.stdout.index("{"):])
+    report = json.loads(result.stdout[result.stdout.index("{") :])
     assert report["max_abs_logit_diff"] <= 1e-3
     assert not any(p.name.startswith("adapter") for p in out.iterdir()), "a merged release has no adapter files"
 
@@ -54,10 +74,12 @@ def test_merge_matches_adapter_and_loads_standalone(tiny_run, tmp_path):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from cognitive.release import check_batch
+    from cognitive.release.merge import check_batch
 
     merged = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32)
-    base = AutoModelForCausalLM.from_pretrained(json.loads((tiny_run / "adapter_config.json").read_text())["base_model_name_or_path"], dtype=torch.float32)
+    base = AutoModelForCausalLM.from_pretrained(
+        json.loads((tiny_run / "adapter_config.json").read_text())["base_model_name_or_path"], dtype=torch.float32
+    )
     adapted = PeftModel.from_pretrained(base, tiny_run)
     batch = check_batch(AutoTokenizer.from_pretrained(out))
     with torch.no_grad():

@@ -11,7 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from cognitive.inject import ADAPTER_CONFIG, ADAPTER_WEIGHTS
+from cognitive.model.inject import COGNITIVE_CONFIG, COGNITIVE_WEIGHTS
 from tests.conftest import TINY_MODULES, tiny_recipe
 
 MODULES = TINY_MODULES
@@ -20,7 +20,7 @@ STEPS = dict(max_steps=4, save_steps=2, save_total_limit=2, learning_rate=3e-3)
 
 def train(model_dir, data_dir, output_dir):
     import recipes.sft as sft
-    from cognitive.args import parse_sft_args
+    from cognitive.train.args import parse_sft_args
 
     script_args, training_args, model_args = parse_sft_args(tiny_recipe(model_dir, data_dir, output_dir, **STEPS))
     script_args.cognitive_modules = MODULES
@@ -29,7 +29,7 @@ def train(model_dir, data_dir, output_dir):
 
 def final_loss(run_dir) -> float:
     history = json.loads((run_dir / "log_history.json").read_text())
-    return [e["loss"] for e in history if "loss" in e and e["step"] == STEPS["max_steps"]][0]
+    return next(e["loss"] for e in history if "loss" in e and e["step"] == STEPS["max_steps"])
 
 
 def test_checkpoints_hold_the_modules_and_resume_continues_from_them(tiny_model_dir, cot_data_dir, tmp_path):
@@ -39,18 +39,18 @@ def test_checkpoints_hold_the_modules_and_resume_continues_from_them(tiny_model_
     for step in (2, 4):
         checkpoint = reference / f"checkpoint-{step}"
         assert (checkpoint / "adapter_model.safetensors").exists()
-        assert (checkpoint / ADAPTER_WEIGHTS).exists() and (checkpoint / ADAPTER_CONFIG).exists(), checkpoint
-        assert json.loads((checkpoint / ADAPTER_CONFIG).read_text())["base"]["model_type"] == "qwen2"
-    at_2, at_4 = (load_file(reference / f"checkpoint-{s}" / ADAPTER_WEIGHTS) for s in (2, 4))
+        assert (checkpoint / COGNITIVE_WEIGHTS).exists() and (checkpoint / COGNITIVE_CONFIG).exists(), checkpoint
+        assert json.loads((checkpoint / COGNITIVE_CONFIG).read_text())["base"]["model_type"] == "qwen2"
+    at_2, at_4 = (load_file(reference / f"checkpoint-{s}" / COGNITIVE_WEIGHTS) for s in (2, 4))
     assert any(not torch.equal(at_2[k], at_4[k]) for k in at_2), "the modules did not train between checkpoints"
-    assert all(torch.equal(at_4[k], v) for k, v in load_file(reference / ADAPTER_WEIGHTS).items())
+    assert all(torch.equal(at_4[k], v) for k, v in load_file(reference / COGNITIVE_WEIGHTS).items())
 
     # a run cut off after its step-2 checkpoint: the rerun finds it in <output_dir>.partial and resumes
     resumed = tmp_path / "resumed"
     shutil.copytree(reference / "checkpoint-2", tmp_path / "resumed.partial" / "checkpoint-2")
     trainer = train(model_dir, cot_data_dir, resumed)
     assert trainer.state.global_step == STEPS["max_steps"]
-    expected, got = load_file(reference / ADAPTER_WEIGHTS), load_file(resumed / ADAPTER_WEIGHTS)
+    expected, got = load_file(reference / COGNITIVE_WEIGHTS), load_file(resumed / COGNITIVE_WEIGHTS)
     assert expected.keys() == got.keys()
     for key in expected:  # had the modules restarted from their init, the gates alone would differ by ~lr
         torch.testing.assert_close(got[key], expected[key], rtol=1e-5, atol=1e-5, msg=key)

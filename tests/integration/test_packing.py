@@ -5,6 +5,8 @@ Each packed sequence's logits equal those of the sequence run alone (max abs dif
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 
@@ -20,16 +22,17 @@ TOL = 1e-4
 
 
 def packed_trainer(model_dir, data_dir, output_dir, modules):
-    from cognitive.args import parse_sft_args
-    from cognitive.formatting import load_sft_datasets
-    from cognitive.training import build_trainer, load_model_and_tokenizer
+    from cognitive.train.args import parse_sft_args, resolve_arguments
+    from cognitive.train.sft_data import load_sft_datasets
+    from cognitive.train.trainer import build_trainer, load_model_and_tokenizer
 
     argv = tiny_recipe(model_dir, data_dir, output_dir, packing="true", max_length=1024, per_device_train_batch_size=2)
     script_args, training_args, model_args = parse_sft_args(argv)
     script_args.cognitive_modules = modules
-    train, evaluation = load_sft_datasets(script_args)
-    model, tokenizer = load_model_and_tokenizer(model_args, training_args, script_args)
-    return build_trainer(model, tokenizer, script_args, training_args, model_args, train, evaluation)
+    resolved = resolve_arguments(script_args)
+    train, evaluation = load_sft_datasets(script_args, resolved)
+    model, tokenizer = load_model_and_tokenizer(model_args, training_args, resolved.modules)
+    return build_trainer(model, tokenizer, training_args, model_args, train, evaluation, resolved.aux_labels)
 
 
 @pytest.mark.parametrize("modules", [None, MODULES], ids=["lora", "lora+modules"])
@@ -47,9 +50,12 @@ def test_packed_rows_keep_their_sequences_apart(tiny_model_dir, cot_data_dir, tm
     with torch.no_grad():
         packed = model(**inputs).logits[0]
         # control: the same row under a plain causal mask mixes the sequences
-        mixed = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"],
-                      attention_mask=torch.ones_like(batch["input_ids"])).logits[0]
-        for start, end in zip(starts[1:], starts[2:]):  # every sequence after the first
+        mixed = model(
+            input_ids=batch["input_ids"],
+            position_ids=batch["position_ids"],
+            attention_mask=torch.ones_like(batch["input_ids"]),
+        ).logits[0]
+        for start, end in itertools.pairwise(starts[1:]):  # every sequence after the first
             alone = model(input_ids=batch["input_ids"][:, start:end]).logits[0]
             assert (packed[start:end] - alone).abs().max().item() <= TOL, (start, end)
             assert (mixed[start:end] - alone).abs().max().item() > 1e-3, "control: no contamination to detect"

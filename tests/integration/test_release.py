@@ -2,7 +2,7 @@
 loaded in a fresh Python that cannot import this project, lm_eval on it, `transformers serve` answering a chat
 completion, recipes/chat.py; then bad input (one-line error, exit 2, nothing overwritten) and the push guard.
 
-Tolerances: the merge check fails above cognitive.release.MERGE_TOLERANCE (1e-3, fp32); measured ~3e-7 here.
+Tolerances: the merge check fails above cognitive.release.merge.MERGE_TOLERANCE (1e-3, fp32); measured ~3e-7 here.
 """
 
 from __future__ import annotations
@@ -55,13 +55,14 @@ def refuse_pickle(*args, **kwargs):
 def runs(tmp_path_factory, tiny_model_dir, cot_data_dir) -> dict[str, Path]:
     """Two finished 2-step runs of the tiny Llama: 'plain' (LoRA) and 'modules' (LoRA + every cognitive module)."""
     import recipes.sft as sft
-    from cognitive.args import parse_sft_args
+    from cognitive.train.args import parse_sft_args
 
     root = tmp_path_factory.mktemp("project")
     made = {}
     for name, modules in (("plain", None), ("modules", MODULES)):
         script_args, training_args, model_args = parse_sft_args(
-            tiny_recipe(tiny_model_dir("llama"), cot_data_dir, root / "runs" / name))
+            tiny_recipe(tiny_model_dir("llama"), cot_data_dir, root / "runs" / name)
+        )
         script_args.cognitive_modules = modules
         sft.main(script_args, training_args, model_args)
         made[name] = root / "runs" / name
@@ -81,14 +82,14 @@ def releases(runs) -> dict[str, tuple[Path, dict, str]]:
             out = run.parent.parent / "release" / name
             code, stdout, stderr = merge(["--run", str(run), "--out", str(out)])
             assert code == 0, stderr[-3000:]
-            made[name] = (out, json.loads(stdout[stdout.index("{"):]), stdout)
+            made[name] = (out, json.loads(stdout[stdout.index("{") :]), stdout)
     return made
 
 
 def test_merge_writes_a_plain_and_a_modules_release(releases):
     from safetensors import safe_open
 
-    for name, (out, report, stdout) in releases.items():
+    for _name, (out, report, stdout) in releases.items():
         assert "merge check: max |logit(release)" in stdout and report["max_abs_logit_diff"] <= 1e-3
         files = {p.name for p in out.iterdir()}
         assert {"config.json", "model.safetensors", "README.md", "tokenizer.json"} <= files
@@ -102,8 +103,11 @@ def test_merge_writes_a_plain_and_a_modules_release(releases):
     assert config["model_type"] == "cognitive_llama" and config["architectures"] == ["CognitiveForCausalLM"]
     assert config["auto_map"]["AutoModelForCausalLM"] == "modeling_cognitive.CognitiveForCausalLM"
     assert config["cognitive_modules"]["state_tracking"]["num_states"] == 4
-    assert {p.name for p in modules.glob("*.py")} == {"configuration_cognitive.py", "modeling_cognitive.py",
-                                                       "cognitive_modules.py"}
+    assert {p.name for p in modules.glob("*.py")} == {
+        "configuration_cognitive.py",
+        "modeling_cognitive.py",
+        "cognitive_modules.py",
+    }
     with safe_open(modules / "model.safetensors", "pt") as f:  # trained gates: the modules change the logits
         gates = [f.get_tensor(k) for k in f.keys() if ".cognitive." in k and k.endswith(".gate")]
     assert len(gates) == 4 and all(g.abs().item() > 1e-4 for g in gates)  # one gate per module
@@ -111,9 +115,18 @@ def test_merge_writes_a_plain_and_a_modules_release(releases):
 
 def test_model_card_describes_the_release(releases):
     card = (releases["modules"][0] / "README.md").read_text()
-    for expected in ("library_name: transformers", "## Training data", "train 20", "| `learning_rate` | `0.01` |",
-                     "| cognitive module: reasoning_heads |", "results.json", "| cognitive_reasoning | score | 0.250 |",
-                     "trust_remote_code=True", "## Intended use and limits", "transformers serve"):
+    for expected in (
+        "library_name: transformers",
+        "## Training data",
+        "train 20",
+        "| `learning_rate` | `0.01` |",
+        "| cognitive module: reasoning_heads |",
+        "results.json",
+        "| cognitive_reasoning | score | 0.250 |",
+        "trust_remote_code=True",
+        "## Intended use and limits",
+        "transformers serve",
+    ):
         assert expected in card, expected
     plain_card = (releases["plain"][0] / "README.md").read_text()
     assert "trust_remote_code" not in plain_card and "No evaluation results were found" in plain_card
@@ -128,14 +141,14 @@ def test_every_module_off_gives_a_plain_release(runs, tmp_path):
         module["enabled"] = False
     (run / "cognitive_config.json").write_text(json.dumps(saved))
     save_file({}, run / "cognitive_adapter.safetensors")
-    code, stdout, stderr = merge(["--run", str(run), "--out", str(tmp_path / "release")])
+    code, _stdout, stderr = merge(["--run", str(run), "--out", str(tmp_path / "release")])
     assert code == 0, stderr[-3000:]
     config = json.loads((tmp_path / "release" / "config.json").read_text())
     assert config["model_type"] == "llama" and "auto_map" not in config
     assert not list((tmp_path / "release").glob("*.py"))
 
 
-FRESH_PYTHON = r'''
+FRESH_PYTHON = r"""
 import importlib.util, json, sys
 root, poison, batch_file, out_file = sys.argv[1:5]
 releases = json.loads(sys.argv[5])
@@ -162,7 +175,7 @@ for name, path in releases.items():
         tensors[name + ".generated"] = model.generate(**batch, max_new_tokens=6, do_sample=False).contiguous()
 result["cognitive_imported"] = any(m == "cognitive" or m.startswith("cognitive.") for m in sys.modules)
 save_file(tensors, out_file, metadata={"result": json.dumps(result)})
-'''
+"""
 
 
 def test_release_loads_in_a_fresh_python_without_this_project(releases, runs, tmp_path):
@@ -170,7 +183,8 @@ def test_release_loads_in_a_fresh_python_without_this_project(releases, runs, tm
     from safetensors.torch import load_file, save_file
     from transformers import AutoTokenizer
 
-    from cognitive.release import MERGE_TOLERANCE, check_batch, load_adapted, read_run
+    from cognitive.release.merge import MERGE_TOLERANCE, check_batch, load_adapted
+    from cognitive.train.run import read_run
 
     batch = check_batch(AutoTokenizer.from_pretrained(releases["plain"][0]))
     batch = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
@@ -184,7 +198,12 @@ def test_release_loads_in_a_fresh_python_without_this_project(releases, runs, tm
     env.update(HF_MODULES_CACHE=str(tmp_path / "hf_modules"), HF_HUB_OFFLINE="1")
     result = subprocess.run(
         [sys.executable, "-I", "fresh.py", str(ROOT), str(poison), "batch.safetensors", "out.safetensors", paths],
-        cwd=tmp_path, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300,
+        cwd=tmp_path,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     with safe_open(tmp_path / "out.safetensors", "pt") as f:
@@ -210,8 +229,8 @@ def assert_modules_matter(run: Path, release_logits, batch):
     """The LoRA adapter alone (modules left out) gives different logits: the release really carries the modules."""
     from peft import PeftModel
 
-    from cognitive.base import load_base
-    from cognitive.release import read_run
+    from cognitive.model.base import load_base
+    from cognitive.train.run import read_run
 
     without = PeftModel.from_pretrained(load_base(read_run(run).base, dtype=torch.float32), str(run)).eval()
     with torch.no_grad():
@@ -222,9 +241,29 @@ def assert_modules_matter(run: Path, release_logits, batch):
 def test_lm_eval_on_the_modules_release(releases, tmp_path):
     out = tmp_path / "lm_eval"
     result = run_python(
-        ["-m", "lm_eval", "--model", "hf", "--model_args", f"pretrained={releases['modules'][0]},trust_remote_code=True",
-         "--tasks", "cognitive_reasoning", "--include_path", "eval/tasks", "--device", "cpu", "--limit", "2",
-         "--batch_size", "2", "--apply_chat_template", "--gen_kwargs", "max_gen_toks=16", "--output_path", str(out)],
+        [
+            "-m",
+            "lm_eval",
+            "--model",
+            "hf",
+            "--model_args",
+            f"pretrained={releases['modules'][0]},trust_remote_code=True",
+            "--tasks",
+            "cognitive_reasoning",
+            "--include_path",
+            "eval/tasks",
+            "--device",
+            "cpu",
+            "--limit",
+            "2",
+            "--batch_size",
+            "2",
+            "--apply_chat_template",
+            "--gen_kwargs",
+            "max_gen_toks=16",
+            "--output_path",
+            str(out),
+        ],
         env={"HF_MODULES_CACHE": str(tmp_path / "hf_modules")},
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -245,7 +284,10 @@ def _serve_and_ask(command: list[str], release: Path, log_path: Path) -> None:
     log = open(log_path, "w")
     server = subprocess.Popen(
         [*command, "--host", "127.0.0.1", "--port", str(port), "--device", "cpu", "--dtype", "float32"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        cwd=ROOT,
     )
     try:
         deadline = time.time() + 120
@@ -259,8 +301,14 @@ def _serve_and_ask(command: list[str], release: Path, log_path: Path) -> None:
                 time.sleep(0.5)
         request = urllib.request.Request(
             f"http://127.0.0.1:{port}/v1/chat/completions",
-            data=json.dumps({"model": str(release), "max_tokens": 8, "stream": False,
-                             "messages": [{"role": "user", "content": "How many apples are left?"}]}).encode(),
+            data=json.dumps(
+                {
+                    "model": str(release),
+                    "max_tokens": 8,
+                    "stream": False,
+                    "messages": [{"role": "user", "content": "How many apples are left?"}],
+                }
+            ).encode(),
             headers={"Content-Type": "application/json"},
         )
         reply = json.loads(urllib.request.urlopen(request, timeout=120).read())
@@ -282,7 +330,9 @@ def _serve_and_ask(command: list[str], release: Path, log_path: Path) -> None:
 
 def test_transformers_serve_answers_a_chat_completion(releases, tmp_path):
     release = releases["plain"][0]
-    _serve_and_ask([str(Path(sys.executable).parent / "transformers"), "serve", str(release)], release, tmp_path / "serve.log")
+    _serve_and_ask(
+        [str(Path(sys.executable).parent / "transformers"), "serve", str(release)], release, tmp_path / "serve.log"
+    )
 
 
 def test_serve_launcher_serves_a_modules_release(releases, tmp_path):
@@ -292,13 +342,18 @@ def test_serve_launcher_serves_a_modules_release(releases, tmp_path):
     assert "serving" in (tmp_path / "serve.log").read_text() and "shipped class" in (tmp_path / "serve.log").read_text()
 
 
-@pytest.mark.xfail(raises=AttributeError, strict=True,
-                   reason="transformers serve resolves architectures[0] in the transformers package (no remote code); "
-                          "when this passes, update the model card's Serving note (cognitive/model_card.py)")
+@pytest.mark.xfail(
+    raises=AttributeError,
+    strict=True,
+    reason="transformers serve resolves architectures[0] in the transformers package (no remote code); "
+    "when this passes, update the model card's Serving note (cognitive/release/model_card.py)",
+)
 def test_transformers_serve_loads_a_remote_code_release(releases):
     from transformers.cli.serving.model_manager import ModelManager
 
-    manager = ModelManager(device="cpu", dtype="float32", trust_remote_code=True, force_model=str(releases["modules"][0]))
+    manager = ModelManager(
+        device="cpu", dtype="float32", trust_remote_code=True, force_model=str(releases["modules"][0])
+    )
     assert manager.loaded_models
 
 
@@ -332,8 +387,8 @@ def test_chat_refuses_remote_code_it_did_not_write(releases, tmp_path, capsys):
 
 
 def test_parse_response_reads_the_trained_format():
-    from cognitive.chat import parse_response
-    from cognitive.schema import CognitiveTrainingExample
+    from cognitive.data.response import parse_response
+    from cognitive.data.schema import CognitiveTrainingExample
 
     def example(name):
         return CognitiveTrainingExample.model_validate_json((ROOT / "data/examples" / f"{name}.json").read_text())
@@ -344,21 +399,35 @@ def test_parse_response_reads_the_trained_format():
     assert cot["steps"][2]["memory"] == "Final count: 23" and cot["format_ok"]
     plan = parse_response(example("plan_cooking_001").response())
     assert len(plan["planning_steps"]) == 4
-    assert plan["planning_steps"][0] == {"from_state": "planning", "to_state": "prep_dessert",
-                                         "action": "Start dessert preparation (requires cooling time)",
-                                         "rationale": "Dessert needs longest total time including cooling"}
+    assert plan["planning_steps"][0] == {
+        "from_state": "planning",
+        "to_state": "prep_dessert",
+        "action": "Start dessert preparation (requires cooling time)",
+        "rationale": "Dessert needs longest total time including cooling",
+    }
     free_text = parse_response("1. Add 3 and 4\n2. Check it\n\nThe answer is probably 7.")
     assert free_text["final_answer"] is None and not free_text["format_ok"]
     assert [s["description"] for s in free_text["steps"]] == ["Add 3 and 4", "Check it"]
 
 
 def test_model_card_reads_the_three_eval_result_formats(tmp_path):
-    from cognitive.model_card import load_eval_scores
+    from cognitive.release.model_card import load_eval_scores
 
-    lm_eval = {"results": {"cognitive_reasoning": {"alias": "cognitive_reasoning", "exact_match,none": 0.5,
-                                                   "exact_match_stderr,none": 0.1}},
-               "config": {"limit": 2.0}, "model_name": "release/x"}
-    demo = {"base": {"cognitive_reasoning": {"exact_match": 0.1}}, "tuned": {"cognitive_reasoning": {"exact_match": 0.3}}}
+    lm_eval = {
+        "results": {
+            "cognitive_reasoning": {
+                "alias": "cognitive_reasoning",
+                "exact_match,none": 0.5,
+                "exact_match_stderr,none": 0.1,
+            }
+        },
+        "config": {"limit": 2.0},
+        "model_name": "release/x",
+    }
+    demo = {
+        "base": {"cognitive_reasoning": {"exact_match": 0.1}},
+        "tuned": {"cognitive_reasoning": {"exact_match": 0.3}},
+    }
     expected = {
         "evaluate": (EVAL_RESULTS, {"release:modules": {"cognitive_reasoning": {"score": 0.25, "exact_match": 0.25}}}),
         "lm_eval": (lm_eval, {"release/x": {"cognitive_reasoning": {"exact_match": 0.5}}}),
@@ -412,8 +481,10 @@ def test_bad_input_is_one_line_exit_2_and_overwrites_nothing(runs, tiny_model_di
 
     not_results = tmp_path / "not-results.json"
     not_results.write_text("[1, 2]")
-    fails(["--run", str(runs["plain"]), "--out", str(tmp_path / "g"), "--eval-results", str(not_results)],
-          "not a recipes/evaluate.py")
+    fails(
+        ["--run", str(runs["plain"]), "--out", str(tmp_path / "g"), "--eval-results", str(not_results)],
+        "not a recipes/evaluate.py",
+    )
 
     existing = tmp_path / "existing"
     existing.mkdir()

@@ -8,12 +8,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tests.conftest import ROOT, run_python, tiny_recipe
+from tests.conftest import run_python, tiny_recipe
 
 
 def _train_in_process(argv):
     import recipes.sft as sft
-    from cognitive.args import parse_sft_args
+    from cognitive.train.args import parse_sft_args
 
     return sft.main(*parse_sft_args(argv))
 
@@ -39,7 +39,13 @@ def test_two_steps_train_lora_only(family, tiny_model_dir, cot_data_dir, tmp_pat
     assert checked_base >= len(base) - 1
 
     # The finished run dir: adapter, resolved config, trainer log, curves; no .partial left behind.
-    for name in ("adapter_model.safetensors", "adapter_config.json", "run_config.yaml", "log_history.json", "training_curves.png"):
+    for name in (
+        "adapter_model.safetensors",
+        "adapter_config.json",
+        "run_config.yaml",
+        "log_history.json",
+        "training_curves.png",
+    ):
         assert (run_dir / name).exists(), name
     assert not (tmp_path / "run.partial").exists()
     history = json.loads((run_dir / "log_history.json").read_text())
@@ -48,12 +54,12 @@ def test_two_steps_train_lora_only(family, tiny_model_dir, cot_data_dir, tmp_pat
 
 def test_loss_only_on_assistant_tokens(tiny_model_dir, cot_data_dir, tmp_path, embedded_tokenizer):
     """The tokens that carry loss decode to exactly the assistant response (+ end of turn), not the prompt."""
-    from cognitive.formatting import load_examples
+    from cognitive.train.sft_data import find_split_files, load_examples
 
     trainer = _train_in_process(tiny_recipe(tiny_model_dir("llama"), cot_data_dir, tmp_path / "run", max_steps=1))
     row = trainer.train_dataset[0]
     trained = [label for label in row["labels"] if label != -100]  # -100: no loss on this token
-    response = load_examples(cot_data_dir, "train")[0].response()
+    response = load_examples(find_split_files(cot_data_dir, "train"))[0].response()
     assert embedded_tokenizer.decode(trained).strip() == response + "<|im_end|>"
     assert row["labels"][: len(row["input_ids"]) - len(trained)] == [-100] * (len(row["input_ids"]) - len(trained))
 
@@ -83,7 +89,10 @@ def test_malformed_record_names_file_and_line(tmp_path, tiny_model_dir, cot_data
 def test_missing_base_is_one_line_error(tmp_path, cot_data_dir):
     result = run_python(["recipes/sft.py", *tiny_recipe(tmp_path / "no-such-model", cot_data_dir, tmp_path / "run")])
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines()[-1] == f"error: base '{tmp_path / 'no-such-model'}' does not exist (not a local model directory, not a hub id)"
+    assert (
+        result.stderr.strip().splitlines()[-1]
+        == f"error: base '{tmp_path / 'no-such-model'}' does not exist (not a local model directory, not a hub id)"
+    )
 
 
 def test_finished_run_dir_is_not_overwritten(tmp_path, tiny_model_dir, cot_data_dir):

@@ -18,11 +18,20 @@ def test_qlora_two_steps_on_a_4bit_base(tiny_model_dir, cot_data_dir, tmp_path):
     import bitsandbytes as bnb
 
     import recipes.sft as sft
-    from cognitive.args import parse_sft_args
+    from cognitive.train.args import parse_sft_args
 
-    trainer = sft.main(*parse_sft_args(tiny_recipe(
-        tiny_model_dir("llama"), cot_data_dir, tmp_path / "run",
-        load_in_4bit="true", use_bnb_nested_quant="true", bnb_4bit_quant_type="nf4")))
+    trainer = sft.main(
+        *parse_sft_args(
+            tiny_recipe(
+                tiny_model_dir("llama"),
+                cot_data_dir,
+                tmp_path / "run",
+                load_in_4bit="true",
+                use_bnb_nested_quant="true",
+                bnb_4bit_quant_type="nf4",
+            )
+        )
+    )
     linear4bit = [m for m in trainer.model.modules() if isinstance(m, bnb.nn.Linear4bit)]
     assert len(linear4bit) == 7 * 2, "every linear layer of both decoder layers is NF4"
     assert all(m.weight.quant_state.quant_type == "nf4" and m.weight.quant_state.nested for m in linear4bit)
@@ -63,7 +72,7 @@ def test_sigkill_mid_training_then_resume_ends_like_an_uninterrupted_run(tiny_mo
 
 
 def test_incomplete_checkpoint_is_never_resumed(tmp_path):
-    from cognitive.training import resume_checkpoint
+    from cognitive.train.run import resume_checkpoint
 
     for step, complete in ((3, True), (6, True), (9, False)):
         (tmp_path / f"checkpoint-{step}").mkdir()
@@ -76,7 +85,9 @@ def test_incomplete_checkpoint_is_never_resumed(tmp_path):
 def test_deepspeed_config_contradicting_the_recipe_fails_before_loading(tiny_model_dir, cot_data_dir, tmp_path):
     ds = tmp_path / "ds.json"
     ds.write_text(json.dumps({"train_micro_batch_size_per_gpu": 8, "zero_optimization": {"stage": 2}}))
-    result = run_python(["recipes/sft.py", *tiny_recipe(tiny_model_dir("llama"), cot_data_dir, tmp_path / "run"), "--ds", str(ds)])
+    result = run_python(
+        ["recipes/sft.py", *tiny_recipe(tiny_model_dir("llama"), cot_data_dir, tmp_path / "run"), "--ds", str(ds)]
+    )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == (
         f"error: {ds}: train_micro_batch_size_per_gpu is 8 but the recipe's per_device_train_batch_size is 2; "
@@ -85,16 +96,41 @@ def test_deepspeed_config_contradicting_the_recipe_fails_before_loading(tiny_mod
     assert "Loading weights" not in result.stderr
 
     ds.write_text('{"zero_optimization": {"stage": 2,}\n')
-    result = run_python(["recipes/sft.py", *tiny_recipe(tiny_model_dir("llama"), cot_data_dir, tmp_path / "run"), "--ds", str(ds)])
-    assert result.returncode == 2 and result.stderr.strip().splitlines()[-1].startswith(f"error: {ds}:1: not valid JSON")
+    result = run_python(
+        ["recipes/sft.py", *tiny_recipe(tiny_model_dir("llama"), cot_data_dir, tmp_path / "run"), "--ds", str(ds)]
+    )
+    assert result.returncode == 2 and result.stderr.strip().splitlines()[-1].startswith(
+        f"error: {ds}:1: not valid JSON"
+    )
 
 
 def test_model_that_cannot_fit_is_refused_with_advice(cot_data_dir, tmp_path):
     """Qwen2.5-1.5B in bf16 without checkpointing at 16 x 4096 tokens does not fit a 3090 Ti: refused before loading."""
-    result = run_python(["recipes/sft.py", "--config", str(ROOT / "recipes/configs/cognitive_1.5b.yaml"),
-                         "--bf16", "false", "--tf32", "false", "--load_in_4bit", "false", "--gradient_checkpointing", "false",
-                         "--per_device_train_batch_size", "16", "--max_length", "4096", "--gpu", "3090ti",
-                         "--dataset_path", str(cot_data_dir), "--output_dir", str(tmp_path / "run")])
+    result = run_python(
+        [
+            "recipes/sft.py",
+            "--config",
+            str(ROOT / "recipes/configs/cognitive_1.5b.yaml"),
+            "--bf16",
+            "false",
+            "--tf32",
+            "false",
+            "--load_in_4bit",
+            "false",
+            "--gradient_checkpointing",
+            "false",
+            "--per_device_train_batch_size",
+            "16",
+            "--max_length",
+            "4096",
+            "--gpu",
+            "3090ti",
+            "--dataset_path",
+            str(cot_data_dir),
+            "--output_dir",
+            str(tmp_path / "run"),
+        ]
+    )
     assert result.returncode == 2
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error: estimated peak memory") and "exceeds the 3090ti's 24.0 GiB" in last
@@ -111,8 +147,18 @@ def test_the_default_recipe_on_a_cpu_machine_names_the_offline_recipe():
 
 def test_wandb_logs_offline_into_the_run_dir(tiny_model_dir, cot_data_dir, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
-    result = subprocess.run([sys.executable, "recipes/sft.py", *tiny_recipe(tiny_model_dir("llama"), cot_data_dir, tmp_path / "run",
-                             max_steps=1, report_to="wandb")], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "recipes/sft.py",
+            *tiny_recipe(tiny_model_dir("llama"), cot_data_dir, tmp_path / "run", max_steps=1, report_to="wandb"),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     runs = list((tmp_path / "run" / "wandb").glob("offline-run-*"))
     assert len(runs) == 1 and any(runs[0].glob("*.wandb"))

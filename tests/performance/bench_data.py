@@ -4,9 +4,9 @@
     python tests/performance/bench_data.py --skip-end-to-end     # generators only
     python tests/performance/bench_data.py --end-to-end-size 20000 --tokenizer whitespace
 
-Part 1 runs in this process on one core (rates per CPU-second of this process): generate_example (solver + independent checker + schema) for
-each task type over the four difficulties, and reports verified examples/s (targets: >= 2000/s for
-chain_of_thought and state_transition, >= 200/s for problem_solving logic grids).
+Part 1 runs in this process on one core (rates per CPU-second of this process): generate_example (solver +
+independent checker + schema) for each task type over the four difficulties, and reports verified examples/s
+(targets: >= 2000/s for chain_of_thought and state_transition, >= 200/s for problem_solving logic grids).
 Part 2 runs build_dataset on data/configs/default.yaml (generate, verify, length, decontaminate, dedup,
 split, save JSONL + DatasetDict + stats) with --num-proc workers and reports wall time and the peak
 resident memory of the whole process tree (targets: 100k in < 300 s on 2 cores, < 4 GB).
@@ -26,10 +26,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from cognitive.generators import generate_example  # noqa: E402
-from cognitive.schema import DifficultyLevel, ReasoningType  # noqa: E402
+from cognitive.data.generators import generate_example  # noqa: E402
+from cognitive.data.schema import DifficultyLevel, ReasoningType  # noqa: E402
 
-TARGETS = {"chain_of_thought": 2000, "state_transition": 2000, "problem_solving": 200}
+TARGETS = {  # registry-ok: the benchmark's targets
+    "chain_of_thought": 2000,
+    "state_transition": 2000,
+    "problem_solving": 200,
+}
 
 
 def bench_generators(seconds: float) -> dict:
@@ -49,8 +53,12 @@ def bench_generators(seconds: float) -> dict:
         results[task.value] = {"mixed": round(mixed), **{k: round(v) for k, v in per_level.items()}}
         target = TARGETS.get(task.value)
         verdict = f"(target >= {target}: {'ok' if mixed >= target else 'MISSED'})" if target else ""
-        print(f"{task.value:18s} {mixed:8.0f} verified ex/s/core  " +
-              "  ".join(f"{k} {v:.0f}" for k, v in per_level.items()) + f"  {verdict}", flush=True)
+        print(
+            f"{task.value:18s} {mixed:8.0f} verified ex/s/core  "
+            + "  ".join(f"{k} {v:.0f}" for k, v in per_level.items())
+            + f"  {verdict}",
+            flush=True,
+        )
     return results
 
 
@@ -84,8 +92,8 @@ class PeakMemory:
 
 
 def bench_end_to_end(size: int, num_proc: int, tokenizer: str | None) -> dict:
-    from cognitive.datagen import build_dataset
-    from cognitive.schema import DatasetConfiguration
+    from cognitive.data.build import build_dataset
+    from cognitive.data.schema import DatasetConfiguration
 
     config = DatasetConfiguration.from_yaml(ROOT / "data/configs/default.yaml")
     config = config.model_copy(update={"target_size": size})
@@ -105,18 +113,30 @@ def bench_end_to_end(size: int, num_proc: int, tokenizer: str | None) -> dict:
     # what the same work needs on num_proc otherwise idle cores (the main process overlaps the workers)
     idle_estimate = max(main_cpu, (main_cpu + workers_cpu) / num_proc)
     load = os.getloadavg()[0]
-    result = {"examples": report["kept"], "generated": report["generated"], "seconds": round(seconds, 1),
-              "load_average_1min_at_end": round(load, 2), "timings": report["timings"],
-              "cpu_seconds": {"main": round(main_cpu, 1), "workers": round(workers_cpu, 1)},
-              "idle_machine_estimate_s": round(idle_estimate, 1),
-              "examples_per_s": round(report["kept"] / seconds), "peak_rss_gb": round(mem.peak / 2**30, 2),
-              "num_proc": num_proc, "tokenizer": report["tokenizer"],
-              "dropped": {k: v["dropped"] for k, v in report["stages"].items()}, "unfilled_slots": report["unfilled_slots"]}
+    result = {
+        "examples": report["kept"],
+        "generated": report["generated"],
+        "seconds": round(seconds, 1),
+        "load_average_1min_at_end": round(load, 2),
+        "timings": report["timings"],
+        "cpu_seconds": {"main": round(main_cpu, 1), "workers": round(workers_cpu, 1)},
+        "idle_machine_estimate_s": round(idle_estimate, 1),
+        "examples_per_s": round(report["kept"] / seconds),
+        "peak_rss_gb": round(mem.peak / 2**30, 2),
+        "num_proc": num_proc,
+        "tokenizer": report["tokenizer"],
+        "dropped": {k: v["dropped"] for k, v in report["stages"].items()},
+        "unfilled_slots": report["unfilled_slots"],
+    }
     ok = seconds < 300 * size / 100_000 and mem.peak < 4 * 2**30
-    print(f"end to end: {report['kept']} kept ({report['generated']} generated) in {seconds:.1f} s with {num_proc} workers, "
-          f"peak memory (PSS) {mem.peak / 2**30:.2f} GB, load average {load:.1f}, CPU {main_cpu + workers_cpu:.0f} s "
-          f"(~{idle_estimate:.0f} s on {num_proc} idle cores)  "
-          f"(targets for 100k: < 300 s, < 4 GB: {'ok' if ok else 'MISSED'})", flush=True)
+    print(
+        f"end to end: {report['kept']} kept ({report['generated']} generated) in {seconds:.1f} s "
+        f"with {num_proc} workers, "
+        f"peak memory (PSS) {mem.peak / 2**30:.2f} GB, load average {load:.1f}, CPU {main_cpu + workers_cpu:.0f} s "
+        f"(~{idle_estimate:.0f} s on {num_proc} idle cores)  "
+        f"(targets for 100k: < 300 s, < 4 GB: {'ok' if ok else 'MISSED'})",
+        flush=True,
+    )
     return result
 
 

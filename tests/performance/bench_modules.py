@@ -5,7 +5,7 @@
     python tests/performance/bench_modules.py --shape qwen2.5-1.5b --device cuda --bf16 \
         --batch 4 --seq 2048 --gradient-checkpointing           # the GPU check (random init, real shape)
 
-The base is the embedded SmolLM2-135M-Instruct when cognitive.base can provide it, else a random-init model of
+The base is the embedded SmolLM2-135M-Instruct when cognitive.model.base can provide it, else a random-init model of
 the same shape (vocab 49152, hidden 576, 30 layers, 9 heads, 3 KV heads, tied embeddings). Both variants get
 LoRA r16 on all base linears; the modules variant also gets the cognitive modules (default config: the guide's
 block) with their gates opened, as after some training. Rounds alternate the order of the two variants; the
@@ -26,25 +26,30 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from peft import LoraConfig, get_peft_model  # noqa: E402
-from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM  # noqa: E402
+from peft import LoraConfig, get_peft_model
+from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
-from cognitive.inject import (  # noqa: E402
+from cognitive.model.inject import (
     cognitive_parameter_counts,
     format_parameter_counts,
     inject_cognitive_modules,
     lora_target_modules,
     mark_cognitive_trainable,
 )
-from cognitive.modules import cognitive_blocks  # noqa: E402
+from cognitive.model.memory import shape_for
+from cognitive.model.modules import cognitive_blocks
 
-SHAPES = {
-    "smollm2-135m": (LlamaConfig, LlamaForCausalLM, dict(
-        vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9,
-        num_key_value_heads=3, tie_word_embeddings=True, rope_theta=100000.0)),
-    "qwen2.5-1.5b": (Qwen2Config, Qwen2ForCausalLM, dict(
-        vocab_size=151936, hidden_size=1536, intermediate_size=8960, num_hidden_layers=28, num_attention_heads=12,
-        num_key_value_heads=2, tie_word_embeddings=True, rope_theta=1e6)),
+SHAPES = {  # the documented bases' shapes (cognitive/model/memory.py), random init when the embedded model is missing
+    "smollm2-135m": (
+        LlamaConfig,
+        LlamaForCausalLM,
+        {**shape_for("embedded:smollm2-135m-instruct").config_kwargs(), "rope_theta": 100000.0},
+    ),
+    "qwen2.5-1.5b": (
+        Qwen2Config,
+        Qwen2ForCausalLM,
+        {**shape_for("Qwen/Qwen2.5-1.5B-Instruct").config_kwargs(), "rope_theta": 1e6},
+    ),
 }
 
 
@@ -52,7 +57,7 @@ def load(shape: str, device: str, dtype: torch.dtype):
     """(model, description): the embedded SmolLM2 if available (for that shape), else random init."""
     if shape == "smollm2-135m":
         try:
-            from cognitive.base import load_base
+            from cognitive.model.base import load_base
 
             model = load_base("embedded:smollm2-135m-instruct", dtype=dtype, attn_implementation="sdpa")
             return model.to(device), "embedded SmolLM2-135M-Instruct"
@@ -121,9 +126,11 @@ def main() -> None:
     lora_only, what = build(args, with_modules=False)
     with_modules, _ = build(args, with_modules=True)
     checkpointing = "on" if args.gradient_checkpointing else "off"
-    print(f"base: {what}; batch {args.batch} x {args.seq} tokens on {args.device}, "
-          f"{'bf16' if args.bf16 else 'fp32'}, gradient checkpointing {checkpointing}, "
-          f"torch threads {torch.get_num_threads()}")
+    print(
+        f"base: {what}; batch {args.batch} x {args.seq} tokens on {args.device}, "
+        f"{'bf16' if args.bf16 else 'fp32'}, gradient checkpointing {checkpointing}, "
+        f"torch threads {torch.get_num_threads()}"
+    )
     print(f"modules config: {args.modules}")
     print(format_parameter_counts(cognitive_parameter_counts(with_modules)))
 
@@ -142,15 +149,19 @@ def main() -> None:
                 wall[name].append(seconds)
                 cpu[name].append(cpu_seconds)
         if round_ > 0:
-            print(f"round {round_}: wall lora {wall['lora'][-1]:.3f} s, lora+modules {wall['lora+modules'][-1]:.3f} s"
-                  f" | cpu lora {cpu['lora'][-1]:.3f} s, lora+modules {cpu['lora+modules'][-1]:.3f} s")
+            print(
+                f"round {round_}: wall lora {wall['lora'][-1]:.3f} s, lora+modules {wall['lora+modules'][-1]:.3f} s"
+                f" | cpu lora {cpu['lora'][-1]:.3f} s, lora+modules {cpu['lora+modules'][-1]:.3f} s"
+            )
     tokens = args.batch * args.seq
     for label, times in (("wall", wall), ("cpu", cpu)):
         for stat in (statistics.median, min):  # min: the round least disturbed by other processes
             lora_s, modules_s = stat(times["lora"]), stat(times["lora+modules"])
-            print(f"{label:>4} {stat.__name__:>6}: LoRA only {lora_s:.3f} s ({tokens / lora_s:,.0f} tokens/s), "
-                  f"LoRA + modules {modules_s:.3f} s ({tokens / modules_s:,.0f} tokens/s); "
-                  f"ratio {modules_s / lora_s:.3f} (target <= 1.15)")
+            print(
+                f"{label:>4} {stat.__name__:>6}: LoRA only {lora_s:.3f} s ({tokens / lora_s:,.0f} tokens/s), "
+                f"LoRA + modules {modules_s:.3f} s ({tokens / modules_s:,.0f} tokens/s); "
+                f"ratio {modules_s / lora_s:.3f} (target <= 1.15)"
+            )
     if args.device == "cuda":
         print(f"peak CUDA memory allocated: {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB (both variants)")
 

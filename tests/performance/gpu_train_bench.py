@@ -10,7 +10,7 @@ process RSS on the CPU):
 
   fixed length (every example `--seq` tokens):
     trl_qlora         plain TRL SFTTrainer, QLoRA nf4 (TRL defaults otherwise)
-    ours              recipes/sft.py's path (cognitive.training) on the 1.5B recipe without its modules:
+    ours              recipes/sft.py's path (cognitive.train.run) on the 1.5B recipe without its modules:
                       QLoRA + our attention choice
     ours_modules      + the cognitive modules (the recipe's block: every module on, default sizes)
     ours_zero2        ours + DeepSpeed ZeRO-2 with CPU optimizer offload (ds_configs/zero2_3090ti.json)
@@ -38,13 +38,20 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-SHAPES = {
-    "qwen2.5-1.5b": dict(vocab_size=151936, hidden_size=1536, intermediate_size=8960, num_hidden_layers=28,
-                         num_attention_heads=12, num_key_value_heads=2, tie_word_embeddings=True, rope_theta=1e6),
-    "qwen2.5-3b": dict(vocab_size=151936, hidden_size=2048, intermediate_size=11008, num_hidden_layers=36,
-                       num_attention_heads=16, num_key_value_heads=2, tie_word_embeddings=True, rope_theta=1e6),
-    "tiny": dict(vocab_size=1024, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                 num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True),
+from cognitive.model.memory import shape_for  # noqa: E402
+
+SHAPES = {  # random-init models of the documented bases' shapes (cognitive/model/memory.py), and a tiny one
+    "qwen2.5-1.5b": {**shape_for("Qwen/Qwen2.5-1.5B-Instruct").config_kwargs(), "rope_theta": 1e6},
+    "qwen2.5-3b": {**shape_for("Qwen/Qwen2.5-3B-Instruct").config_kwargs(), "rope_theta": 1e6},
+    "tiny": dict(
+        vocab_size=1024,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        tie_word_embeddings=True,
+    ),
 }
 FIXED = ["trl_qlora", "ours", "ours_modules", "ours_zero2"]
 VARIABLE = ["trl_padded", "trl_packing", "ours_packing"]
@@ -62,8 +69,9 @@ def make_model_dir(shape: str, out: Path) -> Path:
         return out
     cfg = SHAPES[shape]
     vocab = {f"t{i}": i for i in range(cfg["vocab_size"])}
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.WordLevel(vocab, unk_token="t0")),
-                                        pad_token="t0", eos_token="t1")
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=Tokenizer(models.WordLevel(vocab, unk_token="t0")), pad_token="t0", eos_token="t1"
+    )
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_config(Qwen2Config(**cfg, pad_token_id=0, eos_token_id=1), dtype=torch.bfloat16)
     model.save_pretrained(out)
@@ -117,8 +125,8 @@ class Meter:
         return _Timer()
 
     def result(self, accumulation: int) -> dict:
-        timed = self.times[self.warmup:]
-        tokens = sum(self.batches[self.warmup * accumulation:(self.warmup + len(timed)) * accumulation])
+        timed = self.times[self.warmup :]
+        tokens = sum(self.batches[self.warmup * accumulation : (self.warmup + len(timed)) * accumulation])
         return {"real_tokens_per_s": tokens / sum(timed), "step_s": sum(timed) / len(timed)}
 
 
@@ -137,31 +145,70 @@ def run_case(case: str, args) -> dict:
     import random
 
     rng = random.Random(0)
-    lengths = [args.seq] * n if case in FIXED or args.longest else [rng.randint(args.seq // 16, args.seq) for _ in range(n)]
+    lengths = (
+        [args.seq] * n if case in FIXED or args.longest else [rng.randint(args.seq // 16, args.seq) for _ in range(n)]
+    )
     dataset = make_dataset(lengths, vocab)
-    common = dict(output_dir=str(Path(args.work) / case), max_steps=steps, per_device_train_batch_size=micro,
-                  max_length=args.seq, logging_steps=10**6, save_strategy="no", report_to="none",
-                  bf16=cuda, gradient_checkpointing=True, dataloader_num_workers=0, seed=0, shuffle_dataset=False)
+    common = dict(
+        output_dir=str(Path(args.work) / case),
+        max_steps=steps,
+        per_device_train_batch_size=micro,
+        max_length=args.seq,
+        logging_steps=10**6,
+        save_strategy="no",
+        report_to="none",
+        bf16=cuda,
+        gradient_checkpointing=True,
+        dataloader_num_workers=0,
+        seed=0,
+        shuffle_dataset=False,
+    )
 
     if case.startswith("trl_"):  # plain TRL: its defaults, QLoRA the way TRL documents it
         from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 
-        quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                                   bnb_4bit_compute_dtype=torch.bfloat16 if cuda else torch.float32)
-        model = AutoModelForCausalLM.from_pretrained(model_dir, quantization_config=quant,
-                                                     dtype=torch.bfloat16 if cuda else torch.float32,
-                                                     device_map={"": 0 if cuda else "cpu"})
+        quant = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=torch.bfloat16 if cuda else torch.float32,
+        )
+        model = AutoModelForCausalLM.from_pretrained(
+            model_dir,
+            quantization_config=quant,
+            dtype=torch.bfloat16 if cuda else torch.float32,
+            device_map={"": 0 if cuda else "cpu"},
+        )
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
         config = SFTConfig(**common, packing=case == "trl_packing")
-        trainer = SFTTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer,
-                             peft_config=LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", task_type="CAUSAL_LM"))
+        trainer = SFTTrainer(
+            model=model,
+            args=config,
+            train_dataset=dataset,
+            processing_class=tokenizer,
+            peft_config=LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", task_type="CAUSAL_LM"),
+        )
     else:  # this project's recipe path
-        from cognitive.args import parse_sft_args
-        from cognitive.training import build_trainer, load_model_and_tokenizer
+        from cognitive.model.inject import config_from_dict
+        from cognitive.train.args import parse_sft_args
+        from cognitive.train.trainer import build_trainer, load_model_and_tokenizer
 
-        argv = ["--config", str(ROOT / "recipes/configs/cognitive_1.5b.yaml"), "--model_name_or_path", str(model_dir),
-                "--bf16", str(cuda).lower(), "--tf32", str(cuda).lower(), "--dtype", "bfloat16" if cuda else "float32",
-                "--bnb_4bit_quant_storage", "bfloat16" if cuda else "float32", "--report_to", "none"]
+        argv = [
+            "--config",
+            str(ROOT / "recipes/configs/cognitive_1.5b.yaml"),
+            "--model_name_or_path",
+            str(model_dir),
+            "--bf16",
+            str(cuda).lower(),
+            "--tf32",
+            str(cuda).lower(),
+            "--dtype",
+            "bfloat16" if cuda else "float32",
+            "--bnb_4bit_quant_storage",
+            "bfloat16" if cuda else "float32",
+            "--report_to",
+            "none",
+        ]
         for key, value in common.items():
             argv += [f"--{key}", str(value)]
         if case == "ours_packing":
@@ -170,16 +217,21 @@ def run_case(case: str, args) -> dict:
             argv += ["--ds", str(ROOT / "ds_configs/zero2_3090ti.json"), "--gradient_accumulation_steps", "1"]
         script_args, training_args, model_args = parse_sft_args(argv)
         training_args.gradient_accumulation_steps = 1
-        if case != "ours_modules":
-            script_args.cognitive_modules = None  # the recipe's block (every module on) only in ours_modules
-        model, tokenizer = load_model_and_tokenizer(model_args, training_args, script_args)
-        trainer = build_trainer(model, tokenizer, script_args, training_args, model_args, dataset, None)
+        # the recipe's block (every module on) only in ours_modules
+        modules = config_from_dict(script_args.cognitive_modules) if case == "ours_modules" else None
+        model, tokenizer = load_model_and_tokenizer(model_args, training_args, modules)
+        trainer = build_trainer(model, tokenizer, training_args, model_args, dataset, None)
 
     meter = Meter(trainer.data_collator, args.warmup)
     trainer.data_collator = meter
     trainer.add_callback(meter.callback())
     trainer.train()
-    result = {"case": case, "seq": args.seq, "micro_batch": micro, **meter.result(trainer.args.gradient_accumulation_steps)}
+    result = {
+        "case": case,
+        "seq": args.seq,
+        "micro_batch": micro,
+        **meter.result(trainer.args.gradient_accumulation_steps),
+    }
     if cuda:
         result["peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
     else:
@@ -191,10 +243,32 @@ def run_case(case: str, args) -> dict:
 
 # --------------------------------------------------------------------------------------------- driver (parent)
 def spawn(case: str, args, seq: int, shape: str, model_dir: Path, longest: bool = False) -> dict | None:
-    env = {**os.environ, "RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1",
-           "MASTER_PORT": str(29500 + os.getpid() % 1000)}
-    cmd = [sys.executable, __file__, "--run-case", case, "--shape", shape, "--seq", str(seq), "--model-dir",
-           str(model_dir), "--work", args.work, "--steps", str(args.steps), "--warmup", str(args.warmup)]
+    env = {
+        **os.environ,
+        "RANK": "0",
+        "LOCAL_RANK": "0",
+        "WORLD_SIZE": "1",
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": str(29500 + os.getpid() % 1000),
+    }
+    cmd = [
+        sys.executable,
+        __file__,
+        "--run-case",
+        case,
+        "--shape",
+        shape,
+        "--seq",
+        str(seq),
+        "--model-dir",
+        str(model_dir),
+        "--work",
+        args.work,
+        "--steps",
+        str(args.steps),
+        "--warmup",
+        str(args.warmup),
+    ]
     if longest:
         cmd.append("--longest")
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
@@ -203,14 +277,19 @@ def spawn(case: str, args, seq: int, shape: str, model_dir: Path, longest: bool 
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["?"]
         print(f"  {case:<14} seq {seq:>6}: failed ({tail[0][:160]})", flush=True)
         return None
-    result = json.loads(lines[-1][len("RESULT "):])
-    print(f"  {case:<14} seq {seq:>6}: {result['real_tokens_per_s']:>10.0f} real tok/s   peak {result['peak_gib']:.2f} GiB", flush=True)
+    result = json.loads(lines[-1][len("RESULT ") :])
+    print(
+        f"  {case:<14} seq {seq:>6}: {result['real_tokens_per_s']:>10.0f} real tok/s   "
+        f"peak {result['peak_gib']:.2f} GiB",
+        flush=True,
+    )
     return result
 
 
 def longest_that_fits(args, shape: str, model_dir: Path, step: int = 256) -> int | None:
     """Longest sequence (a multiple of `step`) at which ours_modules trains at micro-batch 1 within the cap:
     double from --seq until a run fails, then bisect between the last fit and the first failure."""
+
     def fits(seq: int) -> bool:
         return spawn("ours_modules", args, seq, shape, model_dir, longest=True) is not None
 
@@ -232,8 +311,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--cases", nargs="+", default=FIXED + VARIABLE)
-    parser.add_argument("--search-longest", action=argparse.BooleanOptionalAction, default=None,
-                        help="search the longest sequence that fits (default: on a GPU)")
+    parser.add_argument(
+        "--search-longest",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="search the longest sequence that fits (default: on a GPU)",
+    )
     parser.add_argument("--longest", action="store_true", help=argparse.SUPPRESS)  # child: micro-batch 1 case
     parser.add_argument("--work", default=str(ROOT / "results" / "bench"))
     parser.add_argument("--model-dir")
@@ -252,12 +335,21 @@ def main() -> None:
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     model_dir = make_model_dir(args.shape, work / f"model-{args.shape}")
-    print(f"{'GPU ' + torch.cuda.get_device_name(0) if cuda else 'CPU (GPU figures pending)'}; shape {args.shape}; "
-          f"micro-batch 4; seq {args.seq}; cap {CAP_GIB} GiB", flush=True)
+    print(
+        f"{'GPU ' + torch.cuda.get_device_name(0) if cuda else 'CPU (GPU figures pending)'}; shape {args.shape}; "
+        f"micro-batch 4; seq {args.seq}; cap {CAP_GIB} GiB",
+        flush=True,
+    )
     results = {case: spawn(case, args, args.seq, args.shape, model_dir) for case in args.cases}
     ratios = {}
-    for ours, ref in (("ours", "trl_qlora"), ("ours_modules", "trl_qlora"), ("ours_zero2", "trl_qlora"),
-                      ("ours_packing", "trl_packing"), ("ours_packing", "trl_padded"), ("trl_packing", "trl_padded")):
+    for ours, ref in (
+        ("ours", "trl_qlora"),
+        ("ours_modules", "trl_qlora"),
+        ("ours_zero2", "trl_qlora"),
+        ("ours_packing", "trl_packing"),
+        ("ours_packing", "trl_padded"),
+        ("trl_packing", "trl_padded"),
+    ):
         if results.get(ours) and results.get(ref):
             ratios[f"{ours}/{ref}"] = results[ours]["real_tokens_per_s"] / results[ref]["real_tokens_per_s"]
             print(f"  {ours + ' / ' + ref:<28} {ratios[f'{ours}/{ref}']:.2f}x real tokens/s", flush=True)
@@ -267,13 +359,22 @@ def main() -> None:
             shape_dir = make_model_dir(shape, work / f"model-{shape}")
             longest[shape] = longest_that_fits(args, shape, shape_dir)
             print(f"  longest sequence at micro-batch 1 within {CAP_GIB} GiB, {shape}: {longest[shape]}", flush=True)
-    summary = {"device": torch.cuda.get_device_name(0) if cuda else "cpu", "shape": args.shape, "results": results,
-               "ratios": ratios, "longest": longest}
+    summary = {
+        "device": torch.cuda.get_device_name(0) if cuda else "cpu",
+        "shape": args.shape,
+        "results": results,
+        "ratios": ratios,
+        "longest": longest,
+    }
     (work / "gpu_train_bench.json").write_text(json.dumps(summary, indent=1))
     from cognitive.plots import plot_bars
 
-    plot_bars({case: r["real_tokens_per_s"] for case, r in results.items() if r}, work / "gpu_train_bench.png",
-              ylabel="real tokens/s", title=f"{summary['device']}, {args.shape}, micro-batch 4")
+    plot_bars(
+        {case: r["real_tokens_per_s"] for case, r in results.items() if r},
+        work / "gpu_train_bench.png",
+        ylabel="real tokens/s",
+        title=f"{summary['device']}, {args.shape}, micro-batch 4",
+    )
     print(f"saved {work / 'gpu_train_bench.json'} and .png")
 
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from cognitive.args import parse_sft_args
 from cognitive.errors import UserError
+from cognitive.train.args import parse_sft_args
 
 ROOT = Path(__file__).resolve().parents[2]
 RECIPES = sorted((ROOT / "recipes/configs").glob("*.yaml"))
@@ -17,7 +17,7 @@ NO_GPU = ["--bf16", "false", "--tf32", "false"]  # GPU recipes are parsed here a
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.name)
 def test_every_recipe_builds_its_arguments(recipe, tmp_path):
-    from cognitive.training import cognitive_modules_config
+    from cognitive.train.args import resolve_arguments
 
     script_args, training_args, model_args = parse_sft_args(
         ["--config", str(recipe), *NO_GPU, "--output_dir", str(tmp_path / "run")]
@@ -25,12 +25,13 @@ def test_every_recipe_builds_its_arguments(recipe, tmp_path):
     assert model_args.model_name_or_path
     assert training_args.learning_rate > 0 and training_args.output_dir == str(tmp_path / "run")
     if script_args.cognitive_modules is not None:
-        assert cognitive_modules_config(script_args).any_enabled
+        script_args.dataset_path = str(ROOT / "data/examples/cot_math_001.json")  # generated data may not exist
+        assert resolve_arguments(script_args).modules.any_enabled
 
 
 @pytest.mark.parametrize("ds_config", DS_CONFIGS, ids=lambda p: p.name)
 def test_every_deepspeed_config_builds_training_arguments(ds_config, tmp_path):
-    from cognitive.training import check_deepspeed_matches
+    from cognitive.train.preflight import check_deepspeed_matches
 
     _, training_args, model_args = parse_sft_args(
         ["--config", str(ROOT / "recipes/configs/cognitive_1.5b.yaml"), *NO_GPU, "--ds", str(ds_config)]
@@ -83,7 +84,9 @@ def test_cognitive_modules_override_from_the_command_line():
     recipe = "recipes/configs/cognitive_135m_cpu.yaml"
     script_args, _, _ = parse_sft_args(["--config", recipe])
     assert script_args.cognitive_modules["reasoning_heads"]["reasoning_dim"] == 64  # the YAML mapping
-    script_args, _, _ = parse_sft_args(["--config", recipe, "--cognitive_modules", '{"working_memory": {"enabled": false}}'])
+    script_args, _, _ = parse_sft_args(
+        ["--config", recipe, "--cognitive_modules", '{"working_memory": {"enabled": false}}']
+    )
     assert script_args.cognitive_modules == {"working_memory": {"enabled": False}}
     with pytest.raises(UserError, match="--cognitive_modules: not valid JSON"):
         parse_sft_args(["--config", recipe, "--cognitive_modules", "{working_memory: off}"])

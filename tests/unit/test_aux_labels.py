@@ -1,4 +1,4 @@
-"""Auxiliary-loss labels (cognitive/aux_labels.py): the tokens carrying each label decode to the right text, the
+"""Auxiliary-loss labels (cognitive/train/aux_labels.py): the tokens carrying each label decode to the right text, the
 planning head's labels are the plan's next actions, truncation and padding keep them aligned with input_ids."""
 
 from __future__ import annotations
@@ -10,7 +10,10 @@ import zlib
 import pytest
 import torch
 
-from cognitive.aux_labels import (
+from cognitive.data.schema import CognitiveTrainingExample, ReasoningStep, StateTransition
+from cognitive.errors import UserError
+from cognitive.model.inject import config_from_dict
+from cognitive.train.aux_labels import (
     IGNORE,
     SPANS_COLUMN,
     AuxLabelCollator,
@@ -18,9 +21,7 @@ from cognitive.aux_labels import (
     add_token_labels,
     check_padded_batches,
 )
-from cognitive.errors import UserError
-from cognitive.formatting import aux_label_spec, sft_dataset
-from cognitive.schema import CognitiveTrainingExample, ReasoningStep, StateTransition
+from cognitive.train.sft_data import sft_dataset
 
 SPEC = AuxLabelSpec(steps=True, states=True, actions=True, num_states=3, planning_horizon=3, action_space_size=16)
 
@@ -28,17 +29,37 @@ SPEC = AuxLabelSpec(steps=True, states=True, actions=True, num_states=3, plannin
 def planted_example() -> CognitiveTrainingExample:
     """9 reasoning steps (the 9th shares class 7 with the 8th) and 5 transitions over 4 distinct to_states, one
     revisited (num_states 3: the 4th distinct state wraps to 0)."""
-    steps = [ReasoningStep(step=i + 1, description=f"Step number {i + 1} of the work",
-                           reasoning=f"{i} + 1 = {i + 1}", memory_update=f"count: {i + 1}" if i % 2 else "")
-             for i in range(9)]
+    steps = [
+        ReasoningStep(
+            step=i + 1,
+            description=f"Step number {i + 1} of the work",
+            reasoning=f"{i} + 1 = {i + 1}",
+            memory_update=f"count: {i + 1}" if i % 2 else "",
+        )
+        for i in range(9)
+    ]
     states = ["kitchen", "hall", "kitchen", "garden", "attic"]  # first appearance: kitchen 0, hall 1, garden 2, attic 3
-    transitions = [StateTransition(step=j + 1, from_state="start" if j == 0 else states[j - 1], to_state=s,
-                                   action=f"Walk to the {s}", rationale="it is next" if j % 2 else "")
-                   for j, s in enumerate(states)]
+    transitions = [
+        StateTransition(
+            step=j + 1,
+            from_state="start" if j == 0 else states[j - 1],
+            to_state=s,
+            action=f"Walk to the {s}",
+            rationale="it is next" if j % 2 else "",
+        )
+        for j, s in enumerate(states)
+    ]
     return CognitiveTrainingExample(
-        id="planted-1", task_type="state_transition", difficulty="basic", domain="cooking",
-        context="A walk through the house.", instruction="Where does the walk end?", reasoning_steps=steps,
-        state_transitions=transitions, final_answer="In the attic.", generated_by="test",
+        id="planted-1",
+        task_type="state_transition",
+        difficulty="basic",
+        domain="cooking",
+        context="A walk through the house.",
+        instruction="Where does the walk end?",
+        reasoning_steps=steps,
+        state_transitions=transitions,
+        final_answer="In the attic.",
+        generated_by="test",
     )
 
 
@@ -57,7 +78,9 @@ def prepared(examples, tokenizer, spec=SPEC, max_length=None, truncation_mode="k
     dataset = sft_dataset(examples, spec)
 
     def tokenize(row):  # what TRL's tokenize_fn does for conversational prompt-completion rows
-        ids = tokenizer.apply_chat_template(row["prompt"] + row["completion"], tokenize=True, return_dict=True)["input_ids"]
+        ids = tokenizer.apply_chat_template(row["prompt"] + row["completion"], tokenize=True, return_dict=True)[
+            "input_ids"
+        ]
         keep = slice(None, max_length) if truncation_mode == "keep_start" else slice(-max_length, None)
         return {"input_ids": ids[keep]}
 
@@ -93,8 +116,10 @@ def test_state_labels_cover_each_transition_by_first_appearance(embedded_tokeniz
 def test_prompt_and_final_answer_carry_no_label(embedded_tokenizer):
     ex = planted_example()
     row = prepared([ex], embedded_tokenizer)[0]
-    labelled = [i for i, (a, b) in enumerate(zip(row["step_labels"], row["state_labels"])) if a != IGNORE or b != IGNORE]
-    before, after = row["input_ids"][: labelled[0]], row["input_ids"][labelled[-1] + 1:]
+    labelled = [
+        i for i, (a, b) in enumerate(zip(row["step_labels"], row["state_labels"])) if a != IGNORE or b != IGNORE
+    ]
+    before, after = row["input_ids"][: labelled[0]], row["input_ids"][labelled[-1] + 1 :]
     assert embedded_tokenizer.decode(before).endswith("**Reasoning Process:**\n\n")
     assert "Where does the walk end?" in embedded_tokenizer.decode(before)
     assert embedded_tokenizer.decode(after) == f"\n\n\n**Final Answer:** {ex.final_answer}<|im_end|>\n"
@@ -102,7 +127,7 @@ def test_prompt_and_final_answer_carry_no_label(embedded_tokenizer):
 
 
 def test_action_labels_are_the_plans_next_actions(embedded_tokenizer):
-    from cognitive.generators import generate_example
+    from cognitive.data.generators import generate_example
 
     ex = generate_example("planning", "basic", 1)
     plan = ex.problem_spec["answer"]["plan"]
@@ -114,8 +139,11 @@ def test_action_labels_are_the_plans_next_actions(embedded_tokenizer):
     actions = collator([row])["action_labels"][0].tolist()  # [T, H]
     tokens = row["input_ids"]
     prompt = sft_dataset([ex])[0]["prompt"]
-    response_start = len(embedded_tokenizer.apply_chat_template(prompt, tokenize=True, add_generation_prompt=True,
-                                                                return_dict=True)["input_ids"])
+    response_start = len(
+        embedded_tokenizer.apply_chat_template(prompt, tokenize=True, add_generation_prompt=True, return_dict=True)[
+            "input_ids"
+        ]
+    )
     transitions = [transition_text(t) for t in ex.state_transitions]
     assert len(transitions) == len(order)
     for t in range(len(tokens)):
@@ -124,7 +152,7 @@ def test_action_labels_are_the_plans_next_actions(embedded_tokenizer):
         if t < response_start or finished == len(order):  # prompt, and everything after the last transition
             assert actions[t] == [IGNORE] * H, (t, before[-40:])
         else:  # the next H actions, from the first one whose transition is not finished
-            assert actions[t] == (ids[finished:finished + H] + [IGNORE] * H)[:H], (t, before[-60:])
+            assert actions[t] == (ids[finished : finished + H] + [IGNORE] * H)[:H], (t, before[-60:])
     # the reasoning waits for the whole plan; the last transition's tokens have one action left
     assert actions[response_start] == ids[:H]
     last = max(t for t in range(len(tokens)) if actions[t][0] != IGNORE)
@@ -144,8 +172,9 @@ def test_truncation_keeps_labels_aligned_with_trls_input_ids(embedded_tokenizer)
 
 
 def test_input_ids_that_do_not_match_are_refused(embedded_tokenizer):
-    dataset = prepared([planted_example()], embedded_tokenizer).remove_columns(["step_labels", "state_labels",
-                                                                               "action_cursor", "plan_actions"])
+    dataset = prepared([planted_example()], embedded_tokenizer).remove_columns(
+        ["step_labels", "state_labels", "action_cursor", "plan_actions"]
+    )
     dataset = sft_dataset([planted_example()], SPEC).add_column("input_ids", [dataset[0]["input_ids"][1:]])
     with pytest.raises(UserError, match="cannot be aligned"):
         add_token_labels(dataset, embedded_tokenizer, SPEC)
@@ -154,10 +183,20 @@ def test_input_ids_that_do_not_match_are_refused(embedded_tokenizer):
 def test_collator_pads_labels_on_the_right_to_the_batch_length():
     spec = AuxLabelSpec(steps=True, states=True, actions=True, num_states=4, planning_horizon=2, action_space_size=8)
     rows = [
-        {"input_ids": [5, 6, 7], "step_labels": [IGNORE, 0, 1], "state_labels": [IGNORE, IGNORE, 3],
-         "action_cursor": [0, 1, IGNORE], "plan_actions": [4, 2]},
-        {"input_ids": [5, 6], "step_labels": [2, 2], "state_labels": [1, 1], "action_cursor": [IGNORE, IGNORE],
-         "plan_actions": []},
+        {
+            "input_ids": [5, 6, 7],
+            "step_labels": [IGNORE, 0, 1],
+            "state_labels": [IGNORE, IGNORE, 3],
+            "action_cursor": [0, 1, IGNORE],
+            "plan_actions": [4, 2],
+        },
+        {
+            "input_ids": [5, 6],
+            "step_labels": [2, 2],
+            "state_labels": [1, 1],
+            "action_cursor": [IGNORE, IGNORE],
+            "plan_actions": [],
+        },
     ]
 
     def trl_like(rows):  # right padding, as TRL's DataCollatorForLanguageModeling
@@ -176,15 +215,17 @@ def test_collator_pads_labels_on_the_right_to_the_batch_length():
 
 
 def test_labels_only_for_weighted_losses():
-    from types import SimpleNamespace
-
-    block = {"working_memory": {"enabled": False}, "reasoning_heads": {"aux_loss_weight": 0.5},
-             "state_tracking": {"enabled": False, "aux_loss_weight": 1.0}, "planning_module": {}}
-    spec = aux_label_spec(SimpleNamespace(cognitive_modules=block))
+    block = {
+        "working_memory": {"enabled": False},
+        "reasoning_heads": {"aux_loss_weight": 0.5},
+        "state_tracking": {"enabled": False, "aux_loss_weight": 1.0},
+        "planning_module": {},
+    }
+    spec = AuxLabelSpec.from_config(config_from_dict(block))
     assert (spec.steps, spec.states, spec.actions) == (True, False, False)  # the state module is off
     assert spec.columns == ("step_labels",)
-    assert aux_label_spec(SimpleNamespace(cognitive_modules={})) is None  # every weight 0: nothing computed
-    assert aux_label_spec(SimpleNamespace(cognitive_modules=None)) is None
+    assert AuxLabelSpec.from_config(config_from_dict({})) is None  # every weight 0: nothing computed
+    assert AuxLabelSpec.from_config(None) is None
     assert SPANS_COLUMN not in sft_dataset([planted_example()]).column_names
     spans = json.loads(sft_dataset([planted_example()], spec)[0][SPANS_COLUMN])
     assert len(spans["steps"]) == 9 and spans["states"] == [] and spans["actions"] == []

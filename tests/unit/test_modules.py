@@ -1,4 +1,5 @@
-"""Invariants of the cognitive modules (cognitive/modules.py, cognitive/inject.py) on every supported family.
+"""Invariants of the cognitive modules (cognitive/model/modules.py, cognitive/model/inject.py) on every supported
+family.
 
 Tiny random-init models (hidden 64, 2 layers), fp32, CPU. With the default module config a 2-layer model gets
 working memory on layer 0 and reasoning heads, step predictor, state tracker and planning head on layer 1.
@@ -24,8 +25,8 @@ from transformers import (
     Qwen2ForCausalLM,
 )
 
-from cognitive.inject import capture_aux_outputs, inject_cognitive_modules
-from cognitive.modules import cognitive_blocks, token_layout
+from cognitive.model.inject import capture_aux_outputs, inject_cognitive_modules
+from cognitive.model.modules import cognitive_blocks, token_layout
 from tests.conftest import open_gates
 
 VOCAB = 96
@@ -49,8 +50,14 @@ FAMILIES = {
 def tiny_model(family: str, seed: int = 0):
     config_cls, model_cls, extra, attn = FAMILIES[family]
     config = config_cls(
-        vocab_size=VOCAB, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=256, **extra,
+        vocab_size=VOCAB,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        **extra,
     )
     config._attn_implementation = attn
     torch.manual_seed(seed)
@@ -81,8 +88,8 @@ def left_pad(rows: list[torch.Tensor]):
     ids = torch.zeros(len(rows), width, dtype=torch.long)
     mask = torch.zeros(len(rows), width, dtype=torch.long)
     for i, r in enumerate(rows):
-        ids[i, width - len(r):] = r
-        mask[i, width - len(r):] = 1
+        ids[i, width - len(r) :] = r
+        mask[i, width - len(r) :] = 1
     return ids, mask
 
 
@@ -100,8 +107,10 @@ def test_identity_at_init(family):
     ids, mask = left_pad([tokens(12), tokens(7, seed=2)])
     base = forward(model, ids, mask)[0]
     inject_cognitive_modules(model, {})
-    plan = {i: sorted(n for n in ("memory", "reasoning", "state", "planning") if getattr(b, n) is not None)
-            for i, b in cognitive_blocks(model).items()}
+    plan = {
+        i: sorted(n for n in ("memory", "reasoning", "state", "planning") if getattr(b, n) is not None)
+        for i, b in cognitive_blocks(model).items()
+    }
     assert plan == {0: ["memory"], 1: ["planning", "reasoning", "state"]}
     logits, aux = forward(model, ids, mask)
     assert (logits - base).abs().max().item() <= TOL
@@ -120,15 +129,15 @@ def test_causality(family):
     t = 5
     ids = tokens(2, 14)
     changed = ids.clone()
-    changed[:, t + 1:] = tokens(2, 14 - t - 1, seed=9)
+    changed[:, t + 1 :] = tokens(2, 14 - t - 1, seed=9)
     a_logits, a_aux = forward(model, ids)
     b_logits, b_aux = forward(model, changed)
     assert (a_logits[:, : t + 1] - b_logits[:, : t + 1]).abs().max().item() <= TOL
     for name in ("step_logits", "state_logits", "action_logits"):
         a, b = getattr(a_aux, name), getattr(b_aux, name)
         assert (a[:, : t + 1] - b[:, : t + 1]).abs().max().item() <= TOL, name
-        assert (a[:, t + 1:] - b[:, t + 1:]).abs().max().item() > 1e-6, name  # later outputs do react
-    assert (a_logits[:, t + 1:] - b_logits[:, t + 1:]).abs().max().item() > 1e-3
+        assert (a[:, t + 1 :] - b[:, t + 1 :]).abs().max().item() > 1e-6, name  # later outputs do react
+    assert (a_logits[:, t + 1 :] - b_logits[:, t + 1 :]).abs().max().item() > 1e-3
 
 
 @pytest.mark.parametrize("family", FAMILY_NAMES)
@@ -168,8 +177,15 @@ def test_generation_cache_matches_no_cache(family):
     KV cache (same tokens; per-step scores within 1e-4). Mistral and Gemma2 run past their sliding window."""
     model = cognitive_model(family)
     ids, mask = left_pad([tokens(10, seed=5), tokens(6, seed=6)])
-    kwargs = dict(attention_mask=mask, max_new_tokens=20, min_new_tokens=20, do_sample=False,
-                  output_scores=True, return_dict_in_generate=True, pad_token_id=0)
+    kwargs = dict(
+        attention_mask=mask,
+        max_new_tokens=20,
+        min_new_tokens=20,
+        do_sample=False,
+        output_scores=True,
+        return_dict_in_generate=True,
+        pad_token_id=0,
+    )
     cached = model.generate(ids, use_cache=True, **kwargs)
     uncached = model.generate(ids, use_cache=False, **kwargs)
     assert cached.sequences.shape == (2, 30)
@@ -192,8 +208,9 @@ def test_beam_search_cache_matches_no_cache():
     """Beam search reorders the cache every step; the modules' own cached state must follow."""
     model = cognitive_model("llama")
     ids, mask = left_pad([tokens(8, seed=7), tokens(5, seed=8)])
-    kwargs = dict(attention_mask=mask, max_new_tokens=12, min_new_tokens=12, num_beams=3, do_sample=False,
-                  pad_token_id=0)
+    kwargs = dict(
+        attention_mask=mask, max_new_tokens=12, min_new_tokens=12, num_beams=3, do_sample=False, pad_token_id=0
+    )
     assert torch.equal(model.generate(ids, use_cache=True, **kwargs), model.generate(ids, use_cache=False, **kwargs))
 
 
@@ -220,7 +237,7 @@ def test_packed_sequences_match_separate_sequences():
     packed = torch.cat([a, b]).unsqueeze(0)
     position_ids = torch.cat([torch.arange(7), torch.arange(9)]).unsqueeze(0)
     logits, aux = forward(model, packed, position_ids=position_ids)
-    a_logits, a_aux = forward(model, a.unsqueeze(0))
+    a_logits, _a_aux = forward(model, a.unsqueeze(0))
     b_logits, b_aux = forward(model, b.unsqueeze(0))
     assert (logits[0, :7] - a_logits[0]).abs().max().item() <= TOL
     assert (logits[0, 7:] - b_logits[0]).abs().max().item() <= TOL

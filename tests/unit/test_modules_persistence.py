@@ -15,9 +15,9 @@ from safetensors.torch import load_file, save_file
 from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
 from cognitive.errors import UserError
-from cognitive.inject import (
-    ADAPTER_CONFIG,
-    ADAPTER_WEIGHTS,
+from cognitive.model.inject import (
+    COGNITIVE_CONFIG,
+    COGNITIVE_WEIGHTS,
     CognitiveModulesConfig,
     cognitive_parameter_counts,
     config_from_dict,
@@ -27,7 +27,8 @@ from cognitive.inject import (
     remove_cognitive_modules,
     save_cognitive_adapter,
 )
-from cognitive.modules import cognitive_blocks
+from cognitive.model.memory import shape_for
+from cognitive.model.modules import cognitive_blocks
 from tests.conftest import FAMILY_NAMES, tiny_family
 
 REPO = Path(__file__).resolve().parents[2]
@@ -44,8 +45,14 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_llama(seed=0, hidden=64, layers=2):
-    config = LlamaConfig(vocab_size=96, hidden_size=hidden, intermediate_size=128, num_hidden_layers=layers,
-                         num_attention_heads=4, num_key_value_heads=2)
+    config = LlamaConfig(
+        vocab_size=96,
+        hidden_size=hidden,
+        intermediate_size=128,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+    )
     torch.manual_seed(seed)
     return LlamaForCausalLM(config).eval()
 
@@ -137,8 +144,15 @@ def test_unsupported_architecture_is_refused():
 
 def test_explicit_layer_placement():
     model = tiny_llama(layers=4)
-    inject_cognitive_modules(model, {"working_memory": {"layers": [1, 3]}, "reasoning_heads": {"layers": [0]},
-                                     "state_tracking": {"layer": 2}, "planning_module": {"enabled": False}})
+    inject_cognitive_modules(
+        model,
+        {
+            "working_memory": {"layers": [1, 3]},
+            "reasoning_heads": {"layers": [0]},
+            "state_tracking": {"layer": 2},
+            "planning_module": {"enabled": False},
+        },
+    )
     blocks = cognitive_blocks(model)
     assert sorted(blocks) == [0, 1, 2, 3]
     assert blocks[0].reasoning is not None and blocks[0].reasoning.step_predictor is not None
@@ -179,7 +193,7 @@ RELOAD_SCRIPT = textwrap.dedent(
     import sys, torch
     from safetensors.torch import save_file
     from transformers import AutoModelForCausalLM
-    from cognitive.inject import load_cognitive_adapter
+    from cognitive.model.inject import load_cognitive_adapter
     base_dir, adapter_dir, out, attn = sys.argv[1:5]
     model = AutoModelForCausalLM.from_pretrained(base_dir, attn_implementation=attn).eval()
     load_cognitive_adapter(model, adapter_dir)
@@ -200,18 +214,30 @@ def test_save_and_reload_in_a_fresh_process(tmp_path, family):
     open_gates(model)
     expected = logits(model)
     save_cognitive_adapter(model, tmp_path / "adapter")
-    assert sorted(p.name for p in (tmp_path / "adapter").iterdir()) == sorted([ADAPTER_CONFIG, ADAPTER_WEIGHTS])
-    meta = json.loads((tmp_path / "adapter" / ADAPTER_CONFIG).read_text())
+    assert sorted(p.name for p in (tmp_path / "adapter").iterdir()) == sorted([COGNITIVE_CONFIG, COGNITIVE_WEIGHTS])
+    meta = json.loads((tmp_path / "adapter" / COGNITIVE_CONFIG).read_text())
     assert meta["base"] == {"model_type": family, "hidden_size": 64, "num_hidden_layers": 2, "vocab_size": 96}
     assert meta["cognitive_modules"]["reasoning_heads"]["aux_loss_weight"] == 0.1
-    assert len(load_file(tmp_path / "adapter" / ADAPTER_WEIGHTS)) == sum(
-        len(b.state_dict()) for b in cognitive_blocks(model).values())
+    assert len(load_file(tmp_path / "adapter" / COGNITIVE_WEIGHTS)) == sum(
+        len(b.state_dict()) for b in cognitive_blocks(model).values()
+    )
 
     script = tmp_path / "reload.py"
     script.write_text(RELOAD_SCRIPT)
-    subprocess.run([sys.executable, str(script), str(tmp_path / "base"), str(tmp_path / "adapter"),
-                    str(tmp_path / "logits.safetensors"), model.config._attn_implementation],
-                   check=True, cwd=REPO, capture_output=True, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            str(tmp_path / "base"),
+            str(tmp_path / "adapter"),
+            str(tmp_path / "logits.safetensors"),
+            model.config._attn_implementation,
+        ],
+        check=True,
+        cwd=REPO,
+        capture_output=True,
+        timeout=300,
+    )
     reloaded = load_file(tmp_path / "logits.safetensors")["logits"]
     assert (reloaded - expected).abs().max().item() <= 1e-6
     assert (expected - logits(tiny_family(family, 96))).abs().max().item() > 1e-3  # the modules matter
@@ -244,8 +270,16 @@ def test_adapter_for_another_model_type_or_config_is_refused(tmp_path):
     model = tiny_llama()
     inject_cognitive_modules(model, {})
     save_cognitive_adapter(model, tmp_path)
-    qwen = Qwen2ForCausalLM(Qwen2Config(vocab_size=96, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                                        num_attention_heads=4, num_key_value_heads=2))
+    qwen = Qwen2ForCausalLM(
+        Qwen2Config(
+            vocab_size=96,
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+        )
+    )
     with pytest.raises(UserError, match="model_type"):
         load_cognitive_adapter(qwen, tmp_path)
     other = tiny_llama()
@@ -253,9 +287,9 @@ def test_adapter_for_another_model_type_or_config_is_refused(tmp_path):
     with pytest.raises(UserError, match="config differs"):
         load_cognitive_adapter(other, tmp_path)
     # a weights file that does not match its config
-    tensors = load_file(tmp_path / ADAPTER_WEIGHTS)
+    tensors = load_file(tmp_path / COGNITIVE_WEIGHTS)
     tensors.pop(next(iter(tensors)))
-    save_file(tensors, tmp_path / ADAPTER_WEIGHTS)
+    save_file(tensors, tmp_path / COGNITIVE_WEIGHTS)
     with pytest.raises(UserError, match="missing"):
         load_cognitive_adapter(tiny_llama(), tmp_path)
 
@@ -265,8 +299,7 @@ def test_adapter_for_another_model_type_or_config_is_refused(tmp_path):
 
 def test_default_config_on_qwen2_5_1_5b_shape_stays_under_10_percent():
     """The default modules on a Qwen2.5-1.5B-shaped base (built on the meta device: no memory, no init)."""
-    config = Qwen2Config(vocab_size=151936, hidden_size=1536, intermediate_size=8960, num_hidden_layers=28,
-                         num_attention_heads=12, num_key_value_heads=2, tie_word_embeddings=True)
+    config = Qwen2Config(**shape_for("Qwen/Qwen2.5-1.5B-Instruct").config_kwargs())
     with torch.device("meta"):
         model = Qwen2ForCausalLM(config)
     inject_cognitive_modules(model, {})
@@ -280,9 +313,9 @@ def test_default_config_on_qwen2_5_1_5b_shape_stays_under_10_percent():
 
 
 def test_modules_file_imports_only_torch_and_transformers():
-    """cognitive/modules.py ships alone with releases: outside a guarded try/except it imports only torch,
+    """cognitive/model/modules.py ships alone with releases: outside a guarded try/except it imports only torch,
     transformers and the standard library."""
-    tree = ast.parse((REPO / "cognitive" / "modules.py").read_text())
+    tree = ast.parse((REPO / "cognitive" / "model" / "modules.py").read_text())
     guarded = {id(n) for t in ast.walk(tree) if isinstance(t, ast.Try) for n in ast.walk(t)}
     roots = set()
     for node in ast.walk(tree):

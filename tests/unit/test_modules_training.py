@@ -8,7 +8,8 @@ import torch
 from peft import LoraConfig, get_peft_model
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from cognitive.inject import (
+from cognitive.model import modules as modules_lib
+from cognitive.model.inject import (
     LORA_EXCLUDE_MODULES,
     capture_aux_outputs,
     cognitive_aux_loss,
@@ -17,8 +18,7 @@ from cognitive.inject import (
     lora_target_modules,
     mark_cognitive_trainable,
 )
-from cognitive import modules as modules_lib
-from cognitive.modules import BLOCK_ATTR, cognitive_blocks
+from cognitive.model.modules import BLOCK_ATTR, cognitive_blocks
 from tests.conftest import FAMILY_NAMES, open_gates, tiny_family
 
 VOCAB = 96
@@ -28,8 +28,15 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_llama(seed: int = 0, cls=LlamaForCausalLM, config_cls=LlamaConfig, **extra):
-    config = config_cls(vocab_size=VOCAB, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                        num_attention_heads=4, num_key_value_heads=2, **extra)
+    config = config_cls(
+        vocab_size=VOCAB,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        **extra,
+    )
     config._attn_implementation = "sdpa"
     torch.manual_seed(seed)
     return cls(config)
@@ -62,8 +69,7 @@ def is_module_param(name: str) -> bool:
     return f".{BLOCK_ATTR}." in name
 
 
-@pytest.mark.parametrize("family, gates", [(f, 0.5) for f in FAMILY_NAMES]
-                         + [("llama", None)])
+@pytest.mark.parametrize("family, gates", [(f, 0.5) for f in FAMILY_NAMES] + [("llama", None)])
 def test_one_step_changes_only_lora_and_modules(family, gates):
     """(5) After one optimizer step: base weights unchanged; every module and LoRA weight that got gradient
     changed, and no other; with gates open every module weight got gradient, at init (gates 0) only the gates
@@ -196,8 +202,11 @@ def test_4bit_base_one_step(tmp_path):
 def test_aux_loss_trains_the_heads():
     """Aux weights > 0: the step/state/action losses are finite and reach the step predictor, the state tracker
     and the planning head; weights 0 (the default) add nothing."""
-    cfg = {"reasoning_heads": {"aux_loss_weight": 0.5}, "state_tracking": {"aux_loss_weight": 0.5},
-           "planning_module": {"aux_loss_weight": 0.5}}
+    cfg = {
+        "reasoning_heads": {"aux_loss_weight": 0.5},
+        "state_tracking": {"aux_loss_weight": 0.5},
+        "planning_module": {"aux_loss_weight": 0.5},
+    }
     model = lora_model(tiny_llama(), cfg)
     config = model.get_base_model().cognitive_config
     b = batch()
@@ -219,8 +228,12 @@ def test_aux_loss_trains_the_heads():
     default_model = lora_model(tiny_llama())
     with capture_aux_outputs(default_model) as aux:
         default_model(**b)
-    assert cognitive_aux_loss(aux, default_model.get_base_model().cognitive_config, step_labels, state_labels,
-                              action_labels) is None
+    assert (
+        cognitive_aux_loss(
+            aux, default_model.get_base_model().cognitive_config, step_labels, state_labels, action_labels
+        )
+        is None
+    )
     assert cognitive_aux_loss(aux, config, state_labels=torch.full((2, 12), -100)) is None
 
 

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from cognitive.errors import UserError
-from cognitive.schema import (
-    FINAL_ANSWER_MARKER,
+from cognitive.data.response import FINAL_ANSWER_MARKER
+from cognitive.data.schema import (
     CognitiveTrainingExample,
     DatasetConfiguration,
     DatasetSplit,
@@ -17,6 +16,7 @@ from cognitive.schema import (
     parse_example,
     write_jsonl,
 )
+from cognitive.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "data/examples").glob("*.json"))
@@ -50,7 +50,12 @@ def test_training_format_has_the_guides_layout():
     body = assistant["content"]
     assert body.index("**Reasoning Process:**") < body.index("**Planning Steps:**") < body.index(FINAL_ANSWER_MARKER)
     assert "State: planning → prep_dessert" in body
-    assert fmt["metadata"] == {"task_type": "planning", "difficulty": "intermediate", "domain": "cooking", "quality_score": 0.85}
+    assert fmt["metadata"] == {
+        "task_type": "planning",
+        "difficulty": "intermediate",
+        "domain": "cooking",
+        "quality_score": 0.85,
+    }
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
@@ -60,8 +65,12 @@ def test_every_shipped_data_config_parses(path):
 
 
 def _config(tmp_path, **changes) -> Path:
-    raw = {"target_size": 10, "task_distribution": {"chain_of_thought": 1.0},
-           "difficulty_distribution": {"basic": 1.0}, "domain_distribution": {"cooking": 1.0}}
+    raw = {
+        "target_size": 10,
+        "task_distribution": {"chain_of_thought": 1.0},
+        "difficulty_distribution": {"basic": 1.0},
+        "domain_distribution": {"cooking": 1.0},
+    }
     raw.update(changes)
     path = tmp_path / "c.yaml"
     import yaml
@@ -70,14 +79,17 @@ def _config(tmp_path, **changes) -> Path:
     return path
 
 
-@pytest.mark.parametrize("changes, message", [
-    ({"task_distribution": {"chain_of_thought": 0.5, "planning": 0.4}}, "task_distribution"),
-    ({"difficulty_distribution": {"basic": 1.2}}, "must sum to 1"),
-    ({"task_distribution": {"telepathy": 1.0}}, "task_distribution.telepathy"),
-    ({"difficulty_distribution": {"impossible": 1.0}}, "difficulty_distribution.impossible"),
-    ({"split": {"train_ratio": 0.9, "val_ratio": 0.2, "test_ratio": 0.1}}, "sum to 1"),
-    ({"unknown_key": 1}, "unknown_key"),
-])
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"task_distribution": {"chain_of_thought": 0.5, "planning": 0.4}}, "task_distribution"),
+        ({"difficulty_distribution": {"basic": 1.2}}, "must sum to 1"),
+        ({"task_distribution": {"telepathy": 1.0}}, "task_distribution.telepathy"),
+        ({"difficulty_distribution": {"impossible": 1.0}}, "difficulty_distribution.impossible"),
+        ({"split": {"train_ratio": 0.9, "val_ratio": 0.2, "test_ratio": 0.1}}, "sum to 1"),
+        ({"unknown_key": 1}, "unknown_key"),
+    ],
+)
 def test_bad_configs_are_one_line_errors_naming_the_file(tmp_path, changes, message):
     path = _config(tmp_path, **changes)
     with pytest.raises(UserError) as e:

@@ -3,7 +3,7 @@ score 0 without crashing."""
 
 import pytest
 
-from cognitive.scoring import answer_region, extract_final_number, final_answer_text, score_numeric
+from cognitive.evaluation.scoring import answer_region, extract_final_number, final_answer_text, score_numeric
 
 
 @pytest.mark.parametrize(

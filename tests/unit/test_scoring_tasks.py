@@ -4,14 +4,20 @@ are separate. Logic: per-cell and whole-grid accuracy."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 
 import pytest
 
-from cognitive.evalsets import TASKS, to_doc
-from cognitive.generators import generate_example
-from cognitive.scoring import SCORERS, check_plan, parse_plan, score_document, score_logic, score_memory, score_plan, score_state
+from cognitive import tasks
+from cognitive.data.generators import generate_example
+from cognitive.data.generators.planning import plan_violations
+from cognitive.evaluation.scoring import parse_plan, score_document, score_logic, score_memory, score_plan, score_state
+from cognitive.evaluation.snapshots import to_doc
+from cognitive.tasks import TASK_TYPES
+
+TASKS = {t.eval_task: t.name for t in TASK_TYPES}  # eval task -> task type
 
 DIFFICULTIES = ["basic", "intermediate", "advanced"]
 
@@ -27,7 +33,10 @@ def find(task_type: str, difficulty: str, accept, seeds=range(5000)):
 @pytest.fixture(scope="module")
 def examples():
     """{task: [examples of every difficulty]}: 8 per difficulty."""
-    return {task: [generate_example(kind, d, 1000 + i) for d in DIFFICULTIES for i in range(8)] for task, kind in TASKS.items()}
+    return {
+        task: [generate_example(kind, d, 1000 + i) for d in DIFFICULTIES for i in range(8)]
+        for task, kind in TASKS.items()
+    }
 
 
 # ----------------------------------------------------------------------------- every task, generic plants
@@ -36,7 +45,7 @@ def test_reference_outputs_score_one(task, examples):
     for ex in examples[task]:
         doc = to_doc(ex)
         for output in (ex.response(), f"**Final Answer:** {ex.final_answer}", ex.final_answer):
-            m = score_document(task, doc, output)
+            m = score_document(doc, output)
             assert m["score"] == 1.0 and m["answered"] == 1.0, (ex.id, output[-200:], m)
             assert m[f"score_{ex.difficulty.value}"] == 1.0
             assert not {f"score_{d}" for d in DIFFICULTIES if d != ex.difficulty.value} & m.keys()
@@ -47,9 +56,11 @@ def test_another_problems_answer_scores_zero(task, examples):
     exs = examples[task]
     for ex, other in zip(exs, exs[1:] + exs[:1]):
         a, b = ex.problem_spec["answer"], other.problem_spec["answer"]
-        if a == b or (isinstance(a, str) and (sorted(a.split(", ")) == sorted(b.split(", ")) or a in other.final_answer)):
+        if a == b or (
+            isinstance(a, str) and (sorted(a.split(", ")) == sorted(b.split(", ")) or a in other.final_answer)
+        ):
             continue  # the same answer (a list in another order), or the other answer happens to name it
-        m = score_document(task, to_doc(ex), other.response())
+        m = score_document(to_doc(ex), other.response())
         assert m["score"] == 0.0, (ex.id, other.final_answer)
 
 
@@ -57,7 +68,7 @@ def test_another_problems_answer_scores_zero(task, examples):
 @pytest.mark.parametrize("output", ["", "   \n ", None, "I don't know.", "**Final Answer:**", "<|im_end|>", "🙂" * 50])
 def test_empty_and_malformed_score_zero(task, output, examples):
     for ex in examples[task][::8]:
-        m = score_document(task, to_doc(ex), output)
+        m = score_document(to_doc(ex), output)
         assert m["score"] == 0.0 and m["answered"] == 0.0, (ex.id, m)
 
 
@@ -70,7 +81,7 @@ def test_truncated_response_scores_zero(task, examples):
         response = ex.response()
         labels = [i for i in range(len(response)) if response.startswith("Reasoning: ", i)]
         cut = response[: labels[len(labels) // 2] + len("Reasoning: ")]
-        assert score_document(task, to_doc(ex), cut)["score"] == 0.0, (ex.id, cut[-200:])
+        assert score_document(to_doc(ex), cut)["score"] == 0.0, (ex.id, cut[-200:])
 
 
 @pytest.mark.parametrize("task", list(TASKS))
@@ -79,10 +90,14 @@ def test_random_text_never_raises(task, examples):
     rng = random.Random(0)
     for ex in examples[task][::4]:
         spec = ex.problem_spec
-        vocab = (ex.context + " " + ex.final_answer).split() + list("0123456789-–;:,.\n()*#{}\\") + ["Final Answer:", "Plan:"]
+        vocab = (
+            (ex.context + " " + ex.final_answer).split()
+            + list("0123456789-–;:,.\n()*#{}\\")
+            + ["Final Answer:", "Plan:"]
+        )
         for _ in range(30):
             output = " ".join(rng.choice(vocab) for _ in range(rng.randint(0, 80)))
-            metrics = SCORERS[task](output, spec)
+            metrics = tasks.get(task).scorer_function()(output, spec)
             assert all(0.0 <= v <= 1.0 for v in metrics.values())
 
 
@@ -90,7 +105,7 @@ def test_a_scorer_bug_scores_zero_and_is_logged(caplog):
     ex = generate_example("planning", "basic", 1)
     doc = to_doc(ex)
     doc["problem_spec"] = json.dumps({"tasks": "not a list"})
-    m = score_document("cognitive_planning", doc, ex.response())
+    m = score_document(doc, ex.response())
     assert m["score"] == 0.0 and m["valid"] == 0.0
     assert "scoring cognitive_planning document" in caplog.text
 
@@ -121,26 +136,34 @@ def _sink_with_slack(spec, plan):
     """A task nothing depends on, off the resource, that can start 5 minutes later and still end in time."""
     needed = {d for t in spec["tasks"] for d in t["deps"]}
     total = spec["answer"]["total"]
-    return next((t["name"] for t in spec["tasks"]
-                 if t["name"] not in needed and not t["resource"] and plan[t["name"]][1] + 5 <= total), None)
+    return next(
+        (
+            t["name"]
+            for t in spec["tasks"]
+            if t["name"] not in needed and not t["resource"] and plan[t["name"]][1] + 5 <= total
+        ),
+        None,
+    )
 
 
 def test_reference_plan_in_other_formats_scores():
-    ex, spec, plan, res = planning_case(lambda s: True)
+    _ex, spec, plan, res = planning_case(lambda s: True)
     for style in ("project", "bullets", "sentences"):
         assert score_plan(render(plan, res, style), spec) == {"valid": 1.0, "optimal": 1.0, "answered": 1.0}, style
 
 
 def test_valid_non_reference_plans_score():
     # optimal but not the reference: a task with slack starts 5 minutes later
-    ex, spec, plan, res = planning_case(lambda s: _sink_with_slack(s, {n: tuple(v) for n, v in s["answer"]["plan"].items()}))
+    _ex, spec, plan, res = planning_case(
+        lambda s: _sink_with_slack(s, {n: tuple(v) for n, v in s["answer"]["plan"].items()})
+    )
     name = _sink_with_slack(spec, plan)
     shifted = {**plan, name: (plan[name][0] + 5, plan[name][1] + 5)}
     assert shifted != plan
     assert score_plan(render(shifted, res), spec) == {"valid": 1.0, "optimal": 1.0, "answered": 1.0}
 
     # valid but not optimal: the whole plan later, still within the deadline
-    ex, spec, plan, res = planning_case(lambda s: s["deadline"] > s["answer"]["total"])
+    _ex, spec, plan, res = planning_case(lambda s: s["deadline"] > s["answer"]["total"])
     delay = spec["deadline"] - spec["answer"]["total"]
     later = {n: (s + delay, e + delay) for n, (s, e) in plan.items()}
     assert score_plan(render(later, res), spec) == {"valid": 1.0, "optimal": 0.0, "answered": 1.0}
@@ -150,7 +173,7 @@ def _waited_for_resource(spec) -> str | None:
     """A resource task whose inputs were ready before the resource was free (so it could start earlier)."""
     plan = spec["answer"]["plan"]
     on_resource = sorted((t for t in spec["tasks"] if t["resource"]), key=lambda t: plan[t["name"]][0])
-    for before, task in zip(on_resource, on_resource[1:]):
+    for before, task in itertools.pairwise(on_resource):
         ready = max([plan[d][1] for d in task["deps"]], default=0)
         if ready < plan[before["name"]][1] and plan[task["name"]][0] == plan[before["name"]][1]:
             return task["name"]
@@ -159,7 +182,7 @@ def _waited_for_resource(spec) -> str | None:
 
 def test_invalid_plans_never_score():
     """Each broken plan breaks exactly one kind of constraint, and the validator names that one."""
-    ex, spec, plan, res = planning_case(_waited_for_resource, "intermediate")
+    _ex, spec, plan, res = planning_case(_waited_for_resource, "intermediate")
     by_name = {t["name"]: t for t in spec["tasks"]}
     waiting = _waited_for_resource(spec)
     early = max([plan[d][1] for d in by_name[waiting]["deps"]], default=0)
@@ -174,7 +197,7 @@ def test_invalid_plans_never_score():
         "deadline": {n: (s + over, e + over) for n, (s, e) in plan.items()},
     }
     for why, wrong in bad.items():
-        problems = check_plan(wrong, spec)
+        problems = plan_violations(wrong, spec)
         assert problems and all(why in p for p in problems), (why, problems)
         assert score_plan(render(wrong, res), spec) == {"valid": 0.0, "optimal": 0.0, "answered": 1.0}, why
     # a task given twice with different times
@@ -188,7 +211,9 @@ def test_invalid_plans_never_score():
 def test_parse_plan_formats():
     names = ["knead the dough", "bake the bread", "bake the pie"]
     assert parse_plan("Knead dough: 0 to 15; Bake the pie from minute 15 to minute 50", names)[0] == {
-        "knead the dough": (0, 15), "bake the pie": (15, 50)}
+        "knead the dough": (0, 15),
+        "bake the pie": (15, 50),
+    }
     # two tasks in one item; the range after each name
     plan, problems = parse_plan("knead the dough 0-15, then bake the bread 15-40 (oven)", names)
     assert plan == {"knead the dough": (0, 15), "bake the bread": (15, 40)} and not problems
@@ -198,8 +223,11 @@ def test_parse_plan_formats():
 
 # ---------------------------------------------------------------------------------------------- state
 def state_case(kind, qtype, difficulty="intermediate"):
-    return find("state_transition", difficulty,
-                lambda e: e.problem_spec["kind"] == kind and e.problem_spec["question"][0] == qtype).problem_spec
+    return find(
+        "state_transition",
+        difficulty,
+        lambda e: e.problem_spec["kind"] == kind and e.problem_spec["question"][0] == qtype,
+    ).problem_spec
 
 
 def test_state_single_entities():
@@ -232,7 +260,10 @@ def test_state_lists():
     assert score_state(f"**Final Answer:**\n| person | item |\n{table}", spec)["exact_match"] == 1.0
     people = list(gold)
     swapped = {**gold, people[0]: gold[people[1]], people[1]: gold[people[0]]}
-    assert score_state("**Final Answer:** " + ", ".join(f"{p}: {o}" for p, o in swapped.items()), spec)["exact_match"] == 0.0
+    assert (
+        score_state("**Final Answer:** " + ", ".join(f"{p}: {o}" for p, o in swapped.items()), spec)["exact_match"]
+        == 0.0
+    )
     missing = ", ".join(f"{p}: {o}" for p, o in list(gold.items())[1:])
     assert score_state(f"**Final Answer:** {missing}", spec)["exact_match"] == 0.0
 
@@ -246,9 +277,19 @@ def test_state_lists():
     spec = state_case("vending", "final", "advanced")
     credit = spec["answer"].split(";")[0].split(": ")[1]
     dispensed = spec["answer"].split("dispensed: ")[1]
-    assert score_state(f"**Final Answer:** The credit is {credit} cents; out came: {dispensed}.", spec)["exact_match"] == 1.0
-    assert score_state(f"**Final Answer:** credit: {int(credit) + 10}; dispensed: {dispensed}", spec)["exact_match"] == 0.0
-    assert score_state(f"**Final Answer:** credit: {credit}; dispensed: {dispensed}, {list(spec['prices'])[0]}", spec)["exact_match"] == 0.0
+    assert (
+        score_state(f"**Final Answer:** The credit is {credit} cents; out came: {dispensed}.", spec)["exact_match"]
+        == 1.0
+    )
+    assert (
+        score_state(f"**Final Answer:** credit: {int(credit) + 10}; dispensed: {dispensed}", spec)["exact_match"] == 0.0
+    )
+    assert (
+        score_state(f"**Final Answer:** credit: {credit}; dispensed: {dispensed}, {next(iter(spec['prices']))}", spec)[
+            "exact_match"
+        ]
+        == 0.0
+    )
 
 
 # --------------------------------------------------------------------------------------------- memory
@@ -263,10 +304,18 @@ def test_memory_entity_match():
     assert score_memory(f"**Final Answer:** {who} is in the {other}", spec)["exact_match"] == 0.0
     assert score_memory(f"**Final Answer:** the {other}, then the {gold}", spec)["exact_match"] == 0.0
 
-    ex = find("memory_recall", "basic", lambda e: e.problem_spec["question"][0] == "holder_now"
-              and e.problem_spec["answer"] in e.problem_spec["events"][0]["people"])
+    ex = find(
+        "memory_recall",
+        "basic",
+        lambda e: (
+            e.problem_spec["question"][0] == "holder_now"
+            and e.problem_spec["answer"] in e.problem_spec["events"][0]["people"]
+        ),
+    )
     spec = ex.problem_spec
-    assert score_memory(f"**Final Answer:** {spec['answer']} has the {spec['question'][1]}.", spec)["exact_match"] == 1.0
+    assert (
+        score_memory(f"**Final Answer:** {spec['answer']} has the {spec['question'][1]}.", spec)["exact_match"] == 1.0
+    )
 
 
 # ---------------------------------------------------------------------------------------------- logic
@@ -276,17 +325,30 @@ def test_logic_cells_and_grid():
     gold, people, cats = spec["answer"], spec["people"], list(spec["categories"])
     cells = len(people) * len(cats)
 
-    table = "| person | " + " | ".join(cats) + " |\n|---|" + "---|" * len(cats) + "\n" + "\n".join(
-        f"| {p} | " + " | ".join(gold[p][c] for c in cats) + " |" for p in people)
-    assert score_logic(f"**Final Answer:**\n{table}", spec) == {"grid_accuracy": 1.0, "cell_accuracy": 1.0, "answered": 1.0}
+    table = (
+        "| person | "
+        + " | ".join(cats)
+        + " |\n|---|"
+        + "---|" * len(cats)
+        + "\n"
+        + "\n".join(f"| {p} | " + " | ".join(gold[p][c] for c in cats) + " |" for p in people)
+    )
+    assert score_logic(f"**Final Answer:**\n{table}", spec) == {
+        "grid_accuracy": 1.0,
+        "cell_accuracy": 1.0,
+        "answered": 1.0,
+    }
     by_category = " ".join(f"{c.title()}s: " + ", ".join(f"{p} - {gold[p][c]}" for p in people) + "." for c in cats)
     assert score_logic(f"**Final Answer:** {by_category}", spec)["grid_accuracy"] == 1.0
 
     a, b = people[:2]  # swap one category between two people: two cells wrong
     swapped = {**gold, a: {**gold[a], cats[0]: gold[b][cats[0]]}, b: {**gold[b], cats[0]: gold[a][cats[0]]}}
     text = "; ".join(f"{p}: {', '.join(swapped[p].values())}" for p in people)
-    assert score_logic(f"**Final Answer:** {text}", spec) == {"grid_accuracy": 0.0, "cell_accuracy": (cells - 2) / cells,
-                                                            "answered": 1.0}
+    assert score_logic(f"**Final Answer:** {text}", spec) == {
+        "grid_accuracy": 0.0,
+        "cell_accuracy": (cells - 2) / cells,
+        "answered": 1.0,
+    }
     only_first = f"**Final Answer:** {a}: {', '.join(gold[a].values())}"  # one person given
     assert score_logic(only_first, spec)["cell_accuracy"] == pytest.approx(len(cats) / cells)
     both = f"**Final Answer:** {a}: {gold[a][cats[0]]} or {gold[b][cats[0]]}"  # two values for one cell: wrong

@@ -8,11 +8,19 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
-from cognitive.generators import generate_example
-from cognitive.schema import iter_jsonl
-from cognitive.teacher import CallableTeacher, HFTeacher, OpenAITeacher, parse_response, teacher_example, write_teacher_jsonl
+from cognitive.data.generators import generate_example
+from cognitive.data.schema import iter_jsonl
+from cognitive.data.teacher import (
+    CallableTeacher,
+    HFTeacher,
+    OpenAITeacher,
+    response_steps,
+    teacher_example,
+    write_teacher_jsonl,
+)
+from cognitive.tasks import TASK_TYPES
 
-TASKS = ["chain_of_thought", "planning", "state_transition", "problem_solving", "memory_recall"]
+TASKS = [t.name for t in TASK_TYPES]
 
 
 def _oracle(task, difficulty, seed):
@@ -30,7 +38,9 @@ def test_a_correct_teacher_answer_is_verified(task):
 
 @pytest.mark.parametrize("task", TASKS)
 def test_a_wrong_teacher_answer_is_flagged(task):
-    liar = CallableTeacher(lambda m: "**Reasoning Process:**\n\n1. Guess\n   Reasoning: 2 + 2 = 4\n\n**Final Answer:** 5", "liar")
+    liar = CallableTeacher(
+        lambda m: "**Reasoning Process:**\n\n1. Guess\n   Reasoning: 2 + 2 = 4\n\n**Final Answer:** 5", "liar"
+    )
     example, problems = teacher_example(liar, task, "basic", 3)
     assert problems and not example.verified and example.quality_score == 0.0
 
@@ -53,7 +63,9 @@ def test_openai_compatible_endpoint(tmp_path):
         def do_POST(self):
             seen["body"] = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             seen["path"] = self.path
-            body = json.dumps({"choices": [{"message": {"role": "assistant", "content": reference.response()}}]}).encode()
+            body = json.dumps(
+                {"choices": [{"message": {"role": "assistant", "content": reference.response()}}]}
+            ).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.end_headers()
@@ -75,29 +87,44 @@ def test_openai_compatible_endpoint(tmp_path):
     assert problems == [] and example.verified
 
 
-def test_parse_response_round_trips_the_training_layout():
+def test_response_steps_round_trips_the_training_layout():
     ex = generate_example("chain_of_thought", "advanced", 2)
-    steps, final = parse_response(ex.response())
+    steps, final = response_steps(ex.response())
     assert final == ex.final_answer
     assert [(s.description, s.reasoning, s.memory_update) for s in steps] == [
-        (s.description, s.reasoning, s.memory_update) for s in ex.reasoning_steps]
-    steps, final = parse_response("I think it is 12.\nSo 12")
+        (s.description, s.reasoning, s.memory_update) for s in ex.reasoning_steps
+    ]
+    steps, final = response_steps("I think it is 12.\nSo 12")
     assert final == "So 12" and len(steps) == 1
 
 
 def test_cli_with_a_local_hf_model_follows_the_config_mix(tiny_model_dir, tmp_path, capsys):
-    """`python -m cognitive.teacher --hf-model DIR --config ...`: the config's task mix, seeds apart from the
+    """`python -m cognitive.data.teacher --hf-model DIR --config ...`: the config's task mix, seeds apart from the
     synthetic data's, every answer through the checker (a random-init model's are all flagged)."""
-    from cognitive.teacher import TEACHER_SEED_OFFSET, config_items, main
+    from cognitive.data.teacher import TEACHER_SEED_OFFSET, config_items, main
 
     items = config_items("data/configs/default.yaml", 8)
     assert all(seed >= TEACHER_SEED_OFFSET for _, _, seed, _ in items)
     assert len({task for task, *_ in items}) >= 4  # the default mix has all five task types
-    main(["--hf-model", str(tiny_model_dir("llama")), "--config", "data/configs/default.yaml", "-n", "3",
-          "--max-new-tokens", "16", "--keep-failed", "--out", str(tmp_path / "t.jsonl")])
+    main(
+        [
+            "--hf-model",
+            str(tiny_model_dir("llama")),
+            "--config",
+            "data/configs/default.yaml",
+            "-n",
+            "3",
+            "--max-new-tokens",
+            "16",
+            "--keep-failed",
+            "--out",
+            str(tmp_path / "t.jsonl"),
+        ]
+    )
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary == {"out": str(tmp_path / "t.jsonl"), "asked": 3, "verified": 0, "failed": 3}
     kept = list(iter_jsonl(tmp_path / "t.jsonl"))
     assert [(k.task_type.value, k.difficulty.value, k.domain) for k in kept] == [
-        (task, difficulty, domain) for task, difficulty, _, domain in config_items("data/configs/default.yaml", 3)]
+        (task, difficulty, domain) for task, difficulty, _, domain in config_items("data/configs/default.yaml", 3)
+    ]
     assert all(not k.verified for k in kept) and not (tmp_path / "t.jsonl.tmp").exists()

@@ -1,0 +1,169 @@
+"""The response format of the training records, rendered and parsed in one place.
+
+A record's prompt is the guide's system prompt (task type, difficulty, domain, constraints, instructions) and a
+"Context: ... Instruction: ..." user turn; its response is laid out as
+
+    **Reasoning Process:**
+
+    1. <description>
+       Reasoning: <reasoning>
+       Memory: <memory update>
+    ...
+
+    **Planning Steps:**            (only for records with state transitions)
+
+    State: <from> → <to>
+    Action: <action>
+    Rationale: <rationale>
+    ...
+
+    **Final Answer:** <answer>
+
+`response_parts` gives that layout as labelled parts (the auxiliary labels of the cognitive modules are placed on
+them), `render_response` joins them, and `parse_response` reads a model's reply back into steps, planning steps and
+the final answer (chat, teacher).
+"""
+
+from __future__ import annotations
+
+import re
+
+SYSTEM_PROMPT_HEADER = "You are a cognitive AI system capable of reasoning, planning, and problem-solving."
+SYSTEM_PROMPT_INSTRUCTIONS = """Instructions:
+1. Think step-by-step through the problem
+2. Show your reasoning process clearly
+3. Use working memory to track important information
+4. Plan your approach before executing
+5. Provide a clear final answer
+
+Format your response with clear reasoning steps and your final answer."""
+DEFAULT_SYSTEM_PROMPT = f"{SYSTEM_PROMPT_HEADER}\n\n{SYSTEM_PROMPT_INSTRUCTIONS}"  # without task-specific lines
+REASONING_HEADER = "**Reasoning Process:**"
+PLANNING_HEADER = "**Planning Steps:**"
+FINAL_ANSWER_MARKER = "**Final Answer:**"
+PART_SEPARATOR = "\n\n"
+
+
+# ------------------------------------------------------------------------------------------------ prompts
+def system_prompt(task_type: str, difficulty: str, domain: str, constraints: list[str] | None) -> str:
+    """The guide's system prompt of a record."""
+    lines = f"\nConstraints: {'; '.join(constraints)}" if constraints else ""
+    return (
+        f"{SYSTEM_PROMPT_HEADER}\n\n"
+        f"Task Type: {task_type}\n"
+        f"Difficulty: {difficulty}\n"
+        f"Domain: {domain}{lines}\n\n"
+        f"{SYSTEM_PROMPT_INSTRUCTIONS}"
+    )
+
+
+def user_prompt(context: str, instruction: str) -> str:
+    return f"Context: {context}\n\nInstruction: {instruction}"
+
+
+# ------------------------------------------------------------------------------------------------ rendering
+def response_parts(example) -> list[tuple[str, int, str]]:
+    """The response of a CognitiveTrainingExample as (kind, index, text) parts, in order; kind is "header",
+    "step" (index: the reasoning step, 0-based), "transition" (index: the state transition) or "answer".
+    Joined with PART_SEPARATOR they are the response."""
+    parts: list[tuple[str, int, str]] = []
+    if example.reasoning_steps:
+        parts.append(("header", -1, REASONING_HEADER))
+        for i, step in enumerate(example.reasoning_steps):
+            text = f"{i + 1}. {step.description}"
+            if step.reasoning:
+                text += f"\n   Reasoning: {step.reasoning}"
+            if step.memory_update:
+                text += f"\n   Memory: {step.memory_update}"
+            parts.append(("step", i, text))
+    if example.state_transitions:
+        parts.append(("header", -1, f"\n{PLANNING_HEADER}"))
+        for j, t in enumerate(example.state_transitions):
+            text = f"State: {t.from_state} → {t.to_state}"
+            if t.action:
+                text += f"\nAction: {t.action}"
+            if t.rationale:
+                text += f"\nRationale: {t.rationale}"
+            parts.append(("transition", j, text))
+    parts.append(("answer", -1, f"\n{FINAL_ANSWER_MARKER} {example.final_answer}"))
+    return parts
+
+
+def render_response(example) -> str:
+    return PART_SEPARATOR.join(text for _, _, text in response_parts(example))
+
+
+# ------------------------------------------------------------------------------------------------ parsing
+_STEP = re.compile(r"^\s{0,3}(\d+)[.)]\s+(.*)$")
+_FIELD = re.compile(r"^\s*(Reasoning|Memory|State|Action|Rationale):\s*(.*)$")
+_ARROW = re.compile(r"\s*(?:→|->)\s*")
+
+
+def parse_response(text: str) -> dict:
+    """A reply read back into the layout above:
+
+    steps           [{"step", "description", "reasoning", "memory"}] from the numbered lines
+    planning_steps  [{"from_state", "to_state", "action", "rationale"}] from the State/Action/Rationale lines
+    preamble        free text before the first numbered step (the header left out)
+    final_answer    the text after the last "**Final Answer:**", None without one
+    format_ok       whether the reply has that marker
+    text            the reply
+    """
+    body, marker, answer = text.rpartition(FINAL_ANSWER_MARKER)
+    if not marker:
+        body, answer = text, ""
+    reasoning, _, planning = body.partition(PLANNING_HEADER)
+    reasoning = reasoning.split(REASONING_HEADER, 1)[-1]
+    steps, preamble = _reasoning_steps(reasoning)
+    return {
+        "steps": steps,
+        "planning_steps": _planning_steps(planning),
+        "preamble": preamble,
+        "final_answer": answer.strip() if marker else None,
+        "format_ok": bool(marker),
+        "text": text,
+    }
+
+
+def _reasoning_steps(section: str) -> tuple[list[dict], str]:
+    steps: list[dict] = []
+    preamble: list[str] = []
+    after_blank = False
+    for line in section.splitlines():
+        step, field = _STEP.match(line), _FIELD.match(line)
+        if step:
+            steps.append(
+                {"step": int(step.group(1)), "description": step.group(2).strip(), "reasoning": None, "memory": None}
+            )
+        elif steps and field and field.group(1) in ("Reasoning", "Memory"):
+            steps[-1][field.group(1).lower()] = field.group(2).strip()
+        elif steps and line.strip() and (line[:1].isspace() or not after_blank):
+            # a wrapped line continues the last field written; an unindented paragraph after a blank line does not
+            key = "memory" if steps[-1]["memory"] else "reasoning" if steps[-1]["reasoning"] else "description"
+            steps[-1][key] = f"{steps[-1][key]} {line.strip()}"
+        elif not steps and line.strip():
+            preamble.append(line.strip())
+        after_blank = not line.strip()
+    return steps, " ".join(preamble)
+
+
+def _planning_steps(section: str) -> list[dict]:
+    steps: list[dict] = []
+    for line in section.splitlines():
+        field = _FIELD.match(line)
+        if not field:
+            continue
+        name, value = field.group(1), field.group(2).strip()
+        if name == "State":
+            states = _ARROW.split(value, maxsplit=1)  # "a → b"; a state without an arrow has no target
+            steps.append(
+                {
+                    "from_state": states[0],
+                    "to_state": states[1] if len(states) == 2 else None,
+                    "action": None,
+                    "rationale": None,
+                }
+            )
+        elif steps and name in ("Action", "Rationale"):
+            steps[-1][name.lower()] = value
+    return steps

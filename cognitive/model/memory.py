@@ -1,0 +1,289 @@
+"""Peak GPU memory estimate for a LoRA / QLoRA SFT run, and the settings that fit a card.
+
+    python -m cognitive.train.preflight --config recipes/configs/cognitive_1.5b.yaml --gpu 3090ti  # of a recipe
+
+The estimate adds up what `torch.cuda.max_memory_allocated()` sees during a training step:
+
+    weights       linear layers of the decoder by quantization (nf4 + double quant: 4.125 bits + 8-bit absmax
+                  per 64 weights; bf16: 16 bits), embeddings / lm_head / norms in the compute dtype
+    trainable     LoRA (fp32 under QLoRA, PEFT's adapter autocast) + cognitive modules: weights and grads
+    optimizer     AdamW: fp32 exp_avg + exp_avg_sq (+ an fp32 master copy under DeepSpeed); on the CPU when
+                  the DeepSpeed config offloads the optimizer
+    activations   with gradient checkpointing: each layer's input (b*s*h) kept, plus one layer's working set
+                  recomputed in backward (attention projections + the MLP's 3 intermediate tensors); without
+                  it: every layer's working set
+    logits        TRL's fused LM head: one [4096 tokens x 32768 vocab] tile and its gradient, never b*s*V
+    deepspeed     ZeRO-2 gradient buckets (reduce + allgather bucket sizes of the DS config)
+
+It is a model, not a measurement: tests/performance/gpu_train_bench.py measures real peaks on a GPU, and
+tests/unit/test_memory.py checks the parameter and optimizer bytes against a real model on the CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from cognitive.errors import UserError
+from cognitive.model.base import resolve_base
+
+GIB = 2**30
+
+# Usable memory of common cards (what torch can allocate is a little less than the label).
+GPUS_GIB = {
+    "3090ti": 24.0,
+    "3090": 24.0,
+    "4090": 24.0,
+    "a10": 24.0,
+    "l4": 24.0,
+    "4080": 16.0,
+    "t4": 16.0,
+    "a100-40": 40.0,
+    "a100-80": 80.0,
+    "a100": 80.0,
+    "h100": 80.0,
+    "h200": 141.0,
+}
+
+# Shapes of the bases the project documents, so the estimator works offline (no hub access needed).
+KNOWN_SHAPES = {
+    "Qwen/Qwen2.5-1.5B-Instruct": dict(
+        vocab=151936, hidden=1536, intermediate=8960, layers=28, heads=12, kv_heads=2, tied=True
+    ),
+    "Qwen/Qwen2.5-3B-Instruct": dict(
+        vocab=151936, hidden=2048, intermediate=11008, layers=36, heads=16, kv_heads=2, tied=True
+    ),
+    "HuggingFaceTB/SmolLM2-1.7B-Instruct": dict(
+        vocab=49152, hidden=2048, intermediate=8192, layers=24, heads=32, kv_heads=32, tied=True
+    ),
+    "meta-llama/Llama-3.2-1B-Instruct": dict(
+        vocab=128256, hidden=2048, intermediate=8192, layers=16, heads=32, kv_heads=8, tied=True
+    ),
+    "meta-llama/Llama-3.2-3B-Instruct": dict(
+        vocab=128256, hidden=3072, intermediate=8192, layers=28, heads=24, kv_heads=8, tied=True
+    ),
+    "embedded:smollm2-135m-instruct": dict(
+        vocab=49152, hidden=576, intermediate=1536, layers=30, heads=9, kv_heads=3, tied=True
+    ),
+}
+
+LOGIT_TILE = (4096, 32768)  # TRL's fused LM head: tokens x vocab per projection tile
+
+
+@dataclass(frozen=True)
+class Shape:
+    vocab: int
+    hidden: int
+    intermediate: int
+    layers: int
+    heads: int
+    kv_heads: int
+    tied: bool = True
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden // self.heads
+
+    def linear_shapes(self) -> list[tuple[int, int]]:
+        """(in, out) of the 7 linear layers of one decoder layer: q, k, v, o, gate, up, down."""
+        h, i, kv = self.hidden, self.intermediate, self.kv_heads * self.head_dim
+        return [(h, h), (h, kv), (h, kv), (h, h), (h, i), (h, i), (i, h)]
+
+    @property
+    def linear_params(self) -> int:
+        return self.layers * sum(a * b for a, b in self.linear_shapes())
+
+    @property
+    def other_params(self) -> int:
+        """Embeddings (+ untied lm_head) and norms: never quantized."""
+        return self.vocab * self.hidden * (1 if self.tied else 2) + (2 * self.layers + 1) * self.hidden
+
+    def lora_params(self, r: int) -> int:
+        return self.layers * sum(r * (a + b) for a, b in self.linear_shapes())
+
+    def config_kwargs(self) -> dict:
+        """The transformers config keys of this shape (random-init models of real shapes for benchmarks)."""
+        return dict(
+            vocab_size=self.vocab,
+            hidden_size=self.hidden,
+            intermediate_size=self.intermediate,
+            num_hidden_layers=self.layers,
+            num_attention_heads=self.heads,
+            num_key_value_heads=self.kv_heads,
+            tie_word_embeddings=self.tied,
+        )
+
+
+def shape_from_config(config) -> Shape:
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    return Shape(
+        vocab=text.vocab_size,
+        hidden=text.hidden_size,
+        intermediate=text.intermediate_size,
+        layers=text.num_hidden_layers,
+        heads=text.num_attention_heads,
+        kv_heads=getattr(text, "num_key_value_heads", None) or text.num_attention_heads,
+        tied=bool(getattr(text, "tie_word_embeddings", False)),
+    )
+
+
+def shape_for(base: str) -> Shape:
+    if base in KNOWN_SHAPES:
+        return Shape(**KNOWN_SHAPES[base])
+    from transformers import AutoConfig
+
+    return shape_from_config(AutoConfig.from_pretrained(resolve_base(base)))
+
+
+def module_params(shape: Shape, cognitive_modules) -> int:
+    """Parameters of the cognitive modules a recipe's `cognitive_modules` block adds to a base of this shape
+    (0 when absent or all off; {} is the default block, every module on), counted on a Llama of that shape
+    built on the meta device: no memory, no init. A block that does not fit the base raises its UserError
+    here, as it would at injection."""
+    if cognitive_modules is None:
+        return 0
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from cognitive.model.inject import cognitive_parameter_counts, inject_cognitive_modules
+
+    config = LlamaConfig(
+        vocab_size=shape.vocab,
+        hidden_size=shape.hidden,
+        intermediate_size=shape.intermediate,
+        num_hidden_layers=shape.layers,
+        num_attention_heads=shape.heads,
+        num_key_value_heads=shape.kv_heads,
+        tie_word_embeddings=shape.tied,
+    )
+    with torch.device("meta"):
+        model = LlamaForCausalLM(config)
+    inject_cognitive_modules(model, cognitive_modules)
+    return cognitive_parameter_counts(model)["total"]
+
+
+@dataclass
+class Setup:
+    """The knobs of a run that decide its memory."""
+
+    micro_batch: int = 4
+    seq_len: int = 2048
+    quant: str = "nf4"  # nf4 | bf16 | fp32
+    lora_r: int = 16
+    module_params: int = 0
+    gradient_checkpointing: bool = True
+    offload_optimizer: bool = False
+    deepspeed_bucket_elems: int = 0  # reduce + allgather bucket sizes (elements), 0 without DeepSpeed
+
+
+@dataclass
+class Estimate:
+    weights: int
+    trainable: int
+    optimizer: int
+    activations: int
+    logits: int
+    deepspeed: int
+
+    @property
+    def total(self) -> int:
+        return self.weights + self.trainable + self.optimizer + self.activations + self.logits + self.deepspeed
+
+    def table(self) -> str:
+        rows = [(k, v) for k, v in asdict(self).items()] + [("total (peak)", self.total)]
+        return "\n".join(f"  {name:<14}{value / GIB:8.2f} GiB" for name, value in rows)
+
+
+def estimate(shape: Shape, setup: Setup) -> Estimate:
+    compute = 4 if setup.quant == "fp32" else 2  # bytes per activation / unquantized weight
+    bits = {"nf4": 4 + 8 / 64 + 32 / (64 * 256), "bf16": 16, "fp32": 32}[setup.quant]
+    weights = int(shape.linear_params * bits / 8) + shape.other_params * compute
+
+    trainable_params = shape.lora_params(setup.lora_r) + setup.module_params
+    trainable_bytes = 4 if setup.quant in ("nf4", "fp32") else 2  # QLoRA keeps adapters in fp32
+    trainable = 2 * trainable_params * trainable_bytes  # weights + grads
+    # AdamW states (2 x fp32), plus DeepSpeed's fp32 master copy; on the host when offloaded.
+    optimizer = 0 if setup.offload_optimizer else trainable_params * 4 * (3 if setup.deepspeed_bucket_elems else 2)
+
+    tokens = setup.micro_batch * setup.seq_len
+    h, i = shape.hidden, shape.intermediate
+    kv = shape.kv_heads * shape.head_dim
+    # One layer's working set: q, k, v, attention out, o-proj in (h + 2kv + 2h) + MLP gate, up, act, product (4i)
+    # + the two norm outputs and residuals (4h).
+    layer_working = tokens * (3 * h + 2 * kv + 4 * i + 4 * h) * compute
+    if setup.gradient_checkpointing:
+        activations = shape.layers * tokens * h * compute + layer_working
+    else:
+        activations = shape.layers * layer_working
+    tile = min(tokens, LOGIT_TILE[0]) * min(shape.vocab, LOGIT_TILE[1])
+    logits = 2 * tile * compute + tokens * h * compute  # a tile and its gradient, + the gathered hidden states
+    deepspeed = setup.deepspeed_bucket_elems * compute * 2
+    return Estimate(weights, trainable, optimizer, activations, logits, deepspeed)
+
+
+def recommend(shape: Shape, setup: Setup, card_bytes: int, effective_batch: int) -> dict:
+    """The largest micro-batch (<= the setup's) that fits at its sequence length, with the accumulation that keeps
+    the effective batch; if none fits, the longest power-of-two sequence length that fits at micro-batch 1."""
+    for mb in (8, 4, 2, 1):
+        if mb <= setup.micro_batch and estimate(shape, _replace(setup, micro_batch=mb)).total <= card_bytes:
+            return {
+                "per_device_train_batch_size": mb,
+                "gradient_accumulation_steps": math.ceil(effective_batch / mb),
+                "max_length": setup.seq_len,
+                "fits": True,
+            }
+    seq = setup.seq_len
+    while seq > 128 and estimate(shape, _replace(setup, micro_batch=1, seq_len=seq)).total > card_bytes:
+        seq //= 2
+    fits = estimate(shape, _replace(setup, micro_batch=1, seq_len=seq)).total <= card_bytes
+    return {
+        "per_device_train_batch_size": 1,
+        "gradient_accumulation_steps": effective_batch,
+        "max_length": seq,
+        "fits": fits,
+    }
+
+
+def _replace(setup: Setup, **changes) -> Setup:
+    return Setup(**{**asdict(setup), **changes})
+
+
+def setup_from_args(training_args, model_args, module_params: int = 0) -> Setup:
+    """The memory-relevant settings of a parsed recipe (SFTConfig + ModelConfig)."""
+    ds = _deepspeed_config(training_args.deepspeed)
+    zero = ds.get("zero_optimization", {})
+    offload = zero.get("offload_optimizer", {}).get("device", "none") not in ("none", None)
+    buckets = 0
+    if ds:
+        buckets = sum(
+            int(v) for k, v in zero.items() if k in ("reduce_bucket_size", "allgather_bucket_size") and v != "auto"
+        )
+    bf16 = training_args.bf16 or model_args.dtype in ("bfloat16", "float16")
+    quant = "nf4" if model_args.load_in_4bit else ("bf16" if bf16 else "fp32")
+    return Setup(
+        micro_batch=training_args.per_device_train_batch_size,
+        seq_len=training_args.max_length or 1024,
+        quant=quant,
+        lora_r=model_args.lora_r if model_args.use_peft else 0,
+        module_params=module_params,
+        gradient_checkpointing=bool(training_args.gradient_checkpointing),
+        offload_optimizer=offload,
+        deepspeed_bucket_elems=buckets,
+    )
+
+
+def _deepspeed_config(ds) -> dict:
+    if not ds:
+        return {}
+    if isinstance(ds, dict):
+        return ds
+    return json.loads(Path(ds).read_text())
+
+
+def card_bytes(gpu: str) -> int:
+    key = gpu.lower().replace("rtx", "").replace(" ", "").replace("_", "")
+    if key not in GPUS_GIB:
+        raise UserError(f"unknown GPU '{gpu}'; known: {', '.join(GPUS_GIB)} (or pass --gib)")
+    return int(GPUS_GIB[key] * GIB)

@@ -1,0 +1,207 @@
+"""The one config mechanism: TrlParser dataclasses + YAML recipes (`--config`) + CLI overrides.
+
+    script_args, training_args, model_args = parse_sft_args()
+
+* `ScriptArguments` (below): data and run options of this project.
+* `trl.SFTConfig`: TrainingArguments + SFT options (output_dir, max_steps, learning_rate, deepspeed, ...).
+* `trl.ModelConfig`: the base (`model_name_or_path`, hub id / local dir / `embedded:...`), LoRA and
+  bitsandbytes options.
+
+Unknown keys, in the YAML or on the command line, are a one-line error naming them. `--ds X` is accepted
+as an alias of `--deepspeed X` (the project's launch command).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cognitive import PROJECT_ROOT
+from cognitive.errors import UserError
+from cognitive.train.sft_data import find_split_files
+
+DEFAULT_RECIPE = PROJECT_ROOT / "recipes" / "configs" / "cognitive_1.5b.yaml"
+
+
+@dataclass
+class ScriptArguments:
+    dataset_path: str = field(
+        default="data/synthetic/demo",
+        metadata={"help": "A .jsonl file of records, or a generated data directory (reads train*.jsonl)."},
+    )
+    eval_dataset_path: str | None = field(
+        default=None,
+        metadata={"help": "Evaluation records; default: validation*.jsonl of dataset_path when present."},
+    )
+    max_train_examples: int | None = field(default=None, metadata={"help": "Use at most this many."})
+    max_eval_examples: int | None = field(default=200, metadata={"help": "Use at most this many."})
+    overwrite: bool = field(default=False, metadata={"help": "Replace an existing finished run dir."})
+    gpu: str | None = field(
+        default=None,
+        metadata={
+            "help": "Card to check the memory estimate against before loading (e.g. 3090ti); "
+            "default: the GPU present, none on a CPU machine."
+        },
+    )
+    cognitive_modules: dict[str, Any] | str | None = field(
+        default=None,
+        metadata={"help": "The guide's cognitive_modules block (a YAML mapping; on the command line, JSON)."},
+    )
+
+    def __post_init__(self):
+        if isinstance(self.cognitive_modules, str):  # a command-line override: JSON, like TrainingArguments' dicts
+            try:
+                self.cognitive_modules = json.loads(self.cognitive_modules)
+            except json.JSONDecodeError as e:
+                raise UserError(f"--cognitive_modules: not valid JSON ({e.msg} at column {e.colno})") from None
+            if not isinstance(self.cognitive_modules, dict):
+                raise UserError(
+                    '--cognitive_modules: expected a JSON object, e.g. \'{"working_memory": {"enabled": false}}\''
+                )
+
+
+def _normalise_argv(argv: list[str]) -> list[str]:
+    out = []
+    for a in argv:
+        if a == "--ds":
+            out.append("--deepspeed")
+        elif a.startswith("--ds="):
+            out.append("--deepspeed=" + a[len("--ds=") :])
+        else:
+            out.append(a)
+    return out
+
+
+def _config_path(argv: list[str]) -> str | None:
+    return argv[argv.index("--config") + 1] if "--config" in argv[:-1] else None
+
+
+def parse_sft_args(argv: list[str] | None = None):
+    """Parse (ScriptArguments, SFTConfig, ModelConfig) from `--config <yaml>` and CLI overrides."""
+    from trl import ModelConfig, SFTConfig, TrlParser
+
+    argv = _normalise_argv(list(sys.argv[1:] if argv is None else argv))
+    if "--config" not in argv:
+        argv = ["--config", str(DEFAULT_RECIPE), *argv]
+    config_path = _config_path(argv)
+    parser = TrlParser((ScriptArguments, SFTConfig, ModelConfig))
+    known = {action.dest for action in parser._actions}
+    if config_path is not None:
+        unknown = sorted(set(_check_yaml(config_path)) - known - {"env"})
+        if unknown:
+            raise UserError(f"{config_path}: unknown key(s) {', '.join(unknown)}")
+    namespace, unknown_cli = parser.parse_known_args([a for a in argv if a not in ("--config", config_path)])
+    if unknown_cli:
+        raise UserError(f"unknown command-line option(s): {' '.join(unknown_cli)}")
+    if isinstance(namespace.deepspeed, str):
+        _check_json(namespace.deepspeed)
+    if namespace.deepspeed and _cpu_deepspeed_ranks():
+        parser.set_defaults(accelerator_config={"use_configured_state": True})
+    try:
+        return parser.parse_args_and_config(argv)
+    except ValueError as e:
+        msg = str(e).splitlines()[0]
+        import torch
+
+        if "--tf32 requires" in msg and torch.cuda.is_available():  # a GPU older than Ampere
+            name, (major, minor) = torch.cuda.get_device_name(), torch.cuda.get_device_capability()
+            msg = (
+                f"tf32: true needs an Ampere or newer GPU (compute capability >= 8.0); this one is {name} "
+                f"({major}.{minor}): pass --tf32 false"
+            )
+        elif ("bf16" in msg and "use_cpu" in msg) or "--tf32 requires" in msg:
+            msg = (
+                "this recipe needs a GPU (bf16/tf32) and this machine has none: "
+                "use recipes/configs/demo_cpu.yaml (runs offline on the CPU), or pass --bf16 false --tf32 false"
+            )
+        raise UserError(f"{config_path or 'command line'}: {msg}") from None
+
+
+def _cpu_deepspeed_ranks() -> bool:
+    """DeepSpeed ranks on a machine without a GPU (DeepSpeed's CPU accelerator + gloo).
+
+    accelerate picks the process-group backend from the GPU type; finding none, it counts one process per
+    rank, so every rank would train alone. Set the state up with gloo here and let TrainingArguments use it
+    (`accelerator_config.use_configured_state`). Returns whether it did.
+    """
+    import torch
+
+    if torch.cuda.is_available() or "LOCAL_RANK" not in os.environ:
+        return False
+    from accelerate import PartialState
+
+    os.environ["ACCELERATE_USE_DEEPSPEED"] = "true"
+    try:
+        PartialState(backend="gloo")
+    finally:
+        del os.environ["ACCELERATE_USE_DEEPSPEED"]
+    return True
+
+
+def _check_json(path: str) -> None:
+    try:
+        json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise UserError(f"{path}: DeepSpeed config not found") from None
+    except json.JSONDecodeError as e:
+        raise UserError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
+
+
+def _check_yaml(path: str) -> dict:
+    try:
+        with open(path) as f:
+            data = yaml.safe_load(f)
+    except FileNotFoundError:
+        raise UserError(f"{path}: config file not found") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else path
+        raise UserError(f"{where}: not valid YAML ({getattr(e, 'problem', e)})") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: a recipe must be a YAML mapping of keys to values")
+    return data
+
+
+# ------------------------------------------------------------------------------------------------ resolution
+@dataclass(frozen=True)
+class ResolvedArguments:
+    """What a recipe's ScriptArguments resolve to, computed once by the recipe and passed down."""
+
+    modules: Any  # the cognitive_modules block parsed (a CognitiveModulesConfig), None when no module is on
+    aux_labels: Any  # the auxiliary labels its weighted aux losses need (an AuxLabelSpec), None when none is
+    train_files: tuple[Path, ...]  # the train*.jsonl files of dataset_path
+    eval_files: tuple[Path, ...]  # validation records (eval_dataset_path, else validation*.jsonl of dataset_path)
+
+
+def cognitive_modules(script_args: ScriptArguments):
+    """The recipe's cognitive_modules block parsed (a CognitiveModulesConfig; an unknown key or a bad value is a
+    one-line UserError), or None when it is absent or every module is off."""
+    from cognitive.model.inject import config_from_dict
+
+    if script_args.cognitive_modules is None:
+        return None
+    modules = config_from_dict(script_args.cognitive_modules)
+    return modules if modules.any_enabled else None
+
+
+def resolve_arguments(script_args: ScriptArguments) -> ResolvedArguments:
+    """The modules config, the aux labels it needs and the data files of a recipe; nothing is loaded."""
+    from cognitive.train.aux_labels import AuxLabelSpec
+
+    modules = cognitive_modules(script_args)
+    train_files = find_split_files(script_args.dataset_path, "train")
+    if not train_files:
+        raise UserError(f"dataset '{script_args.dataset_path}' has no train*.jsonl files")
+    eval_path = script_args.eval_dataset_path
+    if eval_path is None and Path(script_args.dataset_path).is_dir():
+        eval_path = script_args.dataset_path
+    eval_files = find_split_files(eval_path, "validation") if eval_path is not None else []
+    if script_args.eval_dataset_path is not None and not eval_files:
+        raise UserError(f"eval dataset '{eval_path}' has no validation*.jsonl files")
+    return ResolvedArguments(modules, AuxLabelSpec.from_config(modules), tuple(train_files), tuple(eval_files))

@@ -1,0 +1,130 @@
+"""Checks that need no model, run before anything is loaded, so a bad run fails in seconds.
+
+    preflight(script_args, training_args, model_args, resolved.modules)
+
+A finished run dir in the way, the DeepSpeed config against the recipe, GPU-only settings on a machine without a
+GPU, and the memory estimate (cognitive/model/memory.py) against the card, with the settings that would fit.
+
+The estimate of a recipe alone, for any card:
+
+    python -m cognitive.train.preflight --config recipes/configs/cognitive_1.5b.yaml --gpu 3090ti
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+from dataclasses import asdict
+from pathlib import Path
+
+from cognitive.errors import UserError, exit_on_user_error
+from cognitive.model import memory as hardware
+from cognitive.train.args import cognitive_modules, parse_sft_args
+
+
+def preflight(script_args, training_args, model_args, modules=None) -> None:
+    """Checks that need no model, so a bad run fails in seconds: a finished run dir in the way, the DeepSpeed
+    config against the recipe, GPU-only settings on a machine without one, the memory estimate against the card."""
+    import torch
+
+    if Path(training_args.output_dir).exists() and not script_args.overwrite:
+        raise UserError(
+            f"run dir {training_args.output_dir} already exists; pass --overwrite true or choose another --output_dir"
+        )
+    ds = hardware._deepspeed_config(training_args.deepspeed)
+    if ds:
+        check_deepspeed_matches(ds, training_args, model_args)
+    if model_args.attn_implementation == "flash_attention_2":
+        if not torch.cuda.is_available():
+            raise UserError("attn_implementation: flash_attention_2 needs a GPU; leave it unset (SDPA) on this machine")
+        if importlib.util.find_spec("flash_attn") is None:
+            raise UserError("attn_implementation: flash_attention_2 needs: pip install flash-attn --no-build-isolation")
+
+    if script_args.gpu:
+        card, capacity = script_args.gpu, hardware.card_bytes(script_args.gpu)
+    elif torch.cuda.is_available():
+        props = torch.cuda.get_device_properties(torch.cuda.current_device())
+        card, capacity = props.name, props.total_memory
+    else:
+        return  # no card to check against
+    try:
+        shape = hardware.shape_for(model_args.model_name_or_path)
+    except OSError as e:  # an unknown hub id without hub access: nothing to estimate from
+        print(f"memory preflight skipped: no config for {model_args.model_name_or_path} ({str(e).splitlines()[0]})")
+        return
+    setup = hardware.setup_from_args(training_args, model_args, hardware.module_params(shape, modules))
+    est = hardware.estimate(shape, setup)
+    if est.total > capacity:
+        effective = training_args.per_device_train_batch_size * training_args.gradient_accumulation_steps
+        rec = hardware.recommend(shape, setup, capacity, effective)
+        advice = (
+            f"set per_device_train_batch_size {rec['per_device_train_batch_size']}, gradient_accumulation_steps "
+            f"{rec['gradient_accumulation_steps']}, max_length {rec['max_length']}"
+            if rec["fits"]
+            else "use a smaller base, load_in_4bit true, or a DeepSpeed offload config"
+        )
+        raise UserError(
+            f"estimated peak memory {est.total / hardware.GIB:.1f} GiB exceeds the {card}'s "
+            f"{capacity / hardware.GIB:.1f} GiB: {advice} "
+            "(details: python -m cognitive.train.preflight --config <recipe>)"
+        )
+    print(
+        f"memory preflight: estimated peak {est.total / hardware.GIB:.1f} GiB "
+        f"of {capacity / hardware.GIB:.1f} GiB ({card})"
+    )
+
+
+def check_deepspeed_matches(ds: dict, training_args, model_args) -> None:
+    """Non-"auto" DeepSpeed values must agree with the recipe (the Trainer fills "auto" ones from it)."""
+    pairs = [
+        ("train_micro_batch_size_per_gpu", training_args.per_device_train_batch_size, "per_device_train_batch_size"),
+        ("gradient_accumulation_steps", training_args.gradient_accumulation_steps, "gradient_accumulation_steps"),
+        ("gradient_clipping", training_args.max_grad_norm, "max_grad_norm"),
+        ("bf16.enabled", bool(training_args.bf16), "bf16"),
+        ("fp16.enabled", bool(training_args.fp16), "fp16"),
+    ]
+    for ds_key, recipe_value, recipe_key in pairs:
+        value = ds
+        for part in ds_key.split("."):
+            value = value.get(part, "auto") if isinstance(value, dict) else "auto"
+        if value != "auto" and value != recipe_value:
+            raise UserError(
+                f"{training_args.deepspeed}: {ds_key} is {value!r} but the recipe's {recipe_key} is {recipe_value!r}; "
+                f'set it to "auto" or make them agree'
+            )
+    stage = ds.get("zero_optimization", {}).get("stage", 0)
+    if stage == 3 and model_args.load_in_4bit and model_args.bnb_4bit_quant_storage != model_args.dtype:
+        raise UserError(
+            f"{training_args.deepspeed}: ZeRO-3 with a 4-bit base needs bnb_4bit_quant_storage equal to dtype "
+            f"(got {model_args.bnb_4bit_quant_storage!r} and {model_args.dtype!r})"
+        )
+
+
+@exit_on_user_error
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description="Estimate peak GPU memory of a recipe and recommend settings.")
+    parser.add_argument("--config", required=True, help="recipe YAML (recipes/configs/*.yaml)")
+    parser.add_argument("--gpu", default="3090ti", help=f"card: {', '.join(hardware.GPUS_GIB)}")
+    parser.add_argument("--gib", type=float, help="card memory in GiB (overrides --gpu)")
+    args, overrides = parser.parse_known_args(argv)
+    # Parsed as on a GPU machine would, minus the GPU-only switches that TrainingArguments checks here.
+    script_args, training_args, model_args = parse_sft_args(
+        ["--config", args.config, "--bf16", "false", "--tf32", "false", *overrides]
+    )
+    shape = hardware.shape_for(model_args.model_name_or_path)
+    modules = cognitive_modules(script_args)
+    setup = hardware.setup_from_args(training_args, model_args, hardware.module_params(shape, modules))
+    capacity = int(args.gib * hardware.GIB) if args.gib else hardware.card_bytes(args.gpu)
+    est = hardware.estimate(shape, setup)
+    effective = training_args.per_device_train_batch_size * training_args.gradient_accumulation_steps
+    print(
+        f"{model_args.model_name_or_path}: {shape.linear_params / 1e9:.2f}B linear + "
+        f"{shape.other_params / 1e9:.2f}B other params; {asdict(setup)}"
+    )
+    print(est.table())
+    print(f"card: {capacity / hardware.GIB:.1f} GiB -> {'fits' if est.total <= capacity else 'DOES NOT FIT'}")
+    print(f"recommended: {hardware.recommend(shape, setup, capacity, effective)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,213 @@
+"""The trainer of `recipes/sft.py`: the base loaded for training, LoRA, and TRL's SFTTrainer, or for a model with
+cognitive modules the CognitiveSFTTrainer below, which trains them beside LoRA, saves them in every checkpoint,
+restores them on resume, and adds their auxiliary losses when the config weights them.
+
+    model, tokenizer = load_model_and_tokenizer(model_args, training_args, resolved.modules)
+    trainer = build_trainer(model, tokenizer, training_args, model_args, train, eval, resolved.aux_labels)
+
+The modules are not a PEFT adapter, so PEFT neither trains nor saves them: after PEFT wraps the model they
+are marked trainable again (the optimizer, built at train() time, picks them up), `save_model` writes
+cognitive_adapter.safetensors + cognitive_config.json next to the PEFT adapter (for checkpoints the Trainer
+calls it before trainer_state.json, so a complete checkpoint always has them), and `train(resume_from_
+checkpoint=...)` loads them back before the optimizer state is restored.
+
+With an aux loss weighted > 0, the datasets' `aux_spans` (from load_sft_datasets) become token labels aligned
+with TRL's input_ids, kept through TRL's column removal, and padded into the batch by AuxLabelCollator
+(cognitive/train/aux_labels.py); compute_loss pops them and adds the weighted aux losses.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import torch
+from trl import SFTTrainer
+from trl.data_utils import get_dataset_column_names
+
+from cognitive.errors import UserError
+from cognitive.model.base import load_base, load_tokenizer
+from cognitive.model.inject import (
+    capture_aux_outputs,
+    cognitive_aux_loss,
+    cognitive_parameter_counts,
+    format_parameter_counts,
+    inject_cognitive_modules,
+    load_cognitive_adapter,
+    lora_target_modules,
+    mark_cognitive_trainable,
+    save_cognitive_adapter,
+)
+from cognitive.model.modules import unwrap_model
+from cognitive.train.aux_labels import (
+    SPANS_COLUMN,
+    AuxLabelCollator,
+    AuxLabelSpec,
+    add_token_labels,
+    check_padded_batches,
+)
+
+
+# ------------------------------------------------------------------------------------------------ building
+def attn_implementation(requested: str | None, packing: bool = False) -> str:
+    """flash_attention_2 when installed on a GPU; for packed batches on a GPU without it, flex_attention (keeps
+    the packed sequences apart with a block mask, not a dense one); otherwise PyTorch SDPA."""
+
+    if requested:
+        return requested
+    if torch.cuda.is_available():
+        if importlib.util.find_spec("flash_attn") is not None:
+            return "flash_attention_2"
+        if packing:
+            return "flex_attention"
+    return "sdpa"
+
+
+def load_model_and_tokenizer(model_args, training_args, modules=None):
+    """The base for training: resolved (hub / local / embedded), optionally 4-bit (QLoRA), with the cognitive
+    modules injected when `modules` (the recipe's resolved cognitive_modules config) is given."""
+    from accelerate import PartialState
+    from transformers.integrations import is_deepspeed_zero3_enabled
+    from trl import get_quantization_config
+
+    tokenizer = load_tokenizer(model_args.model_name_or_path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    dtype = model_args.dtype if model_args.dtype in (None, "auto") else getattr(torch, model_args.dtype)
+    quantization_config = get_quantization_config(model_args)
+    model = load_base(
+        model_args.model_name_or_path,
+        revision=model_args.model_revision,
+        dtype=dtype,
+        attn_implementation=attn_implementation(model_args.attn_implementation, training_args.packing),
+        quantization_config=quantization_config,
+        # a quantized base must be placed at load time: on this rank's GPU, or the CPU; except under ZeRO-3,
+        # which partitions the weights itself while loading and refuses a device_map
+        device_map=(
+            {"": PartialState().local_process_index if torch.cuda.is_available() else "cpu"}
+            if quantization_config is not None and not is_deepspeed_zero3_enabled()
+            else None
+        ),
+        trust_remote_code=training_args.trust_remote_code,
+    )
+    if modules is not None:
+        inject_cognitive_modules(model, modules)
+        print(format_parameter_counts(cognitive_parameter_counts(model)))
+    return model, tokenizer
+
+
+def lora_config(model_args, model=None):
+    """LoRA from ModelConfig (TRL's get_peft_config); defaults to all linear layers of the base, and with
+    cognitive modules injected, to the base's linear layers only (the modules train fully, without LoRA)."""
+    from trl import get_peft_config
+
+    if not model_args.use_peft:
+        return None
+    if model_args.lora_target_modules in (None, "all-linear", ["all-linear"]):
+        model_args.lora_target_modules = "all-linear"
+        if model is not None and getattr(model, "cognitive_config", None) is not None:
+            model_args.lora_target_modules = lora_target_modules(model)
+    return get_peft_config(model_args)
+
+
+def build_trainer(model, tokenizer, training_args, model_args, train_dataset, eval_dataset, aux_labels=None):
+    """SFTTrainer with LoRA (PEFT); with cognitive modules, the subclass below that trains and saves them too (and,
+    with `aux_labels`, turns the datasets' aux_spans into token labels and batches them: aux_labels.py)."""
+    from transformers.trainer_utils import IntervalStrategy
+
+    if eval_dataset is None and training_args.eval_strategy != IntervalStrategy.NO:
+        print("No validation data: evaluation during training is off (eval_strategy: no).")
+        training_args.eval_strategy = IntervalStrategy.NO
+    check_padded_batches(aux_labels, training_args.packing, training_args.padding_free)  # before TRL wraps the model
+    kwargs = dict(
+        model=model,
+        args=training_args,
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset,
+        processing_class=tokenizer,
+        peft_config=lora_config(model_args, model),
+    )
+    if getattr(model, "cognitive_config", None) is None:
+        return SFTTrainer(**kwargs)
+    return CognitiveSFTTrainer(**kwargs, aux_labels=aux_labels)
+
+
+# ------------------------------------------------------------------------------------------------ the trainer
+AUX_LABEL_KEYS = ("step_labels", "state_labels", "action_labels")
+
+
+class CognitiveSFTTrainer(SFTTrainer):
+    def __init__(self, *args, aux_labels: AuxLabelSpec | None = None, **kwargs):
+        model = kwargs["model"] if "model" in kwargs else args[0]
+        self.cognitive_config = unwrap_model(model).cognitive_config
+        # which aux labels the losses need (None: every aux weight is 0, the data and batches stay TRL's own);
+        # read by _prepare_dataset, which SFTTrainer.__init__ calls. Given by the recipe (resolved once from its
+        # cognitive_modules block); for direct use, derived from the model's config.
+        self.aux_label_spec = aux_labels if aux_labels is not None else AuxLabelSpec.from_config(self.cognitive_config)
+        super().__init__(*args, **kwargs)
+        mark_cognitive_trainable(self.model)
+        if self.aux_label_spec is not None:
+            self.data_collator = AuxLabelCollator(self.data_collator, self.aux_label_spec)
+
+    def _prepare_dataset(self, dataset, processing_class, args, packing, formatting_func, dataset_name):
+        """TRL's preparation (chat template, tokenization, completion labels, truncation), then the aux token
+        labels aligned with the resulting input_ids (cognitive/train/aux_labels.py)."""
+        spec = self.aux_label_spec
+        check_padded_batches(spec, packing, args.padding_free)
+        dataset = super()._prepare_dataset(dataset, processing_class, args, packing, formatting_func, dataset_name)
+        columns = get_dataset_column_names(dataset)
+        if spec is None or all(c in columns for c in spec.columns):
+            return dataset  # no aux loss, or already labelled (evaluate() prepares again)
+        if SPANS_COLUMN not in columns:
+            raise UserError(
+                f"cognitive_modules aux losses: the {dataset_name} dataset has no '{SPANS_COLUMN}' column; "
+                "build it with "
+                "cognitive.train.sft_data.load_sft_datasets / sft_dataset(examples, aux_labels=...)"
+            )
+        return add_token_labels(
+            dataset,
+            self._tokenizer,
+            spec,
+            chat_template=self.chat_template,
+            max_length=args.max_length,
+            truncation_mode=args.truncation_mode,
+            num_proc=args.dataset_num_proc,
+        )
+
+    def _set_signature_columns_if_needed(self):
+        super()._set_signature_columns_if_needed()  # keeps only the model inputs TRL knows of ...
+        if self.aux_label_spec is not None:  # ... and, with aux losses, their label columns
+            missing = [c for c in self.aux_label_spec.columns if c not in self._signature_columns]
+            self._signature_columns = [*self._signature_columns, *missing]
+
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False):
+        super().save_model(output_dir, _internal_call)
+        if self.args.should_save:
+            save_cognitive_adapter(self.model, output_dir or self.args.output_dir)
+
+    def train(self, resume_from_checkpoint=None, *args, **kwargs):
+        if isinstance(resume_from_checkpoint, str):
+            load_cognitive_adapter(self.model, resume_from_checkpoint)
+        return super().train(resume_from_checkpoint, *args, **kwargs)
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        labels = {key: inputs.pop(key) for key in AUX_LABEL_KEYS if key in inputs}
+        if not labels:
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        # TRL's return_outputs=True runs a second, no-grad forward for the logits, which would overwrite the
+        # captured aux outputs with graph-less ones: capture the training forward alone, recompute logits after
+        with capture_aux_outputs(model) as aux:
+            loss = super().compute_loss(model, inputs, False, num_items_in_batch)
+        aux_loss = cognitive_aux_loss(aux, self.cognitive_config, **labels)
+        if aux_loss is not None:
+            self._metrics["train" if model.training else "eval"]["aux_loss"].append(aux_loss.detach().item())
+            # a per-micro-batch mean, while TRL's loss is already divided by the tokens of the whole accumulated
+            # batch (the Trainer then does not divide): average it over the accumulation steps, as TRL does
+            # for the MoE router loss
+            if num_items_in_batch is not None:
+                aux_loss = aux_loss / self.current_gradient_accumulation_steps
+            loss = loss + aux_loss
+        if not return_outputs:
+            return loss
+        with torch.no_grad():
+            outputs = model(**{k: v for k, v in inputs.items() if k != "labels"})
+        return loss, outputs

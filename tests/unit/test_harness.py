@@ -1,0 +1,83 @@
+"""The evaluation wrapper's pure parts: model specs from run dirs, the equivalent CLI command, flattening
+lm-eval's results, the comparison table."""
+
+import json
+
+import pytest
+import yaml
+
+from cognitive.errors import UserError
+from cognitive.evaluation.harness import ModelSpec, flatten_scores, headline_scores, lm_eval_command, score_table
+
+
+def test_model_specs_from_dirs(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    with pytest.raises(UserError, match=r"no adapter \(adapter_config.json\)"):
+        ModelSpec.adapter(str(run))
+    (run / "adapter_config.json").write_text("{}")
+    with pytest.raises(UserError, match=r"no adapter_model\.safetensors"):
+        ModelSpec.adapter(str(run))
+    (run / "adapter_model.safetensors").write_bytes(b"")
+    with pytest.raises(UserError, match=r"run_config\.yaml is missing"):
+        ModelSpec.adapter(str(run))
+    (run / "run_config.yaml").write_text(yaml.safe_dump({"model_name_or_path": "embedded:smollm2-135m-instruct"}))
+    spec = ModelSpec.adapter(str(run))
+    assert (spec.label, spec.pretrained, spec.peft, spec.cognitive_run) == (
+        "adapter:run",
+        "embedded:smollm2-135m-instruct",
+        str(run),
+        None,
+    )
+    with pytest.raises(UserError, match=r"cognitive_adapter\.safetensors"):
+        ModelSpec.modules(str(run))
+    (run / "cognitive_adapter.safetensors").write_bytes(b"")
+    with pytest.raises(UserError, match=r"need both cognitive_adapter\.safetensors and cognitive_config\.json"):
+        ModelSpec.modules(str(run))
+    (run / "cognitive_config.json").write_text("{}")
+    assert ModelSpec.modules(str(run)).cognitive_run == str(run)
+
+    release = tmp_path / "release"
+    release.mkdir()
+    (release / "config.json").write_text(json.dumps({"auto_map": {"AutoModelForCausalLM": "modeling.X"}}))
+    assert ModelSpec.release(str(release)).trust_remote_code
+
+
+def test_lm_eval_command():
+    cmd = lm_eval_command(
+        "/m", "runs/x", ["cognitive"], 3, 8, metadata={"difficulty": "basic"}, gen_kwargs={"max_gen_toks": 64}
+    )
+    assert cmd.startswith("lm_eval --model hf --model_args pretrained=/m,peft=runs/x --tasks cognitive --include_path ")
+    assert cmd.endswith('--limit 3 --metadata \'{"difficulty": "basic"}\' --gen_kwargs max_gen_toks=64')
+
+
+def test_flatten_and_table():
+    results = {
+        "results": {
+            "cognitive_logic": {
+                "alias": "x",
+                "score,none": 0.5,
+                "score_stderr,none": 0.1,
+                "cell_accuracy,none": 0.75,
+                "score_basic,none": 1.0,
+                "answered,none": 1.0,
+                "sample_len": 2,
+            }
+        },
+        "groups": {"cognitive": {"score,none": 0.5, "sample_len": 2}},
+    }
+    scores = flatten_scores(results)
+    assert scores == {
+        "cognitive": {"score": 0.5},
+        "cognitive_logic": {"score": 0.5, "cell_accuracy": 0.75, "score_basic": 1.0, "answered": 1.0},
+    }
+    table = score_table({"a": scores, "b": {"cognitive": {"score": 0.25}}}).splitlines()
+    assert table[0] == "| task | metric | a | b |"
+    assert table[2:] == [
+        "| cognitive | score | 0.500 | 0.250 |",
+        "| cognitive_logic | score | 0.500 | – |",
+        "| cognitive_logic | cell_accuracy | 0.750 | – |",
+        "| cognitive_logic | score_basic | 1.000 | – |",
+        "| cognitive_logic | answered | 1.000 | – |",
+    ]
+    assert headline_scores({"a": scores}) == {"a": {"cognitive": 0.5, "cognitive_logic": 0.5}}
