@@ -10,18 +10,17 @@ A release with cognitive modules runs its shipped code; it is trusted automatica
 this checkout writes, otherwise pass --trust-remote-code after reading it.
 """
 
-import argparse
 import json
 import sys
 
 from cognitive.data.response import DEFAULT_SYSTEM_PROMPT, parse_response
-from cognitive.errors import exit_on_user_error
+from cognitive.errors import ArgumentParser, exit_on_user_error
 from cognitive.release.chat import load_for_chat, stream_reply, summary_line
 
 
 @exit_on_user_error
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("release", help="release directory (python recipes/merge.py --out ...)")
     parser.add_argument("--json", action="store_true", help="no conversation: one JSON line per prompt")
     parser.add_argument(

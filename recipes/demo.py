@@ -7,7 +7,6 @@ Each stage is the command a user would type (printed before it runs); at the end
 from real lm_eval runs is printed and saved, with a bar chart, to results/demo/.
 """
 
-import argparse
 import json
 import subprocess
 import sys
@@ -15,7 +14,7 @@ import time
 from pathlib import Path
 
 from cognitive.atomic import output_dir
-from cognitive.errors import UserError, exit_on_user_error
+from cognitive.errors import ArgumentParser, UserError, exit_on_user_error
 from cognitive.evaluation.harness import evaluate, headline_scores, lm_eval_command, score_table
 from cognitive.model.base import DEFAULT_EMBEDDED, resolve_base
 from cognitive.plots import plot_score_comparison
@@ -36,7 +35,7 @@ def run(stage: str, args: list[str]) -> None:
 
 @exit_on_user_error
 def main() -> None:
-    parser = argparse.ArgumentParser(description="End-to-end demo on the embedded base (CPU).")
+    parser = ArgumentParser(description="End-to-end demo on the embedded base (CPU).")
     parser.add_argument("--steps", type=int, default=None, help="training steps (default: the recipe's)")
     parser.add_argument("--eval-limit", type=int, default=60, help="eval documents per task")
     parser.add_argument("--batch-size", type=int, default=16, help="lm_eval generation batch size")

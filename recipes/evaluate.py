@@ -12,20 +12,20 @@ documents/s per model), <out>/table.md, <out>/scores.png (headline score per tas
 basic` keeps one difficulty.
 """
 
-import argparse
 import json
 import time
 from pathlib import Path
 
 from cognitive.atomic import output_dir
-from cognitive.errors import exit_on_user_error
+from cognitive.errors import ArgumentParser, exit_on_user_error
 from cognitive.evaluation.harness import FAST_CHECK, SUITE, ModelSpec, compare, headline_scores, score_table
+from cognitive.evaluation.snapshots import parse_difficulties
 from cognitive.plots import plot_score_comparison
 
 
 @exit_on_user_error
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base", help="a base: hub id, model dir or embedded:smollm2-135m-instruct")
     parser.add_argument("--adapter", action="append", default=[], help="a finished run dir (LoRA adapter)")
     parser.add_argument("--release", action="append", default=[], help="a merged release dir")
@@ -35,16 +35,23 @@ def main(argv=None) -> None:
     parser.add_argument("--difficulty", default=None, help="only these difficulties, e.g. basic or basic,advanced")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-gen-toks", type=int, default=None, help="override every task's max_gen_toks")
+    parser.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="run a --release's shipped code even when this checkout did not write it (read it first)",
+    )
     parser.add_argument("--fast", action="store_true", help="the in-training check (overrides the four above)")
     parser.add_argument("--out", default="results/eval", help="output directory")
     args = parser.parse_args(argv)
 
     specs = ([ModelSpec.base(args.base)] if args.base else []) + [ModelSpec.adapter(r) for r in args.adapter]
-    specs += [ModelSpec.release(r) for r in args.release] + [ModelSpec.modules(r) for r in args.modules_run]
+    specs += [ModelSpec.release(r, trust_remote_code=args.trust_remote_code) for r in args.release]
+    specs += [ModelSpec.modules(r) for r in args.modules_run]
     if not specs:
         parser.error("give at least one model (--base, --adapter, --release or --modules-run)")
     if len({s.label for s in specs}) < len(specs):
         parser.error(f"two models share a label: {[s.label for s in specs]}")
+    parse_difficulties(args.difficulty)  # an unknown difficulty: one line, before anything is written
     out = Path(args.out)
     started = time.time()
 

@@ -14,24 +14,26 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from cognitive.data.build import build_dataset, load_config
-from cognitive.errors import exit_on_user_error
+from cognitive.errors import ArgumentParser, exit_on_user_error
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--config", required=True, help="data/configs/<name>.yaml (a DatasetConfiguration)")
     p.add_argument("--out", help="output directory (default: data/synthetic/<config name>)")
     p.add_argument("--num-proc", type=int, default=1, help="worker processes")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     p.add_argument("--tokenizer", help="overrides the config's tokenizer; 'whitespace' = approximate word count")
     p.add_argument("--target-size", type=int, help="overrides the config's target_size")
-    p.add_argument("--eval-dir", help="overrides the config's eval_dir (decontamination)")
+    p.add_argument("--eval-dir", help="overrides the config's eval_dir (decontamination; default: eval/data)")
+    p.add_argument(
+        "--no-decontaminate",
+        action="store_true",
+        help="skip decontamination against the eval snapshots (recorded in report.json)",
+    )
     p.add_argument("--curated", nargs="*", help="JSONL files of curated records (override curated_files)")
     p.add_argument("--no-progress", action="store_true")
     return p.parse_args(argv)
@@ -49,6 +51,7 @@ def main(argv=None) -> None:
         overwrite=args.overwrite,
         tokenizer=args.tokenizer,
         eval_dir=args.eval_dir,
+        decontaminate=not args.no_decontaminate,
         progress=not args.no_progress,
     )
     summary = {

@@ -12,18 +12,17 @@ the newest results file in results/<run name>/. --push-to-hub needs network and 
 it is checked before merging.
 """
 
-import argparse
 import dataclasses
 import json
 import sys
 
-from cognitive.errors import exit_on_user_error
+from cognitive.errors import ArgumentParser, exit_on_user_error
 from cognitive.release.merge import MERGE_TOLERANCE, MergeCheckError, check_can_push, merge_run, push_release
 
 
 @exit_on_user_error
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", required=True, help="finished run directory (holds the adapter)")
     parser.add_argument("--out", required=True, help="release directory to create")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")

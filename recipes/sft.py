@@ -11,15 +11,13 @@ needs a GPU and the model hub). The run ends in `output_dir` (adapter, resolved 
 it trains it lives in `<output_dir>.partial`, and a rerun of the same command resumes from its latest checkpoint.
 """
 
-from pathlib import Path
-
 from accelerate import PartialState
 from transformers import set_seed
 
 from cognitive.errors import exit_on_user_error
 from cognitive.train.args import parse_sft_args, resolve_arguments
 from cognitive.train.preflight import preflight
-from cognitive.train.run import finish_run, resume_checkpoint, start_run_dir, write_run_info
+from cognitive.train.run import finish_run, start_run
 from cognitive.train.sft_data import load_sft_datasets
 from cognitive.train.trainer import build_trainer, load_model_and_tokenizer
 
@@ -36,15 +34,13 @@ def main(script_args, training_args, model_args):
     # Model: the base (4-bit when load_in_4bit) with the cognitive modules (when the recipe enables them).
     model, tokenizer = load_model_and_tokenizer(model_args, training_args, resolved.modules)
 
-    final_dir = start_run_dir(training_args, is_main)  # trains in <output_dir>.partial, renamed at the end
-    if is_main:
-        write_run_info(Path(training_args.output_dir), script_args, resolved.train_files)
+    # Run dir: <output_dir>.partial, locked; a rerun resumes only the same run (config and data checked).
+    final_dir, resume = start_run(script_args, training_args, model_args, resolved.train_files, is_main)
 
     # TRL SFTTrainer + LoRA on the base's linear layers (+ the modules, trained fully, saved beside the adapter).
     trainer = build_trainer(
         model, tokenizer, training_args, model_args, train_dataset, eval_dataset, resolved.aux_labels
     )
-    resume = training_args.resume_from_checkpoint or resume_checkpoint(training_args.output_dir, is_main)
     if resume:
         print(f"Resuming from {resume}")
     trainer.train(resume_from_checkpoint=resume)
@@ -57,8 +53,8 @@ def main(script_args, training_args, model_args):
 
 
 @exit_on_user_error
-def cli():
-    main(*parse_sft_args())
+def cli(argv: list[str] | None = None):
+    main(*parse_sft_args(argv))
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ from pathlib import Path
 from pydantic import ValidationError
 from tqdm import tqdm
 
-from cognitive import tasks
+from cognitive import PROJECT_ROOT, tasks
 from cognitive.atomic import output_dir
 from cognitive.data import filters
 from cognitive.data.generators import TRAIN_SEEDS, generate_checked
@@ -43,6 +43,7 @@ from cognitive.errors import UserError
 from cognitive.plots import plot_histograms
 
 SPLITS = ("train", "validation", "test")
+DEFAULT_EVAL_DIR = PROJECT_ROOT / "eval" / "data"  # the eval snapshots, wherever the command runs from
 STAGES = ("schema", "verification", "length", "decontamination", "exact_dedup", "near_dedup")
 CHUNK = 256
 TRIGRAM_SAMPLE = 5000
@@ -227,6 +228,7 @@ def build_dataset(
     overwrite: bool = False,
     tokenizer: str | None = None,
     eval_dir: str | None = None,
+    decontaminate: bool = True,
     progress: bool = True,
 ) -> dict:
     """Generate, verify, filter, split and save; returns the report (also written to report.json)."""
@@ -235,12 +237,12 @@ def build_dataset(
     if out.exists() and not overwrite:
         raise exists
     tokenizer = tokenizer or config.tokenizer
-    eval_dir = eval_dir or config.eval_dir
+    eval_dir = Path(eval_dir or config.eval_dir or DEFAULT_EVAL_DIR)
     start = time.time()
     n_curated_target = round(config.target_size * (1 - config.synthetic_ratio)) if config.curated_files else 0
     plan_slots(config, 1)  # validate the domains before any work
     check_seed_range(config, config.target_size)
-    eval_hashes = filters.load_eval_hashes(eval_dir) if Path(eval_dir).is_dir() else set()
+    eval_hashes = load_decontamination_hashes(eval_dir) if decontaminate else set()
     _load_counter(tokenizer)  # before the workers fork; fails early (one line) on a bad tokenizer
     curated = _load_curated(config.curated_files)
     with output_dir(out, overwrite=overwrite, exists_error=exists) as tmp:
@@ -279,7 +281,7 @@ def build_dataset(
         result = {
             "config": config.model_dump(mode="json"),
             "tokenizer": tokenizer + (" (approximate: whitespace words)" if tokenizer == filters.WHITESPACE else ""),
-            "eval_dir": eval_dir,
+            "eval_dir": str(eval_dir) if decontaminate else "skipped (--no-decontaminate)",
             "eval_records_hashed": len(eval_hashes),
             "generated": sum(attempts.values()),
             "attempts_by_round": dict(attempts),
@@ -299,6 +301,18 @@ def build_dataset(
         }
         (tmp / "report.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
+
+
+def load_decontamination_hashes(eval_dir: Path) -> set[str]:
+    """The normalized hashes of every eval record under eval_dir; a directory that is missing or holds no eval
+    records is an error (decontamination must not be skipped by a mistyped path)."""
+    hint = "; pass --no-decontaminate to build without it (recorded in report.json)"
+    if not eval_dir.is_dir():
+        raise UserError(f"eval_dir {eval_dir} does not exist: decontamination needs the eval snapshots{hint}")
+    hashes = filters.load_eval_hashes(eval_dir)
+    if not hashes:
+        raise UserError(f"eval_dir {eval_dir} holds no *.jsonl eval records{hint}")
+    return hashes
 
 
 def split_of(example_id: str, config: DatasetConfiguration) -> str:

@@ -16,12 +16,11 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from cognitive.atomic import open_atomic
 from cognitive.data import response
-from cognitive.errors import UserError
+from cognitive.errors import UserError, load_yaml_mapping
 from cognitive.tasks import ReasoningType
 
 
@@ -143,7 +142,7 @@ class DatasetConfiguration(_Strict):
     max_tokens: int = Field(default=2048, gt=0)  # longest chat-formatted example kept
     near_duplicate_threshold: float = Field(default=0.7, gt=0.0, le=1.0)  # MinHash Jaccard
     curated_files: list[str] = []  # JSONL records that fill (1 - synthetic_ratio) of target_size
-    eval_dir: str = "eval/data"  # decontaminate against every <eval_dir>/*.jsonl
+    eval_dir: str | None = None  # decontaminate against every <eval_dir>/*.jsonl; default: the project's eval/data
     max_attempts: int = Field(default=8, gt=0)  # seeds tried per slot before it is left empty
     shard_size: int = Field(default=200_000, gt=0)  # rows per JSONL shard
 
@@ -154,10 +153,7 @@ class DatasetConfiguration(_Strict):
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> DatasetConfiguration:
-        with open(path) as f:
-            raw = yaml.safe_load(f)
-        if not isinstance(raw, dict):
-            raise UserError(f"{path}: expected a YAML mapping")
+        raw = load_yaml_mapping(path, "data config")
         try:
             return cls.model_validate(raw)
         except ValidationError as e:

@@ -24,7 +24,6 @@ drops them (feed the JSONL to recipes/generate_data.py --curated ...). Nothing a
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import urllib.request
@@ -36,7 +35,7 @@ from cognitive.data.generators import TRAIN_SEEDS, generate_example
 from cognitive.data.response import parse_response
 from cognitive.data.schema import CognitiveTrainingExample, ReasoningStep, write_jsonl
 from cognitive.data.verify import verify
-from cognitive.errors import UserError, exit_on_user_error
+from cognitive.errors import ArgumentParser, UserError, exit_on_user_error
 
 
 class Teacher(Protocol):
@@ -196,9 +195,7 @@ def config_items(config_path: str | Path, n: int) -> list[tuple[str, str, int, s
 
 @exit_on_user_error
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(
-        description="Ask a teacher model to solve generated problems; keep the verified answers."
-    )
+    parser = ArgumentParser(description="Ask a teacher model to solve generated problems; keep the verified answers.")
     backend = parser.add_mutually_exclusive_group(required=True)
     backend.add_argument("--hf-model", help="a local transformers model directory (or hub id)")
     backend.add_argument("--endpoint", help="an OpenAI-compatible base URL, e.g. http://localhost:8000/v1")

@@ -10,7 +10,7 @@ is the same evaluation as the command
 The models a comparison can hold (`ModelSpec`):
     base        ModelSpec.base("embedded:smollm2-135m-instruct" | hub id | model dir)
     adapter     ModelSpec.adapter("runs/x"): a finished run (LoRA adapter; run_config.yaml names its base)
-    release     ModelSpec.release("release/x"): a merged release (trust_remote_code when it ships remote code)
+    release     ModelSpec.release("release/x"): a merged release (its code runs when it is ours, or when opted in)
     modules     ModelSpec.modules("runs/x"): the run's base with its cognitive modules loaded
                 (cognitive.model.inject.load_cognitive_adapter) and its LoRA adapter when present. lm_eval's CLI
                 cannot load modules, so this one runs through an lm_eval HFLM wrapping the loaded model.
@@ -32,8 +32,9 @@ from pathlib import Path
 
 from cognitive.data.schema import DifficultyLevel
 from cognitive.errors import UserError
-from cognitive.evaluation.snapshots import TASKS_DIR
+from cognitive.evaluation.snapshots import TASKS_DIR, parse_difficulties
 from cognitive.model.inject import COGNITIVE_WEIGHTS
+from cognitive.model.remote_code import trust_release_code
 from cognitive.tasks import TASK_TYPES, eval_tasks
 from cognitive.train.run import read_run
 
@@ -69,12 +70,14 @@ class ModelSpec:
         return cls(label or f"adapter:{run.run_dir.name}", run.base, peft=str(run.run_dir))
 
     @classmethod
-    def release(cls, release_dir: str, label: str | None = None) -> ModelSpec:
+    def release(cls, release_dir: str, label: str | None = None, trust_remote_code: bool = False) -> ModelSpec:
+        """A merged release; its shipped code runs only when it is this checkout's or trust_remote_code is set."""
         path = Path(release_dir)
         if not (path / "config.json").exists():
             raise UserError(f"{path} has no config.json: not a model directory")
-        remote_code = "auto_map" in json.loads((path / "config.json").read_text())
-        return cls(label or f"release:{path.name}", str(path), trust_remote_code=remote_code)
+        return cls(
+            label or f"release:{path.name}", str(path), trust_remote_code=trust_release_code(path, trust_remote_code)
+        )
 
     @classmethod
     def modules(cls, run_dir: str, label: str | None = None) -> ModelSpec:
@@ -155,6 +158,7 @@ def run_suite(
 
     from cognitive.model.base import resolve_base
 
+    parse_difficulties((metadata or {}).get("difficulty"))  # an unknown difficulty: a UserError before any work
     device, dtype = _device_and_dtype()
     if spec.cognitive_run:
         model, model_args = _modules_lm(spec, batch_size, device, dtype), None

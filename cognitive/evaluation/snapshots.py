@@ -17,15 +17,16 @@ pipeline decontaminates training sets against every eval/data/*.jsonl by normali
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import re
+import sys
 from pathlib import Path
 
 from cognitive import PROJECT_ROOT, tasks
 from cognitive.data.generators import EVAL_SEEDS, generate_example
 from cognitive.data.schema import CognitiveTrainingExample, DifficultyLevel, iter_jsonl, write_jsonl
+from cognitive.errors import ArgumentParser, UserError
 
 EVAL_DIR = PROJECT_ROOT / "eval"
 DATA_DIR = EVAL_DIR / "data"
@@ -95,13 +96,17 @@ def to_doc(example: CognitiveTrainingExample) -> dict:
     }
 
 
-def _difficulty_filter(difficulty) -> set[str] | None:
-    """None (all), or the difficulty names in 'basic', 'basic,advanced' or ['basic', 'advanced']."""
+def parse_difficulties(difficulty) -> set[str] | None:
+    """None (all), or the difficulty names in 'basic', 'basic,advanced' or ['basic', 'advanced']; an unknown name is a
+    UserError naming it."""
     if difficulty in (None, "", "all"):
         return None
     names = difficulty.split(",") if isinstance(difficulty, str) else list(difficulty)
-    chosen = {DifficultyLevel(name.strip()).value for name in names}  # ValueError names the bad one
-    return chosen
+    known = [d.value for d in DifficultyLevel]
+    unknown = [name.strip() for name in names if name.strip() not in known]
+    if unknown:
+        raise UserError(f"difficulty '{unknown[0]}' is not one of {', '.join(known)}")
+    return {name.strip() for name in names}
 
 
 def load_docs(task: str, difficulty=None):
@@ -109,7 +114,7 @@ def load_docs(task: str, difficulty=None):
     from datasets import Dataset, DatasetDict
 
     docs = [to_doc(ex) for ex in iter_jsonl(snapshot_path(task))]
-    keep = _difficulty_filter(difficulty)
+    keep = parse_difficulties(difficulty)
     if keep is not None:
         docs = [d for d in docs if d["difficulty"] in keep]
     return DatasetDict({"test": Dataset.from_list(docs)})
@@ -120,7 +125,7 @@ def load_task_docs(task: str, **metadata):
     with `dataset_kwargs: {task: <task>}`). lm-eval passes the YAML's metadata (version, snapshot_sha256) and
     anything given with `--metadata` (plus the model args) as keyword arguments: the snapshot must have the
     recorded sha256, and `--metadata '{"difficulty": "basic"}'` keeps one difficulty (comma-separated for
-    several)."""
+    several; an unknown one ends the run with a one-line error, exit 2)."""
     recorded = metadata.get("snapshot_sha256")
     actual = snapshot_sha256(task)
     if recorded != actual:
@@ -128,7 +133,11 @@ def load_task_docs(task: str, **metadata):
             f"{snapshot_path(task)} has sha256 {actual}, but the {task} task YAML records {recorded}: the documents "
             f"changed. Bump metadata.version and set snapshot_sha256 in eval/tasks/cognitive/{task}.yaml."
         )
-    return load_docs(task, metadata.get("difficulty"))
+    try:
+        return load_docs(task, metadata.get("difficulty"))
+    except UserError as e:  # lm_eval's CLI would print a traceback: one line and exit 2 instead
+        print(f"error: --metadata {e}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def task_yaml_path(task: str) -> Path:
@@ -155,7 +164,7 @@ def record_snapshot(task: str, yaml_path: Path | None = None) -> str | None:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         description="Rebuild eval snapshots in eval/data/ and record them in the task "
         "YAMLs (snapshot_sha256; the version goes up when documents change)."
     )

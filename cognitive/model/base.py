@@ -89,6 +89,14 @@ def _load(auto_class, name: str, what: str, **kwargs):
             else " (no hub access? recipes/configs/demo_cpu.yaml trains the embedded base offline)"
         )
         raise UserError(f"cannot load {what} '{name}': {_first_line(e)}{hint}") from None
+    except ValueError as e:
+        if "trust_remote_code" not in str(e) or kwargs.get("trust_remote_code"):
+            raise
+        raise UserError(
+            f"{what} '{name}' needs its own modeling code (trust_remote_code), which is not run here: use a base that "
+            "transformers implements (Llama, Qwen2, Mistral, Phi3, Gemma2), or read its code and train with "
+            "--trust_remote_code true"
+        ) from None
 
 
 def _first_line(e: Exception) -> str:

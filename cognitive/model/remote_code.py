@@ -30,6 +30,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+from cognitive.errors import UserError
+
 CONFIG_FILE = "configuration_cognitive.py"
 MODELING_FILE = "modeling_cognitive.py"
 MODULES_FILE = "cognitive_modules.py"
@@ -152,14 +154,73 @@ def check_self_contained(source: str, name: str) -> None:
                 )
 
 
-def remote_code_is_current(release_dir: Path) -> bool:
-    """True when the release's remote-code files are exactly what this checkout would ship for its base."""
-    model_type = json.loads((release_dir / "config.json").read_text()).get("model_type", "")
+def ships_code(release_dir: str | Path) -> bool:
+    """Whether loading the directory could run code from it: some JSON file names classes to import (`auto_map`)."""
+    return bool(_auto_maps(Path(release_dir)))
+
+
+def foreign_code(release_dir: str | Path) -> str | None:
+    """None when every piece of code the directory could run is exactly what this checkout writes for a release:
+    config.json's `auto_map` is ours (our two classes in our two shipped modules), no other JSON file has one (a
+    tokenizer's or processor's `auto_map` would import code too), the directory holds no Python file but the three
+    shipped ones, and those are byte-identical to what this checkout would ship for its base. Otherwise the reason,
+    in a few words."""
+    release_dir = Path(release_dir)
+    maps = _auto_maps(release_dir)
+    if not maps:
+        return None
+    config = json.loads((release_dir / "config.json").read_text()) if (release_dir / "config.json").is_file() else {}
+    expected_map = {
+        "AutoConfig": f"{Path(CONFIG_FILE).stem}.{CONFIG_CLASS}",
+        "AutoModelForCausalLM": f"{Path(MODELING_FILE).stem}.{MODEL_CLASS}",
+    }
+    for name, auto_map in maps.items():
+        if name != "config.json":
+            return f"{name} has an auto_map ({', '.join(map(str, auto_map.values()))})"
+        if auto_map != expected_map:
+            return f"config.json's auto_map {auto_map} is not {expected_map}"
+    python_files = sorted(str(p.relative_to(release_dir)) for p in release_dir.rglob("*.py"))
+    extra = [p for p in python_files if p not in REMOTE_CODE_FILES]
+    if extra:
+        return f"it holds Python files this project does not ship: {', '.join(extra)}"
+    base_type = config.get("model_type", "").removeprefix("cognitive_")
     expected = {
-        CONFIG_FILE: CONFIGURATION_TEMPLATE.replace("__BASE_MODEL_TYPE__", model_type.removeprefix("cognitive_")),
+        CONFIG_FILE: CONFIGURATION_TEMPLATE.replace("__BASE_MODEL_TYPE__", base_type),
         MODELING_FILE: MODELING_TEMPLATE,
         MODULES_FILE: shipped_modules_source(),
     }
-    return all(
-        (release_dir / name).is_file() and (release_dir / name).read_text() == text for name, text in expected.items()
-    )
+    for name, text in expected.items():
+        path = release_dir / name
+        if not path.is_file() or path.read_text() != text:
+            return f"{name} differs from the code this checkout ships"
+    return None
+
+
+def trust_release_code(release_dir: str | Path, opted_in: bool) -> bool:
+    """Whether to load the directory with trust_remote_code=True. True when it ships code and the user opted in
+    (--trust-remote-code) or the code is exactly this checkout's (foreign_code is None); False when it ships none.
+    Shipped code that is neither is a one-line UserError telling the user to read it and opt in."""
+    if not ships_code(release_dir):
+        return False
+    if opted_in:
+        return True
+    reason = foreign_code(release_dir)
+    if reason is not None:
+        raise UserError(
+            f"{release_dir} ships code that this checkout did not write ({reason}); read its *.py files, then pass "
+            "--trust-remote-code to run it"
+        )
+    return True
+
+
+def _auto_maps(release_dir: Path) -> dict[str, dict]:
+    """{file name: auto_map} for every top-level JSON file of the directory that has one."""
+    maps = {}
+    for path in sorted(release_dir.glob("*.json")):
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict) and data.get("auto_map"):
+            maps[path.name] = data["auto_map"]
+    return maps

@@ -6,13 +6,14 @@
 
 The reply is parsed with cognitive.data.response.parse_response (the trained layout is described there).
 
-Remote code: a release with cognitive modules runs its shipped modeling code. It is trusted without asking only
-when it is byte-for-byte what this checkout writes (cognitive/model/remote_code.py); otherwise --trust-remote-code.
+Remote code: a release with cognitive modules runs its shipped modeling code. It runs without asking only when it is
+exactly what this checkout writes (cognitive.model.remote_code.foreign_code); otherwise only with
+--trust-remote-code.
 """
 
 from __future__ import annotations
 
-from cognitive.model.remote_code import remote_code_is_current
+from cognitive.model.remote_code import trust_release_code
 from pathlib import Path
 from threading import Thread
 from typing import Iterator
@@ -23,23 +24,21 @@ from cognitive.data.response import FINAL_ANSWER_MARKER
 
 # ------------------------------------------------------------------------------------------------ loading
 def load_for_chat(release_dir: str | Path, trust_remote_code: bool = False):
-    """(model, tokenizer) of a release dir, in eval mode; bf16 on a GPU, fp32 on the CPU."""
+    """(model, tokenizer) of a release dir, in eval mode; bf16 on a GPU, fp32 on the CPU. Shipped code runs only
+    when it is exactly this checkout's or `trust_remote_code` (the user's --trust-remote-code) is set."""
     import torch
     from transformers import AutoTokenizer
 
-    from cognitive.release.merge import has_remote_code, load_release
+    from cognitive.release.merge import load_release
 
     path = Path(release_dir)
     if not (path / "config.json").is_file():
         raise UserError(f"{path} is not a model directory (no config.json); give a release dir, e.g. release/demo")
-    remote = has_remote_code(path)
-    if remote and not trust_remote_code and not remote_code_is_current(path):
-        raise UserError(f"{path} ships modeling code that differs from this checkout's; read its *.py files, "
-                        f"then pass --trust-remote-code to run it")
+    trust = trust_release_code(path, trust_remote_code)
     cuda = torch.cuda.is_available()
-    model = load_release(path, trust_remote_code=remote, dtype=torch.bfloat16 if cuda else torch.float32,
+    model = load_release(path, trust_remote_code=trust, dtype=torch.bfloat16 if cuda else torch.float32,
                          device_map="cuda" if cuda else None)
-    return model.eval(), AutoTokenizer.from_pretrained(path, trust_remote_code=remote)  # reads config.json too
+    return model.eval(), AutoTokenizer.from_pretrained(path, trust_remote_code=trust)  # reads config.json too
 
 
 # ------------------------------------------------------------------------------------------------ generation

@@ -32,6 +32,7 @@ from pathlib import Path
 from cognitive.model.base import EMBEDDED_PREFIX, load_base, load_tokenizer, resolve_base
 from cognitive.atomic import make_shareable, output_dir
 from cognitive.errors import UserError
+from cognitive.model.remote_code import trust_release_code
 from cognitive.train.run import PEFT_CONFIG, FinishedRun, read_run
 
 MERGE_TOLERANCE = 1e-3  # max abs logit difference, fp32; measured 3e-7 (tiny test models), 7e-5 (SmolLM2-135M + modules)
@@ -157,17 +158,14 @@ def save_release(merged, tokenizer, out: Path, modules) -> None:
     (out / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
-def has_remote_code(release_dir: str | Path) -> bool:
-    return "auto_map" in json.loads((Path(release_dir) / "config.json").read_text())
-
-
-def load_release(release_dir: str | Path, trust_remote_code: bool | None = None, **kwargs):
-    """`AutoModelForCausalLM.from_pretrained` on a release (safetensors only); remote code trusted when it ships any,
-    unless trust_remote_code is given."""
+def load_release(release_dir: str | Path, trust_remote_code: bool = False, **kwargs):
+    """`AutoModelForCausalLM.from_pretrained` on a release (safetensors only). Its shipped code runs only with
+    trust_remote_code=True, which the caller decides (cognitive.model.remote_code.trust_release_code)."""
     from transformers import AutoModelForCausalLM
 
-    trust = has_remote_code(release_dir) if trust_remote_code is None else trust_remote_code
-    return AutoModelForCausalLM.from_pretrained(release_dir, trust_remote_code=trust, use_safetensors=True, **kwargs)
+    return AutoModelForCausalLM.from_pretrained(
+        release_dir, trust_remote_code=trust_remote_code, use_safetensors=True, **kwargs
+    )
 
 
 def max_logit_diff(model, reference_logits, batch) -> float:
@@ -218,7 +216,8 @@ def merge_run(run_dir: str | Path, out: str | Path, overwrite: bool = False, tol
     # staged in <out>.partial: checked there, then swapped in whole (a previous release stays until then)
     with output_dir(out, overwrite=overwrite) as tmp:
         save_release(merged, tokenizer, tmp, modules)
-        reloaded = load_release(tmp, dtype=torch.float32).eval()
+        trust = trust_release_code(tmp, opted_in=False)  # the code just written: ours, or this raises
+        reloaded = load_release(tmp, trust_remote_code=trust, dtype=torch.float32).eval()
         diff = max_logit_diff(reloaded, reference_logits, batch)
         what = "base+modules+adapter" if modules is not None else "base+adapter"
         print(f"merge check: max |logit(release) - logit({what})| = {diff:.2e} (tolerance {tolerance:g}, fp32)")

@@ -20,10 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from cognitive import PROJECT_ROOT
-from cognitive.errors import UserError
+from cognitive.errors import ArgumentParser, UserError, load_yaml_mapping
 from cognitive.train.sft_data import find_split_files
 
 DEFAULT_RECIPE = PROJECT_ROOT / "recipes" / "configs" / "cognitive_1.5b.yaml"
@@ -91,6 +89,7 @@ def parse_sft_args(argv: list[str] | None = None):
         argv = ["--config", str(DEFAULT_RECIPE), *argv]
     config_path = _config_path(argv)
     parser = TrlParser((ScriptArguments, SFTConfig, ModelConfig))
+    parser.error = ArgumentParser.error.__get__(parser)  # a bad value (--lora_r abc) is one line, exit 2
     known = {action.dest for action in parser._actions}
     if config_path is not None:
         unknown = sorted(set(_check_yaml(config_path)) - known - {"env"})
@@ -154,18 +153,7 @@ def _check_json(path: str) -> None:
 
 
 def _check_yaml(path: str) -> dict:
-    try:
-        with open(path) as f:
-            data = yaml.safe_load(f)
-    except FileNotFoundError:
-        raise UserError(f"{path}: config file not found") from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else path
-        raise UserError(f"{where}: not valid YAML ({getattr(e, 'problem', e)})") from None
-    if not isinstance(data, dict):
-        raise UserError(f"{path}: a recipe must be a YAML mapping of keys to values")
-    return data
+    return load_yaml_mapping(path, "config file")
 
 
 # ------------------------------------------------------------------------------------------------ resolution

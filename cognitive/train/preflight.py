@@ -12,12 +12,11 @@ The estimate of a recipe alone, for any card:
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 from dataclasses import asdict
 from pathlib import Path
 
-from cognitive.errors import UserError, exit_on_user_error
+from cognitive.errors import ArgumentParser, UserError, exit_on_user_error
 from cognitive.model import memory as hardware
 from cognitive.train.args import cognitive_modules, parse_sft_args
 
@@ -31,6 +30,10 @@ def preflight(script_args, training_args, model_args, modules=None) -> None:
         raise UserError(
             f"run dir {training_args.output_dir} already exists; pass --overwrite true or choose another --output_dir"
         )
+    if model_args.use_peft and (model_args.lora_r is None or model_args.lora_r < 1):
+        raise UserError(f"lora_r: {model_args.lora_r} is not a LoRA rank; use a positive integer (e.g. 16)")
+    if training_args.max_length is not None and training_args.max_length < 1:
+        raise UserError(f"max_length: {training_args.max_length} tokens leaves nothing to train on; use e.g. 1024")
     ds = hardware._deepspeed_config(training_args.deepspeed)
     if ds:
         check_deepspeed_matches(ds, training_args, model_args)
@@ -102,7 +105,7 @@ def check_deepspeed_matches(ds: dict, training_args, model_args) -> None:
 
 @exit_on_user_error
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description="Estimate peak GPU memory of a recipe and recommend settings.")
+    parser = ArgumentParser(description="Estimate peak GPU memory of a recipe and recommend settings.")
     parser.add_argument("--config", required=True, help="recipe YAML (recipes/configs/*.yaml)")
     parser.add_argument("--gpu", default="3090ti", help=f"card: {', '.join(hardware.GPUS_GIB)}")
     parser.add_argument("--gib", type=float, help="card memory in GiB (overrides --gpu)")

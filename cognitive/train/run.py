@@ -14,16 +14,19 @@ Run directory layout (`output_dir`, e.g. runs/demo):
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+from transformers import TrainerCallback
 
 from cognitive import PROJECT_ROOT
-from cognitive.atomic import partial_path, publish_dir, write_text
+from cognitive.atomic import PARTIAL_SUFFIX, partial_path, publish_dir, write_text
 from cognitive.errors import UserError
 from cognitive.model.inject import COGNITIVE_CONFIG, COGNITIVE_WEIGHTS
 
@@ -35,11 +38,31 @@ PEFT_CONFIG, PEFT_WEIGHTS, PEFT_PICKLED_WEIGHTS = (
     "adapter_model.bin",
 )
 RUN_CONFIG = "run_config.yaml"
+RUN_INFO = "run_info.json"
+CHECKPOINT_MARKER = "checkpoint_complete.json"
+# settings a rerun may change and still resume: they do not touch what the checkpoints hold
+RESUMABLE_CHANGES = {
+    "overwrite",
+    "resume_from_checkpoint",
+    "gpu",
+    "report_to",
+    "logging_steps",
+    "disable_tqdm",
+    "run_name",
+}
+
+
+def data_sha256(data_files) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(data_files):
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
 
 
 def write_run_info(run_dir: Path, script_args, data_files) -> dict:
     """Package versions, data hash, git commit and hardware of a run: run_info.json in the run dir."""
-    import hashlib
     import platform
     import subprocess
     from importlib.metadata import PackageNotFoundError, version
@@ -52,18 +75,13 @@ def write_run_info(run_dir: Path, script_args, data_files) -> dict:
             versions[package] = version(package)
         except PackageNotFoundError:
             versions[package] = None
-    digest = hashlib.sha256()
-    for path in sorted(data_files):
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
     commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=PROJECT_ROOT)
     info = {
         "versions": versions,
         "data": {
             "path": script_args.dataset_path,
             "files": [str(p) for p in sorted(data_files)],
-            "sha256": digest.hexdigest(),
+            "sha256": data_sha256(data_files),
         },
         "git_commit": commit.stdout.strip() or None,
         "hardware": {
@@ -71,46 +89,147 @@ def write_run_info(run_dir: Path, script_args, data_files) -> dict:
             "platform": platform.platform(),
         },
     }
-    write_text(run_dir / "run_info.json", json.dumps(info, indent=1))
+    write_text(run_dir / RUN_INFO, json.dumps(info, indent=1))
     return info
 
 
 # ----------------------------------------------------------------------------------------- run directory
-def start_run_dir(training_args, is_main: bool = True) -> Path:
-    """Point training at `<output_dir>.partial` (created here); returns the final run dir.
+def start_run(script_args, training_args, model_args, data_files, is_main: bool = True) -> tuple[Path, str | None]:
+    """Point training at `<output_dir>.partial`; returns (the final run dir, the checkpoint to resume from or None).
+
+    The main process locks the run (a second run on the same output_dir is refused) and either starts afresh
+    (--overwrite, or a .partial with nothing to resume) or checks that the .partial's run is this one: the same
+    resolved config (up to RESUMABLE_CHANGES) and the same data (sha256); a difference is a one-line UserError
+    naming it. It writes run_config.yaml and run_info.json before training starts.
 
     Also makes wandb (when `report_to` includes it) log offline into the run dir unless WANDB_MODE is set:
     no account needed; `wandb sync runs/<name>/wandb/offline-run-*` uploads later."""
+    from accelerate import PartialState
+
     final = Path(training_args.output_dir)
     partial = partial_path(final)
     if is_main:
+        lock_run(final)
+        config = resolved_config(script_args, training_args, model_args, final)
+        if script_args.overwrite:
+            shutil.rmtree(partial, ignore_errors=True)
+        elif partial.exists():
+            if resume_checkpoint(partial) is None:
+                shutil.rmtree(partial)  # nothing to resume: start afresh
+            else:
+                check_same_run(partial, config, data_sha256(data_files))
         partial.mkdir(parents=True, exist_ok=True)
+        write_text(partial / RUN_CONFIG, yaml.safe_dump(config, sort_keys=False))
+        write_run_info(partial, script_args, data_files)
+    PartialState().wait_for_everyone()
     training_args.output_dir = str(partial)
     os.environ.setdefault("WANDB_MODE", "offline")
     os.environ.setdefault("WANDB_DIR", str(partial))
-    return final
+    resume = training_args.resume_from_checkpoint or resume_checkpoint(partial, is_main=False)
+    return final, resume
+
+
+def check_same_run(partial: Path, config: dict, data_sha: str) -> None:
+    """A rerun resumes the .partial's checkpoint only when it is the same run: same config, same data."""
+    saved_config = yaml.safe_load((partial / RUN_CONFIG).read_text()) if (partial / RUN_CONFIG).exists() else None
+    saved_info = json.loads((partial / RUN_INFO).read_text()) if (partial / RUN_INFO).exists() else None
+    hint = f"pass --overwrite true to start {partial.name.removesuffix(PARTIAL_SUFFIX)} afresh"
+    if saved_config is None or saved_info is None:
+        raise UserError(f"{partial} holds checkpoints but no {RUN_CONFIG} / {RUN_INFO} to compare with; {hint}")
+    now = yaml.safe_load(yaml.safe_dump(config, sort_keys=False))  # as it reads back from the file
+    changed = sorted(
+        k for k in set(now) | set(saved_config) if k not in RESUMABLE_CHANGES and now.get(k) != saved_config.get(k)
+    )
+    if changed:
+        what = ", ".join(f"{k}: {saved_config.get(k)!r} -> {now.get(k)!r}" for k in changed[:4])
+        more = f" (+{len(changed) - 4} more)" if len(changed) > 4 else ""
+        raise UserError(f"{partial} is a run with other settings ({what}{more}); resuming it would mix them; {hint}")
+    if saved_info.get("data", {}).get("sha256") != data_sha:
+        raise UserError(
+            f"{partial} was trained on other data (sha256 {saved_info.get('data', {}).get('sha256')}, "
+            f"now {data_sha}); resuming it would mix them; {hint}"
+        )
+
+
+_LOCKS: dict[Path, object] = {}  # open lock files, held for the life of the process
+
+
+def lock_run(final: Path) -> None:
+    """Take `<output_dir>.lock` (an flock held until the process ends); a second run on it is a UserError."""
+    import fcntl
+
+    path = final.with_name(final.name + ".lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(path, "a")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise UserError(
+            f"another run is training into {final} (it holds {path}); wait for it or choose another --output_dir"
+        ) from None
+    _LOCKS[final] = handle
+
+
+def unlock_run(final: Path) -> None:
+    handle = _LOCKS.pop(Path(final), None)
+    if handle is not None:
+        Path(handle.name).unlink(missing_ok=True)
+        handle.close()
+
+
+# ----------------------------------------------------------------------------------------- checkpoints
+class CheckpointMarker(TrainerCallback):
+    """Writes CHECKPOINT_MARKER into each checkpoint after the Trainer has saved all of it (on_save runs last):
+    a checkpoint without it was cut off mid-save."""
+
+    def on_save(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            checkpoint = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            if checkpoint.is_dir():
+                write_text(checkpoint / CHECKPOINT_MARKER, json.dumps({"global_step": state.global_step}) + "\n")
+        return control
+
+
+def checkpoint_problem(path: Path) -> str | None:
+    """Why a checkpoint cannot be resumed from (None: it can): cut off mid-save, a state that does not parse,
+    weights that do not open."""
+    if not (path / CHECKPOINT_MARKER).exists():
+        return "cut off before it was complete"
+    try:
+        json.loads((path / "trainer_state.json").read_text())
+    except (OSError, ValueError):
+        return "its trainer_state.json does not parse"
+    from safetensors import safe_open
+
+    for weights in sorted(path.rglob("*.safetensors")):
+        try:
+            with safe_open(str(weights), "pt") as f:
+                f.keys()
+        except Exception:  # a truncated or corrupt file: safetensors raises its own error types
+            return f"{weights.relative_to(path)} does not open"
+    return None
 
 
 def resume_checkpoint(run_dir: str | Path, is_main: bool = True) -> str | None:
-    """The newest complete checkpoint in `run_dir`, or None.
-
-    The Trainer writes a checkpoint's trainer_state.json last, so a checkpoint directory without it was cut off
-    mid-save (e.g. by SIGKILL): it is deleted (by the main process) and never resumed from. Together with the
-    `.partial` run dir this makes checkpoints all-or-nothing.
-    """
+    """The newest checkpoint in `run_dir` that can be resumed from, or None. Newer ones that cannot (cut off by a
+    SIGKILL, corrupted) are reported and, by the main process, deleted: together with the `.partial` run dir this
+    makes checkpoints all-or-nothing."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         return None
-    complete = []
-    for path in run_dir.glob("checkpoint-*"):
-        if not path.name.removeprefix("checkpoint-").isdigit():
-            continue
-        if (path / "trainer_state.json").exists():
-            complete.append(path)
-        elif is_main:
-            print(f"Removing incomplete checkpoint {path}")
+    numbered = [p for p in run_dir.glob("checkpoint-*") if p.name.removeprefix("checkpoint-").isdigit()]
+    for path in sorted(numbered, key=lambda p: int(p.name.removeprefix("checkpoint-")), reverse=True):
+        problem = checkpoint_problem(path)
+        if problem is None:
+            return str(path)
+        if is_main:
+            print(
+                f"warning: {path.name} cannot be resumed from ({problem}); removed, trying the one before it",
+                file=sys.stderr,
+            )
             shutil.rmtree(path)
-    return str(max(complete, key=lambda p: int(p.name.removeprefix("checkpoint-")))) if complete else None
+    return None
 
 
 def resolved_config(script_args, training_args, model_args, final_dir: Path) -> dict:
@@ -137,6 +256,7 @@ def finish_run(trainer, script_args, training_args, model_args, final_dir: Path)
         write_text(partial / "log_history.json", json.dumps(history, indent=1))
         plot_training_curves(history, partial / "training_curves.png")
         publish_dir(partial, final_dir)  # replaces a finished run only with --overwrite (preflight refuses otherwise)
+        unlock_run(final_dir)
     trainer.accelerator.wait_for_everyone()
     return final_dir
 

@@ -69,7 +69,10 @@ def sft_dataset(examples: list[CognitiveTrainingExample], aux_labels=None):
 def load_sft_datasets(script_args, resolved):
     """(train, eval or None) for SFTTrainer: the resolved data files (cognitive.train.args.resolve_arguments), at
     most max_train_examples / max_eval_examples records, with aux label spans when the recipe needs them."""
-    train = sft_dataset(load_examples(resolved.train_files, script_args.max_train_examples), resolved.aux_labels)
+    train_examples = load_examples(resolved.train_files, script_args.max_train_examples)
+    if not train_examples:
+        raise UserError(f"{', '.join(map(str, resolved.train_files))}: no training records")
+    train = sft_dataset(train_examples, resolved.aux_labels)
     if not resolved.eval_files:
         return train, None
     return train, sft_dataset(load_examples(resolved.eval_files, script_args.max_eval_examples), resolved.aux_labels)

@@ -18,6 +18,7 @@ with TRL's input_ids, kept through TRL's column removal, and padded into the bat
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 
 import torch
@@ -45,6 +46,7 @@ from cognitive.train.aux_labels import (
     add_token_labels,
     check_padded_batches,
 )
+from cognitive.train.run import CheckpointMarker
 
 
 # ------------------------------------------------------------------------------------------------ building
@@ -103,9 +105,10 @@ def lora_config(model_args, model=None):
     if not model_args.use_peft:
         return None
     if model_args.lora_target_modules in (None, "all-linear", ["all-linear"]):
-        model_args.lora_target_modules = "all-linear"
+        targets = "all-linear"
         if model is not None and getattr(model, "cognitive_config", None) is not None:
-            model_args.lora_target_modules = lora_target_modules(model)
+            targets = lora_target_modules(model)
+        model_args = dataclasses.replace(model_args, lora_target_modules=targets)  # the recipe's args stay as given
     return get_peft_config(model_args)
 
 
@@ -127,8 +130,11 @@ def build_trainer(model, tokenizer, training_args, model_args, train_dataset, ev
         peft_config=lora_config(model_args, model),
     )
     if getattr(model, "cognitive_config", None) is None:
-        return SFTTrainer(**kwargs)
-    return CognitiveSFTTrainer(**kwargs, aux_labels=aux_labels)
+        trainer = SFTTrainer(**kwargs)
+    else:
+        trainer = CognitiveSFTTrainer(**kwargs, aux_labels=aux_labels)
+    trainer.add_callback(CheckpointMarker())  # marks each checkpoint complete, last (cognitive/train/run.py)
+    return trainer
 
 
 # ------------------------------------------------------------------------------------------------ the trainer

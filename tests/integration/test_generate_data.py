@@ -20,7 +20,7 @@ RECIPE = "recipes/generate_data.py"
 
 def _write_config(tmp_path: Path, **changes) -> Path:
     raw = yaml.safe_load((ROOT / "data/configs/demo.yaml").read_text())
-    raw.update({"target_size": 120, "tokenizer": "whitespace", "eval_dir": str(tmp_path / "no-evals")})
+    raw.update({"target_size": 120, "tokenizer": "whitespace"})  # decontaminated against the project's eval/data
     raw.update(changes)
     path = tmp_path / "cfg.yaml"
     path.write_text(yaml.safe_dump(raw))
@@ -78,7 +78,7 @@ def test_same_config_gives_byte_identical_output_whatever_num_proc(tmp_path):
 
 def test_mix_of_10k_examples_is_within_two_points_of_the_config(tmp_path):
     config = DatasetConfiguration.from_yaml(ROOT / "data/configs/default.yaml")
-    config = config.model_copy(update={"target_size": 10_000, "tokenizer": "whitespace", "eval_dir": str(tmp_path)})
+    config = config.model_copy(update={"target_size": 10_000, "tokenizer": "whitespace"})
     report = build_dataset(config, tmp_path / "mix", num_proc=2, progress=False)
     assert report["kept"] >= 9_900
     stats = json.loads((tmp_path / "mix" / "stats.json").read_text())
@@ -169,3 +169,18 @@ def test_large_splits_are_sharded(tmp_path):
     assert shards == [f"train-{i:05d}-of-{k:05d}.jsonl" for i in range(k)] and k >= 2
     assert sum(len(list(iter_jsonl(tmp_path / "out" / s))) for s in shards) == n_train
     assert len(datasets.load_from_disk(str(tmp_path / "out" / "dataset"))["train"]) == n_train
+
+
+def test_decontamination_finds_the_eval_snapshots_from_any_directory(tmp_path):
+    """Run from another working directory, the default eval_dir is still the project's eval/data (it used to resolve
+    against the working directory and skip decontamination silently); --no-decontaminate skips it on purpose and
+    says so."""
+    cfg = _write_config(tmp_path, target_size=12)
+    r = run_python(
+        [str(ROOT / RECIPE), "--config", str(cfg), "--out", str(tmp_path / "o"), "--no-progress"], cwd=tmp_path
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert report["eval_records_hashed"] == 3000 and report["eval_dir"] == str(ROOT / "eval" / "data")
+    skipped = build_dataset(DatasetConfiguration.from_yaml(cfg), tmp_path / "o2", decontaminate=False, progress=False)
+    assert skipped["eval_dir"] == "skipped (--no-decontaminate)" and skipped["eval_records_hashed"] == 0

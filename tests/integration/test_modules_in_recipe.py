@@ -48,6 +48,9 @@ def test_checkpoints_hold_the_modules_and_resume_continues_from_them(tiny_model_
     # a run cut off after its step-2 checkpoint: the rerun finds it in <output_dir>.partial and resumes
     resumed = tmp_path / "resumed"
     shutil.copytree(reference / "checkpoint-2", tmp_path / "resumed.partial" / "checkpoint-2")
+    for name in ("run_config.yaml", "run_info.json"):  # written when the cut-off run started
+        text = (reference / name).read_text().replace(str(reference), str(resumed))
+        (tmp_path / "resumed.partial" / name).write_text(text)
     trainer = train(model_dir, cot_data_dir, resumed)
     assert trainer.state.global_step == STEPS["max_steps"]
     expected, got = load_file(reference / COGNITIVE_WEIGHTS), load_file(resumed / COGNITIVE_WEIGHTS)

@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -80,8 +81,12 @@ def releases(runs) -> dict[str, tuple[Path, dict, str]]:
         mp.setattr(torch, "load", refuse_pickle)
         for name, run in runs.items():
             out = run.parent.parent / "release" / name
+            stale = out.with_name(out.name + ".partial")  # what a merge killed mid-save (kill -9) leaves
+            stale.mkdir(parents=True)
+            (stale / "model.safetensors").write_bytes(b"half")
             code, stdout, stderr = merge(["--run", str(run), "--out", str(out)])
             assert code == 0, stderr[-3000:]
+            assert sorted(p.name for p in out.parent.iterdir() if p.name.startswith((name, f".{name}"))) == [name]
             made[name] = (out, json.loads(stdout[stdout.index("{") :]), stdout)
     return made
 
@@ -278,8 +283,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _serve_and_ask(command: list[str], release: Path, log_path: Path) -> None:
-    """Start a server (`command` + host/port/device options), send one chat completion, check it, stop it."""
+def _post(port: int, path: str, body) -> tuple[int, dict]:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def _serve_and_ask(command: list[str], release: Path, log_path: Path, then=None) -> None:
+    """Start a server (`command` + host/port/device options), send one chat completion, check it, call
+    `then(port)` for more checks, stop it."""
     port = free_port()
     log = open(log_path, "w")
     server = subprocess.Popen(
@@ -314,6 +331,8 @@ def _serve_and_ask(command: list[str], release: Path, log_path: Path) -> None:
         reply = json.loads(urllib.request.urlopen(request, timeout=120).read())
         assert reply["choices"][0]["message"]["role"] == "assistant"
         assert reply["choices"][0]["message"]["content"] and reply["usage"]["completion_tokens"] >= 1
+        if then is not None:
+            then(port)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         try:
@@ -336,10 +355,75 @@ def test_transformers_serve_answers_a_chat_completion(releases, tmp_path):
 
 
 def test_serve_launcher_serves_a_modules_release(releases, tmp_path):
-    """recipes/serve.py: transformers' own serve, with the release's shipped class made findable."""
+    """recipes/serve.py: transformers' own serve, with the release's shipped class made findable, serving that
+    release alone: a client cannot make it load another directory (and run its code), and a malformed chat request
+    is a 400 with a message."""
     release = releases["modules"][0]
-    _serve_and_ask([sys.executable, "recipes/serve.py", str(release)], release, tmp_path / "serve.log")
+    planted = plant_foreign_code(release, tmp_path / "planted", "auto_map")
+
+    def refuses_the_rest(port):
+        status, body = _post(port, "/load_model", {"model": str(planted)})
+        assert status == 403 and "serves only" in body["error"]["message"]
+        status, body = _post(
+            port, "/v1/chat/completions", {"model": str(planted), "messages": [{"role": "user", "content": "hi"}]}
+        )
+        assert status == 403
+        for bad, message in (
+            ({"messages": "hi"}, "'messages' must be a non-empty list"),
+            (
+                {"messages": [{"role": "user", "content": "hi"}], "max_tokens": -1},
+                "'max_tokens' must be a positive integer",
+            ),
+        ):
+            status, body = _post(port, "/v1/chat/completions", bad)
+            assert status == 400 and message in body["error"]["message"], body
+        assert not list(planted.rglob("*.ran")), "the server imported code from another directory"
+
+    _serve_and_ask(
+        [sys.executable, "recipes/serve.py", str(release)], release, tmp_path / "serve.log", then=refuses_the_rest
+    )
     assert "serving" in (tmp_path / "serve.log").read_text() and "shipped class" in (tmp_path / "serve.log").read_text()
+
+
+EVIL = "import pathlib\npathlib.Path(__file__ + '.ran').write_text('ran')\nclass EvilModel: pass\n"
+
+
+def plant_foreign_code(release: Path, out: Path, how: str) -> Path:
+    """A copy of a modules release with the three shipped files byte-identical, plus evil.py (which leaves
+    evil.py.ran when imported), reached through config.json's or tokenizer_config.json's auto_map."""
+    shutil.copytree(release, out)
+    (out / "evil.py").write_text(EVIL)
+    name = "config.json" if how == "auto_map" else "tokenizer_config.json"
+    data = json.loads((out / name).read_text())
+    if how == "auto_map":
+        data["auto_map"]["AutoModelForCausalLM"] = "evil.EvilModel"
+    else:
+        data["auto_map"] = {"AutoTokenizer": ["evil.EvilModel", None]}
+    (out / name).write_text(json.dumps(data))
+    return out
+
+
+@pytest.mark.parametrize("how", ["auto_map", "tokenizer_auto_map"])
+def test_chat_serve_and_evaluate_refuse_code_they_did_not_write(releases, tmp_path, capsys, how):
+    """Byte-identical shipped files plus a foreign module that an auto_map points at: refused by chat, serve and
+    evaluate with one line naming --trust-remote-code; nothing imported, no results dir left."""
+    import recipes.chat
+    import recipes.evaluate
+    import recipes.serve
+
+    planted = plant_foreign_code(releases["modules"][0], tmp_path / "planted", how)
+    for main, argv in (
+        (recipes.chat.main, [str(planted), "--json", "--prompt", "hi"]),
+        (recipes.serve.main, [str(planted), "--port", "0"]),
+        (recipes.evaluate.main, ["--release", str(planted), "--limit", "1", "--out", str(tmp_path / "eval")]),
+    ):
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        err = capsys.readouterr().err.strip().splitlines()
+        assert exit_info.value.code == 2 and len(err) == 1, err
+        assert "ships code that this checkout did not write" in err[0] and "--trust-remote-code" in err[0]
+    assert not list(planted.rglob("*.ran")), "code from the release ran"
+    assert not (tmp_path / "eval").exists() and not (tmp_path / "eval.partial").exists()
 
 
 @pytest.mark.xfail(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import time
 
 import pytest
 
+from cognitive.train.run import CHECKPOINT_MARKER
 from tests.conftest import ROOT, run_python, tiny_recipe
 
 
@@ -56,7 +58,7 @@ def test_sigkill_mid_training_then_resume_ends_like_an_uninterrupted_run(tiny_mo
     command = [sys.executable, "recipes/sft.py", *tiny_recipe(model, cot_data_dir, run_dir, **steps)]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
-    while not (partial / "checkpoint-6" / "trainer_state.json").exists():
+    while not (partial / "checkpoint-6" / CHECKPOINT_MARKER).exists():
         assert process.poll() is None and time.time() < deadline, "run ended before it could be killed"
         time.sleep(0.05)
     os.kill(process.pid, signal.SIGKILL)
@@ -71,15 +73,43 @@ def test_sigkill_mid_training_then_resume_ends_like_an_uninterrupted_run(tiny_mo
     assert not partial.exists()
 
 
-def test_incomplete_checkpoint_is_never_resumed(tmp_path):
+def test_incomplete_checkpoint_is_never_resumed(tmp_path, capsys):
     from cognitive.train.run import resume_checkpoint
 
     for step, complete in ((3, True), (6, True), (9, False)):
         (tmp_path / f"checkpoint-{step}").mkdir()
+        (tmp_path / f"checkpoint-{step}" / "trainer_state.json").write_text("{}")
         if complete:
-            (tmp_path / f"checkpoint-{step}" / "trainer_state.json").write_text("{}")
+            (tmp_path / f"checkpoint-{step}" / CHECKPOINT_MARKER).write_text("{}")
     assert resume_checkpoint(tmp_path) == str(tmp_path / "checkpoint-6")
     assert not (tmp_path / "checkpoint-9").exists()
+    assert "checkpoint-9 cannot be resumed from (cut off before it was complete)" in capsys.readouterr().err
+
+
+def test_a_truncated_latest_checkpoint_falls_back_to_the_previous_one(tiny_model_dir, cot_data_dir, tmp_path):
+    """A rerun with the newest checkpoint's trainer_state.json cut short resumes from the one before (warning) and
+    finishes like an uninterrupted run; so does one whose adapter weights are cut short."""
+    import recipes.sft as sft
+
+    steps = dict(max_steps=4, save_steps=1, save_total_limit=None, learning_rate=3e-3)
+    model = tiny_model_dir("llama")
+    reference = tmp_path / "reference"
+    sft.cli(tiny_recipe(model, cot_data_dir, reference, **steps))
+    for damage in ("trainer_state.json", "adapter_model.safetensors"):
+        run_dir = tmp_path / f"cut-{damage}"
+        shutil.copytree(reference, run_dir.with_name(run_dir.name + ".partial"))  # a run that stopped after step 4
+        partial = run_dir.with_name(run_dir.name + ".partial")
+        shutil.rmtree(partial / "checkpoint-4")  # as if killed before its last checkpoint...
+        (partial / "run_config.yaml").write_text(
+            (reference / "run_config.yaml").read_text().replace(str(reference), str(run_dir))
+        )
+        victim = partial / "checkpoint-3" / damage  # ...and with the newest one it has cut short
+        victim.write_bytes(victim.read_bytes()[: len(victim.read_bytes()) // 2])
+        result = run_python(["recipes/sft.py", *tiny_recipe(model, cot_data_dir, run_dir, **steps)])
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert "checkpoint-3 cannot be resumed from" in result.stderr and "Resuming from" in result.stdout
+        assert "checkpoint-2" in result.stdout.split("Resuming from")[1].splitlines()[0]
+        assert _losses(run_dir)[4] == pytest.approx(_losses(reference)[4], rel=1e-5)
 
 
 def test_deepspeed_config_contradicting_the_recipe_fails_before_loading(tiny_model_dir, cot_data_dir, tmp_path):

@@ -39,8 +39,12 @@ def test_model_specs_from_dirs(tmp_path):
 
     release = tmp_path / "release"
     release.mkdir()
+    (release / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    assert not ModelSpec.release(str(release)).trust_remote_code  # a plain release runs no code
     (release / "config.json").write_text(json.dumps({"auto_map": {"AutoModelForCausalLM": "modeling.X"}}))
-    assert ModelSpec.release(str(release)).trust_remote_code
+    with pytest.raises(UserError, match="ships code that this checkout did not write"):
+        ModelSpec.release(str(release))  # trust is never implied by an auto_map
+    assert ModelSpec.release(str(release), trust_remote_code=True).trust_remote_code  # the user opted in
 
 
 def test_lm_eval_command():

@@ -65,7 +65,7 @@ def test_a_changed_snapshot_is_refused_at_load(tmp_path, monkeypatch):
         load_task_docs("cognitive_logic", **recorded)
 
 
-def test_difficulty_filter_from_metadata():
+def test_difficulty_filter_from_metadata(capsys):
     meta = task_yaml("cognitive_memory")["metadata"]
     docs = load_task_docs("cognitive_memory", **meta, difficulty="advanced", pretrained="ignored")["test"]
     assert len(docs) == DOCS_PER_DIFFICULTY and set(docs["difficulty"]) == {"advanced"}
@@ -73,8 +73,12 @@ def test_difficulty_filter_from_metadata():
         len(load_task_docs("cognitive_memory", **meta, difficulty="basic,intermediate")["test"])
         == 2 * DOCS_PER_DIFFICULTY
     )
-    with pytest.raises(ValueError, match="hard"):
+    with pytest.raises(SystemExit) as exit_info:
         load_task_docs("cognitive_memory", **meta, difficulty="hard")
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == (
+        "error: --metadata difficulty 'hard' is not one of basic, intermediate, advanced, expert\n"
+    )
 
 
 @pytest.mark.parametrize("task", list(TASKS))

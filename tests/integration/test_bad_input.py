@@ -1,0 +1,293 @@
+"""Every bad input the recipes know: exit 2, one line `error: ...` naming the file, line or key, no traceback, and
+nothing left behind (no output dir, no .partial).
+
+Each case runs the recipe's entry point in this process (what `python recipes/<name>.py ...` runs, minus the
+interpreter start); an exception other than the recipe's own exit would fail the test with its traceback. The
+lm_eval CLI, which this project does not own, runs in a subprocess.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT, run_python, tiny_recipe
+
+
+@dataclass
+class Case:
+    recipe: str  # recipes/<recipe>.py
+    argv: list[str]
+    needle: str  # must be in the error line
+    leftovers: list[Path] = field(default_factory=list)  # must not exist afterwards
+
+
+def data_config(tmp_path: Path, name: str, text: str | None = None, **changes) -> Path:
+    config = yaml.safe_load((ROOT / "data/configs/demo.yaml").read_text())
+    config.update(target_size=12, tokenizer="whitespace", **changes)
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(text if text is not None else yaml.safe_dump(config))
+    return path
+
+
+def sft_case(tmp_path, tiny_model_dir, cot_data_dir, needle, data=None, **overrides) -> Case:
+    out = tmp_path / "run"
+    argv = tiny_recipe(tiny_model_dir("llama"), data or cot_data_dir, out, **overrides)
+    return Case("sft", argv, needle, [out, out.with_name("run.partial")])
+
+
+def fake_partial(tmp_path, tiny_model_dir, cot_data_dir, **changes) -> Case:
+    """A .partial with a complete checkpoint of a run whose config or data differ from the rerun's."""
+    from cognitive.train.args import parse_sft_args
+    from cognitive.train.run import CHECKPOINT_MARKER, RUN_CONFIG, RUN_INFO, resolved_config
+
+    out = tmp_path / "run"
+    argv = tiny_recipe(tiny_model_dir("llama"), cot_data_dir, out)
+    config = resolved_config(*parse_sft_args(argv), out)
+    data_sha = changes.pop("data_sha", None)
+    config.update(changes)
+    partial = out.with_name("run.partial")
+    (partial / "checkpoint-2").mkdir(parents=True)
+    (partial / "checkpoint-2" / "trainer_state.json").write_text("{}")
+    (partial / "checkpoint-2" / CHECKPOINT_MARKER).write_text("{}")
+    (partial / RUN_CONFIG).write_text(yaml.safe_dump(config, sort_keys=False))
+    (partial / RUN_INFO).write_text(json.dumps({"data": {"sha256": data_sha or "same"}}))
+    if data_sha is None:  # the same data: record its real hash
+        from cognitive.train.run import data_sha256
+
+        (partial / RUN_INFO).write_text(json.dumps({"data": {"sha256": data_sha256([cot_data_dir / "train.jsonl"])}}))
+    return Case("sft", argv, "", [out])
+
+
+def remote_code_base(tmp_path) -> Path:
+    """A base whose config names its own modeling code (model_type unknown to transformers, auto_map)."""
+    base = tmp_path / "custom-base"
+    base.mkdir()
+    (base / "config.json").write_text(
+        json.dumps(
+            {
+                "model_type": "custom_thing",
+                "auto_map": {
+                    "AutoConfig": "configuration_custom.CustomConfig",
+                    "AutoModelForCausalLM": "modeling_custom.CustomModel",
+                },
+            }
+        )
+    )
+    (base / "configuration_custom.py").write_text("open(__file__ + '.ran', 'w')\n")
+    return base
+
+
+def cases(tmp_path: Path, tiny_model_dir, cot_data_dir) -> dict[str, Case]:
+    out = tmp_path / "out"
+    bad_yaml = data_config(tmp_path, "malformed", text="target_size: [12,\ntask_distribution: {}\n")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "train.jsonl").write_text("")
+    not_a_run = tmp_path / "not-a-run"
+    not_a_run.mkdir()
+    merge_run = tmp_path / "custom-run"
+    merge_run.mkdir()
+    (merge_run / "adapter_config.json").write_text("{}")
+    (merge_run / "adapter_model.safetensors").write_bytes(b"")
+    (merge_run / "run_config.yaml").write_text(yaml.safe_dump({"model_name_or_path": str(remote_code_base(tmp_path))}))
+    gen = ["--out", str(out)]
+    table = {
+        # generate_data.py
+        "data: malformed YAML": Case("generate_data", ["--config", str(bad_yaml), *gen], f"{bad_yaml}:", [out]),
+        "data: config not found": Case(
+            "generate_data",
+            ["--config", str(tmp_path / "nope.yaml"), *gen],
+            f"{tmp_path / 'nope.yaml'}: data config not found",
+            [out],
+        ),
+        "data: no --config": Case("generate_data", gen, "the following arguments are required: --config", [out]),
+        "data: unknown key": Case(
+            "generate_data",
+            ["--config", str(data_config(tmp_path, "unknown-key", targte_size=3)), *gen],
+            "key 'targte_size'",
+            [out],
+        ),
+        "data: unknown domain": Case(
+            "generate_data",
+            ["--config", str(data_config(tmp_path, "domain", domain_distribution={"astrology": 1.0})), *gen],
+            "domain_distribution.astrology",
+            [out],
+        ),
+        "data: missing eval dir": Case(
+            "generate_data",
+            ["--config", str(data_config(tmp_path, "ok")), "--eval-dir", str(tmp_path / "evl"), *gen],
+            f"eval_dir {tmp_path / 'evl'} does not exist",
+            [out],
+        ),
+        # sft.py
+        "sft: empty train.jsonl": sft_case(
+            tmp_path, tiny_model_dir, cot_data_dir, f"{empty / 'train.jsonl'}: no training records", data=empty
+        ),
+        "sft: lora_r 0": sft_case(tmp_path, tiny_model_dir, cot_data_dir, "lora_r: 0", lora_r=0),
+        "sft: max_length 0": sft_case(tmp_path, tiny_model_dir, cot_data_dir, "max_length: 0", max_length=0),
+        "sft: lora_r not a number": sft_case(tmp_path, tiny_model_dir, cot_data_dir, "--lora_r", lora_r="abc"),
+        "sft: unknown option": sft_case(
+            tmp_path, tiny_model_dir, cot_data_dir, "unknown command-line option(s): --lerning_rate", lerning_rate=0.1
+        ),
+        "sft: missing base": Case(
+            "sft",
+            tiny_recipe(tmp_path / "no-model", cot_data_dir, out),
+            f"base '{tmp_path / 'no-model'}' does not exist",
+            [out],
+        ),
+        "sft: missing dataset": sft_case(
+            tmp_path,
+            tiny_model_dir,
+            cot_data_dir,
+            f"dataset '{tmp_path / 'nodata'}' not found",
+            data=tmp_path / "nodata",
+        ),
+        # evaluate.py
+        "evaluate: unknown difficulty": Case(
+            "evaluate",
+            ["--base", str(tiny_model_dir("llama")), "--difficulty", "basic,hard", "--out", str(out)],
+            "difficulty 'hard' is not one of basic, intermediate, advanced, expert",
+            [out],
+        ),
+        "evaluate: not a run": Case(
+            "evaluate", ["--adapter", str(not_a_run), "--out", str(out)], f"{not_a_run} has no adapter", [out]
+        ),
+        # merge.py
+        "merge: base with its own code": Case(
+            "merge",
+            ["--run", str(merge_run), "--out", str(out)],
+            "needs its own modeling code (trust_remote_code)",
+            [out],
+        ),
+        "merge: no run": Case(
+            "merge",
+            ["--run", str(tmp_path / "norun"), "--out", str(out)],
+            f"run dir {tmp_path / 'norun'} does not exist",
+            [out],
+        ),
+    }
+    return table
+
+
+CASE_IDS = [
+    "data: malformed YAML",
+    "data: config not found",
+    "data: no --config",
+    "data: unknown key",
+    "data: unknown domain",
+    "data: missing eval dir",
+    "sft: empty train.jsonl",
+    "sft: lora_r 0",
+    "sft: max_length 0",
+    "sft: lora_r not a number",
+    "sft: unknown option",
+    "sft: missing base",
+    "sft: missing dataset",
+    "evaluate: unknown difficulty",
+    "evaluate: not a run",
+    "merge: base with its own code",
+    "merge: no run",
+]
+
+
+def run_recipe(recipe: str, argv: list[str]) -> int:
+    import importlib
+
+    module = importlib.import_module(f"recipes.{recipe}")
+    entry = module.cli if recipe == "sft" else module.main
+    with pytest.raises(SystemExit) as exit_info:
+        entry(argv)
+    return exit_info.value.code
+
+
+def assert_one_line_error(code: int, stderr: str, needle: str) -> None:
+    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert code == 2, stderr
+    assert len(errors) == 1 and needle in errors[0], stderr
+    assert stderr.strip().splitlines()[-1] == errors[0] and "Traceback" not in stderr, stderr
+
+
+@pytest.mark.parametrize("name", CASE_IDS)
+def test_bad_input_is_one_line_and_leaves_nothing(name, tmp_path, tiny_model_dir, cot_data_dir, capsys):
+    case = cases(tmp_path, tiny_model_dir, cot_data_dir)[name]
+    capsys.readouterr()
+    code = run_recipe(case.recipe, case.argv)
+    assert_one_line_error(code, capsys.readouterr().err, case.needle)
+    for path in case.leftovers:
+        assert not path.exists(), f"{path} was left behind"
+    assert not list(tmp_path.rglob("*.ran")), "code from an input directory ran"
+
+
+def test_a_second_run_on_the_same_output_dir_is_refused(tmp_path, tiny_model_dir, cot_data_dir, capsys):
+    out = tmp_path / "run"
+    with open(tmp_path / "run.lock", "a") as held:  # what a running `recipes/sft.py --output_dir run` holds
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        code = run_recipe("sft", tiny_recipe(tiny_model_dir("llama"), cot_data_dir, out))
+    assert_one_line_error(code, capsys.readouterr().err, f"another run is training into {out}")
+    assert not out.exists() and not (tmp_path / "run.partial").exists()
+
+
+@pytest.mark.parametrize(
+    "changes, needle",
+    [
+        ({"learning_rate": 0.5}, "learning_rate: 0.5 -> 0.01"),
+        ({"lora_alpha": 64}, "lora_alpha: 64 -> 32"),
+        ({"data_sha": "0" * 64}, "was trained on other data (sha256 " + "0" * 64),
+    ],
+)
+def test_resume_refuses_a_run_with_other_settings_or_data(
+    changes, needle, tmp_path, tiny_model_dir, cot_data_dir, capsys
+):
+    case = fake_partial(tmp_path, tiny_model_dir, cot_data_dir, **changes)
+    partial_before = sorted(p.name for p in (tmp_path / "run.partial").iterdir())
+    code = run_recipe("sft", case.argv)
+    stderr = capsys.readouterr().err
+    assert_one_line_error(code, stderr, needle)
+    assert "pass --overwrite true to start run afresh" in stderr
+    assert sorted(p.name for p in (tmp_path / "run.partial").iterdir()) == partial_before  # left as it was
+    assert not (tmp_path / "run").exists()
+
+
+def test_overwrite_starts_afresh_instead_of_resuming_a_stale_partial(tmp_path, tiny_model_dir, cot_data_dir, capsys):
+    case = fake_partial(tmp_path, tiny_model_dir, cot_data_dir, learning_rate=0.5)
+    import recipes.sft as sft
+
+    sft.cli([*case.argv, "--overwrite", "true"])
+    out = capsys.readouterr().out
+    assert "Resuming from" not in out
+    config = yaml.safe_load((tmp_path / "run" / "run_config.yaml").read_text())
+    assert config["learning_rate"] == 0.01 and not (tmp_path / "run.partial").exists()
+
+
+def test_lm_eval_unknown_difficulty_is_one_line(tiny_model_dir):
+    result = run_python(
+        [
+            "-m",
+            "lm_eval",
+            "--model",
+            "hf",
+            "--model_args",
+            f"pretrained={tiny_model_dir('llama')}",
+            "--tasks",
+            "cognitive_reasoning",
+            "--include_path",
+            "eval/tasks",
+            "--device",
+            "cpu",
+            "--limit",
+            "1",
+            "--metadata",
+            '{"difficulty": "hard"}',
+        ]
+    )
+    assert_one_line_error(
+        result.returncode,
+        result.stderr,
+        "--metadata difficulty 'hard' is not one of basic, intermediate, advanced, expert",
+    )
