@@ -90,3 +90,43 @@ def plot_histograms(series: dict[str, list[int]], path: Path, xlabel: str) -> No
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def plot_suites(results: dict, path: str | Path, type_names: list[str]) -> Path:
+    """One panel per suite: a bar per task type (and the headline) per model, with standard-error whiskers.
+    `results` is cognitive.evaluation.harness.evaluate_suites' {model: {suite: summary}}."""
+    plt = _pyplot()
+    models = list(results)
+    suites = list(dict.fromkeys(s for r in results.values() for s in r))
+    columns = ["headline", *type_names]
+    fig, axes = plt.subplots(1, len(suites), figsize=(4.2 * len(suites), 3.6), squeeze=False)
+    width = 0.8 / max(len(models), 1)
+    for ax, suite in zip(axes[0], suites):
+        for i, model in enumerate(models):
+            summary = results[model].get(suite, {"types": {}, "headline": None})
+            values, errors = [], []
+            for col in columns:
+                entry = (
+                    {"score": summary["headline"], "stderr": summary.get("headline_stderr")}
+                    if col == "headline"
+                    else summary["types"].get(col, {})
+                )
+                values.append(entry.get("score") or 0.0)
+                errors.append(entry.get("stderr") or 0.0)
+            xs = [c + i * width for c in range(len(columns))]
+            ax.bar(xs, values, width, yerr=errors, capsize=2, label=model)
+        ax.set_xticks(
+            [c + width * (len(models) - 1) / 2 for c in range(len(columns))],
+            columns,
+            rotation=35,
+            ha="right",
+            fontsize=8,
+        )
+        ax.set_ylim(0, 1)
+        ax.set_title(suite)
+    axes[0][0].set_ylabel("score")
+    axes[0][-1].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)

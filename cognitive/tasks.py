@@ -20,13 +20,26 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 
 from cognitive.errors import UserError
 
 # Every task type is generated in every domain, so task and domain mixes can be set independently.
 DOMAINS = ("shopping", "cooking", "physics", "finance")
+
+
+@dataclass(frozen=True)
+class TransferTask:
+    """A third-party task (reasoning-gym, PyPI) that exercises a task type on problems our generators did not
+    write: `config` is the reasoning-gym dataset's config, sized so that a 1.5B model can attempt it."""
+
+    name: str  # the reasoning-gym dataset, e.g. "chain_sum"
+    config: dict = field(default_factory=dict, hash=False)
+
+    @property
+    def eval_task(self) -> str:
+        return f"cognitive_transfer_{self.name}"
 
 
 @dataclass(frozen=True)
@@ -37,11 +50,20 @@ class TaskType:
     generator: str  # module with generate(rng, difficulty, domain) -> fields and check(example, strict) -> problems
     scorer: str  # "module:function": (model output, problem_spec) -> {metric: value in [0, 1], "answered": ...}
     metrics: tuple[str, ...]  # the scorer's metrics besides "answered"; the first is the headline `score`
+    # The plain variant (<eval_task>_plain): the same problems asked as a person would, no system prompt; the
+    # request is one of these (phrasings the training data never uses; "{question}" is the record's own question).
+    plain_requests: tuple[str, ...] = ()
+    transfer: tuple[TransferTask, ...] = ()  # third-party tasks of this type (the cognitive_transfer group)
+    standard: tuple[str, ...] = ()  # stock lm-eval tasks of this skill (the cognitive_standard group; needs the Hub)
     fast_check: bool = True  # in the in-training check (False: trained answers too long for it)
 
     @property
     def headline(self) -> str:
         return self.metrics[0]
+
+    @property
+    def plain_task(self) -> str:
+        return f"{self.eval_task}_plain"
 
     def generator_module(self):
         return importlib.import_module(self.generator)
@@ -60,45 +82,111 @@ _SCORING = "cognitive.evaluation.scoring"
 
 TASK_TYPES: tuple[TaskType, ...] = (
     TaskType(
-        "chain_of_thought",
-        "cot",
-        "cognitive_reasoning",
-        f"{_GENERATORS}.chain_of_thought",
-        f"{_SCORING}:score_reasoning",
-        ("exact_match",),
+        name="chain_of_thought",
+        short="cot",
+        eval_task="cognitive_reasoning",
+        generator=f"{_GENERATORS}.chain_of_thought",
+        scorer=f"{_SCORING}:score_reasoning",
+        metrics=("exact_match",),
+        plain_requests=(
+            "{question} I'd like to know the number.",
+            "{question} What do you make it?",
+            "Quick one: {question}",
+            "{question} Just give me your best figure.",
+        ),
+        transfer=(
+            TransferTask("chain_sum", dict(min_terms=2, max_terms=4, min_digits=1, max_digits=2)),
+            TransferTask(
+                "basic_arithmetic",
+                dict(
+                    min_terms=2, max_terms=3, min_digits=1, max_digits=2, allow_parentheses=False, allow_negation=False
+                ),
+            ),
+            TransferTask("gsm_symbolic"),
+        ),
+        standard=("gsm8k_cot_zeroshot",),
     ),
     TaskType(
-        "planning",
-        "plan",
-        "cognitive_planning",
-        f"{_GENERATORS}.planning",
-        f"{_SCORING}:score_plan",
-        ("valid", "optimal"),
-        fast_check=False,
-    ),  # trained answers run to ~1k tokens
-    TaskType(
-        "state_transition",
-        "state",
-        "cognitive_state",
-        f"{_GENERATORS}.state_transition",
-        f"{_SCORING}:score_state",
-        ("exact_match",),
+        name="planning",
+        short="plan",
+        eval_task="cognitive_planning",
+        generator=f"{_GENERATORS}.planning",
+        scorer=f"{_SCORING}:score_plan",
+        metrics=("valid", "optimal"),
+        plain_requests=(
+            "I need everything wrapped up at the earliest. When should each job start and end, and when will I be "
+            "done?",
+            "What timetable gets all of this done soonest? I want the start and finish minute of every job.",
+            "Help me sort out the order of these jobs so I finish early. Start and finish times for each, please.",
+            "How would you line these jobs up to wrap up fastest? Say when each one begins and finishes.",
+        ),
+        transfer=(
+            TransferTask(
+                "course_schedule",
+                dict(
+                    min_num_courses=3,
+                    max_num_courses=5,
+                    min_num_prerequisites=1,
+                    max_num_prerequisites=2,
+                    min_cycle_length=3,
+                    max_cycle_length=3,
+                ),
+            ),
+            TransferTask("shortest_path", dict(min_rows=3, max_rows=4, min_cols=3, max_cols=4)),
+        ),
+        fast_check=False,  # trained answers run to ~1k tokens
     ),
     TaskType(
-        "problem_solving",
-        "logic",
-        "cognitive_logic",
-        f"{_GENERATORS}.problem_solving",
-        f"{_SCORING}:score_logic",
-        ("grid_accuracy", "cell_accuracy"),
+        name="state_transition",
+        short="state",
+        eval_task="cognitive_state",
+        generator=f"{_GENERATORS}.state_transition",
+        scorer=f"{_SCORING}:score_state",
+        metrics=("exact_match",),
+        plain_requests=(
+            "{question} I lost track partway.",
+            "{question} Can you follow it through for me?",
+            "I got confused here. {question}",
+        ),
+        transfer=(
+            TransferTask(
+                "string_manipulation", dict(min_string_length=5, max_string_length=8, min_num_rules=3, max_num_rules=4)
+            ),
+            TransferTask("game_of_life", dict(grid_size_x=4, grid_size_y=4, filled_cells=4, simulation_steps=1)),
+        ),
+        standard=("bbh_cot_zeroshot_tracking_shuffled_objects_three_objects",),
     ),
     TaskType(
-        "memory_recall",
-        "memory",
-        "cognitive_memory",
-        f"{_GENERATORS}.memory_recall",
-        f"{_SCORING}:score_memory",
-        ("exact_match",),
+        name="problem_solving",
+        short="logic",
+        eval_task="cognitive_logic",
+        generator=f"{_GENERATORS}.problem_solving",
+        scorer=f"{_SCORING}:score_logic",
+        metrics=("grid_accuracy", "cell_accuracy"),
+        plain_requests=(
+            "Who ends up with what? I can't crack it.",
+            "Can you match each person to their options using these hints?",
+            "Work out which person goes with which option, please.",
+        ),
+        transfer=(
+            TransferTask("knights_knaves", dict(n_people=2, depth_constraint=2, width_constraint=2)),
+            TransferTask("zebra_puzzles", dict(num_people=3, num_characteristics=3)),
+        ),
+        standard=("bbh_cot_zeroshot_logical_deduction_three_objects",),
+    ),
+    TaskType(
+        name="memory_recall",
+        short="memory",
+        eval_task="cognitive_memory",
+        generator=f"{_GENERATORS}.memory_recall",
+        scorer=f"{_SCORING}:score_memory",
+        metrics=("exact_match",),
+        plain_requests=("{question} I don't remember.", "Quick check: {question}", "{question} Think back through it."),
+        transfer=(
+            TransferTask("needle_haystack", dict(min_num_statements=10, max_num_statements=30)),
+            TransferTask("family_relationships", dict(min_family_size=3, max_family_size=5)),
+        ),
+        standard=("babi",),
     ),
 )
 
@@ -121,3 +209,21 @@ def get(key: str | Enum) -> TaskType:
 def eval_tasks() -> list[str]:
     """The lm-eval task of every task type, in registry order (the group `cognitive` runs them all)."""
     return [t.eval_task for t in TASK_TYPES]
+
+
+def plain_tasks() -> list[str]:
+    """The plain variant of every task type's task (the group `cognitive_plain`)."""
+    return [t.plain_task for t in TASK_TYPES]
+
+
+def transfer_tasks() -> list[TransferTask]:
+    """Every third-party transfer task, in registry order (the group `cognitive_transfer`)."""
+    return [x for t in TASK_TYPES for x in t.transfer]
+
+
+def type_of(eval_task: str) -> TaskType:
+    """The task type an lm-eval task of this project exercises (own, plain or transfer)."""
+    for t in TASK_TYPES:
+        if eval_task in (t.eval_task, t.plain_task, *(x.eval_task for x in t.transfer)):
+            return t
+    raise UserError(f"'{eval_task}' is no task of this project")

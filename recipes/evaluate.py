@@ -1,26 +1,31 @@
-"""Compare models on the cognitive evaluation suite (lm-evaluation-harness tasks in eval/tasks).
+"""Compare models on the evaluation suites (lm-evaluation-harness tasks in eval/tasks).
 
-    python recipes/evaluate.py --base embedded:smollm2-135m-instruct --adapter runs/demo \
-        --release release/demo --modules-run runs/cognitive-1.5b --out results/eval [--limit 3]
+    python recipes/evaluate.py --base embedded:smollm2-135m-instruct --adapter runs/demo --out results/eval
+    python recipes/evaluate.py --release release/demo --suite transfer --limit all
+    python recipes/evaluate.py --modules-run runs/cognitive-135m --suite all
 
-Every model runs through lm_eval's Python API (the equivalent `lm_eval` command is printed before it; a
-modules run is the base with its cognitive modules and LoRA adapter loaded, which the CLI cannot do).
-Writes (into <out>.partial, renamed to <out> when complete) <out>/results.json (scores, documents, wall time and
-documents/s per model), <out>/table.md, <out>/scores.png (headline score per task and model) and
-<out>/samples/<model>/<task>.jsonl (every output with its metrics). `--fast` is the in-training check
-(cognitive.evaluation.harness.FAST_CHECK); `--limit 3` takes one document per difficulty of each task; `--difficulty
-basic` keeps one difficulty.
+Suites (cognitive.evaluation.harness.SUITES; default: the offline ones, cognitive,plain,transfer):
+    cognitive  our generators' problems, our system prompt and answer format (in-distribution)
+    plain      the same problems asked as a person would: no system prompt, other wording, any answer form
+    transfer   third-party problems (reasoning-gym) asked and scored their own way
+    standard   stock lm-eval benchmarks of the same skills (needs the Hugging Face Hub)
+Each has CPU-sized default document counts (--limit N or --limit all to change them); every score comes with its
+standard error. `--tasks` runs named tasks instead of suites; `--fast` is the in-training check.
+
+Every model runs through lm_eval's Python API (the equivalent `lm_eval` command is printed before it; a modules run
+is the base with its cognitive modules and LoRA adapter loaded, which the CLI cannot do). Writes (into <out>.partial,
+renamed to <out> when complete) results.json, table.md (per suite: headline and per task type; then every task's
+metrics), suites.png and samples/<suite>/<model>/<task>.jsonl (every output with its metrics).
 """
 
-import json
 import time
 from pathlib import Path
 
 from cognitive.atomic import output_dir
 from cognitive.errors import ArgumentParser, exit_on_user_error
-from cognitive.evaluation.harness import FAST_CHECK, SUITE, ModelSpec, compare, headline_scores, score_table
+from cognitive.evaluation.harness import FAST_CHECK, OFFLINE_SUITES, SUITES, ModelSpec, compare, evaluate_suites
+from cognitive.evaluation.report import write_report
 from cognitive.evaluation.snapshots import parse_difficulties
-from cognitive.plots import plot_score_comparison
 
 
 @exit_on_user_error
@@ -30,8 +35,9 @@ def main(argv=None) -> None:
     parser.add_argument("--adapter", action="append", default=[], help="a finished run dir (LoRA adapter)")
     parser.add_argument("--release", action="append", default=[], help="a merged release dir")
     parser.add_argument("--modules-run", action="append", default=[], help="a run dir with cognitive modules")
-    parser.add_argument("--tasks", default=",".join(SUITE), help="tasks or groups (default: the whole suite)")
-    parser.add_argument("--limit", type=int, default=None, help="documents per task (default: all)")
+    parser.add_argument("--suite", default=",".join(OFFLINE_SUITES), help=f"{', '.join(SUITES)} or all")
+    parser.add_argument("--tasks", help="run these tasks or groups instead of suites")
+    parser.add_argument("--limit", default=None, help="documents per task: N or all (default: each suite's)")
     parser.add_argument("--difficulty", default=None, help="only these difficulties, e.g. basic or basic,advanced")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-gen-toks", type=int, default=None, help="override every task's max_gen_toks")
@@ -40,7 +46,7 @@ def main(argv=None) -> None:
         action="store_true",
         help="run a --release's shipped code even when this checkout did not write it (read it first)",
     )
-    parser.add_argument("--fast", action="store_true", help="the in-training check (overrides the four above)")
+    parser.add_argument("--fast", action="store_true", help="the in-training check (overrides --tasks and --limit)")
     parser.add_argument("--out", default="results/eval", help="output directory")
     args = parser.parse_args(argv)
 
@@ -51,38 +57,40 @@ def main(argv=None) -> None:
         parser.error("give at least one model (--base, --adapter, --release or --modules-run)")
     if len({s.label for s in specs}) < len(specs):
         parser.error(f"two models share a label: {[s.label for s in specs]}")
+    suites = list(SUITES) if args.suite == "all" else args.suite.split(",")
+    if unknown := [s for s in suites if s not in SUITES]:
+        parser.error(f"unknown suite {unknown[0]!r} (known: {', '.join(SUITES)}, all)")
+    if args.limit not in (None, "all") and not args.limit.isdigit():
+        parser.error(f"--limit {args.limit!r}: a number of documents per task, or all")
+    limit = int(args.limit) if args.limit not in (None, "all") else args.limit
     parse_difficulties(args.difficulty)  # an unknown difficulty: one line, before anything is written
-    out = Path(args.out)
     started = time.time()
 
-    if args.fast:
-        args.tasks, args.limit = ",".join(FAST_CHECK["tasks"]), FAST_CHECK["limit"]
-        args.difficulty, args.max_gen_toks = (
-            FAST_CHECK["metadata"]["difficulty"],
-            FAST_CHECK["gen_kwargs"]["max_gen_toks"],
-        )
-    with output_dir(out, overwrite=True) as tmp:  # the previous results stay until these are complete
-        results = compare(
-            specs,
-            args.tasks.split(","),
-            args.limit,
-            args.batch_size,
-            metadata={"difficulty": args.difficulty} if args.difficulty else None,
-            gen_kwargs={"max_gen_toks": args.max_gen_toks} if args.max_gen_toks else None,
-            samples_dir=tmp / "samples",
-        )
-
-        scores = {label: r["scores"] for label, r in results.items()}
-        table = score_table(scores)
-        settings = {k: getattr(args, k) for k in ("tasks", "limit", "difficulty", "batch_size", "max_gen_toks")}
-        (tmp / "results.json").write_text(json.dumps({"settings": settings, "models": results}, indent=1) + "\n")
-        (tmp / "table.md").write_text(table + "\n")
-        plot_score_comparison(
-            headline_scores(scores),
-            tmp / "scores.png",
-            title=f"cognitive suite: score per task ({args.limit or 'all'} documents per task)",
-        )
-    print(f"\n{table}\n\nWrote {out}/results.json, table.md, scores.png in {(time.time() - started) / 60:.1f} min")
+    with output_dir(Path(args.out), overwrite=True) as tmp:  # the previous results stay until these are complete
+        if args.fast or args.tasks:
+            tasks = FAST_CHECK["tasks"] if args.fast else args.tasks.split(",")
+            difficulty = FAST_CHECK["metadata"]["difficulty"] if args.fast else args.difficulty
+            max_gen_toks = FAST_CHECK["gen_kwargs"]["max_gen_toks"] if args.fast else args.max_gen_toks
+            tasks_results = compare(
+                specs,
+                tasks,
+                FAST_CHECK["limit"] if args.fast else limit,
+                args.batch_size,
+                metadata={"difficulty": difficulty} if difficulty else None,
+                gen_kwargs={"max_gen_toks": max_gen_toks} if max_gen_toks else None,
+                samples_dir=tmp / "samples",
+            )
+            suite_results = None
+        else:
+            suite_results = evaluate_suites(
+                specs, suites, limit, args.batch_size, args.difficulty, args.max_gen_toks, samples_dir=tmp / "samples"
+            )
+            tasks_results = None
+        settings = {
+            k: getattr(args, k) for k in ("suite", "tasks", "limit", "difficulty", "batch_size", "max_gen_toks", "fast")
+        }
+        table = write_report(tmp, settings, suite_results, tasks_results)
+    print(f"\n{table}\n\nWrote {args.out}/results.json, table.md, plots in {(time.time() - started) / 60:.1f} min")
 
 
 if __name__ == "__main__":

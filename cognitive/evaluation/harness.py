@@ -16,11 +16,15 @@ The models a comparison can hold (`ModelSpec`):
                 cannot load modules, so this one runs through an lm_eval HFLM wrapping the loaded model.
 
 The in-training check is FAST_CHECK (`evaluate(base, peft=run, **FAST_CHECK)`, `recipes/evaluate.py --fast`):
-two basic documents of each task whose trained-format answers are short (`fast_check` in cognitive/tasks.py: all
-but planning, whose answers alone run to ~1k tokens), generated as one batch of at most 640 tokens (1.2 x the
-longest basic reference):
-    lm_eval ... --tasks cognitive_reasoning,cognitive_state,cognitive_logic,cognitive_memory --limit 2 \
-        --metadata '{"difficulty": "basic"}' --gen_kwargs max_gen_toks=640
+two basic documents of each own task whose trained-format answers are short (`fast_check` in cognitive/tasks.py: all
+but planning, whose answers alone run to ~1k tokens) and of each type's first transfer task, generated with one
+max_gen_toks of 640 (1.2 x the longest basic reference), so lm-eval batches them together (60 s for the 135M on 2
+CPU cores).
+
+The suites (`SUITES`, `evaluate_suites`, `recipes/evaluate.py --suite`): cognitive (the own tasks), plain (the same
+documents asked plainly), transfer (reasoning-gym) and standard (stock benchmarks, needs the Hub), each with
+CPU-sized default document counts, a headline (the mean over task types), per type scores with standard errors and
+the step accuracy of the reasoning answers.
 """
 
 from __future__ import annotations
@@ -32,15 +36,54 @@ from pathlib import Path
 
 from cognitive.data.schema import DifficultyLevel
 from cognitive.errors import UserError
-from cognitive.evaluation.snapshots import TASKS_DIR, parse_difficulties
+from cognitive.evaluation.pinning import STANDARD_DIR, TASKS_DIR
+from cognitive.evaluation.snapshots import parse_difficulties
+from cognitive.model.base import inference_device_and_dtype
 from cognitive.model.inject import COGNITIVE_WEIGHTS
 from cognitive.model.remote_code import trust_release_code
-from cognitive.tasks import TASK_TYPES, eval_tasks
+from cognitive.tasks import TASK_TYPES, eval_tasks, plain_tasks, transfer_tasks
 from cognitive.train.run import read_run
 
 SUITE = ["cognitive"]  # the group of every task type's task (eval/tasks/cognitive/cognitive.yaml)
-FAST_CHECK = {
-    "tasks": [t.eval_task for t in TASK_TYPES if t.fast_check],
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A group of tasks a user runs by name (`recipes/evaluate.py --suite <name>`), with CPU-sized defaults: `limit`
+    documents per task and `max_gen_toks` (None: each task's own). `--limit all` runs whole snapshots."""
+
+    name: str
+    group: str  # the lm-eval group
+    what: str
+    limit: int | None
+    max_gen_toks: int | None = None
+    needs_hub: bool = False  # its datasets come from the Hugging Face Hub
+
+
+SUITES = {
+    s.name: s
+    for s in (
+        Suite("cognitive", "cognitive", "our generators' problems, our system prompt and answer format", limit=6),
+        Suite(
+            "plain",
+            "cognitive_plain",
+            "the same problems asked as a person would, any answer form",
+            limit=12,
+            max_gen_toks=768,
+        ),
+        Suite("transfer", "cognitive_transfer", "third-party problems (reasoning-gym), their scorers", limit=20),
+        Suite(
+            "standard",
+            "cognitive_standard",
+            "stock lm-eval benchmarks of the same skills (needs the Hub)",
+            limit=None,
+            needs_hub=True,
+        ),
+    )
+}
+OFFLINE_SUITES = ("cognitive", "plain", "transfer")  # what `recipes/evaluate.py` runs by default
+FAST_CHECK = {  # the in-training check: two basic documents of the short-answer own tasks, one transfer slice
+    "tasks": [t.eval_task for t in TASK_TYPES if t.fast_check] + [t.transfer[0].eval_task for t in TASK_TYPES],
     "limit": 2,
     "metadata": {"difficulty": "basic"},
     "gen_kwargs": {"max_gen_toks": 640},  # one setting for all tasks: lm-eval then batches them together
@@ -118,12 +161,6 @@ def lm_eval_command(
     return cmd
 
 
-def _device_and_dtype() -> tuple[str, str]:
-    import torch
-
-    return ("cuda", "bfloat16") if torch.cuda.is_available() else ("cpu", "float32")
-
-
 def _modules_lm(spec: ModelSpec, batch_size: int, device: str, dtype: str):
     """An lm_eval HFLM around the base with the run's cognitive modules (and LoRA adapter) loaded."""
     import torch
@@ -133,12 +170,12 @@ def _modules_lm(spec: ModelSpec, batch_size: int, device: str, dtype: str):
     from cognitive.model.inject import load_cognitive_adapter
 
     model = load_base(spec.pretrained, dtype=getattr(torch, dtype))
-    load_cognitive_adapter(model, spec.cognitive_run)
+    load_cognitive_adapter(model, spec.cognitive_run)  # the modules are built in fp32: cast with the base below
     if spec.peft:
         from peft import PeftModel
 
         model = PeftModel.from_pretrained(model, spec.peft)
-    model.to(device).eval()
+    model.to(device=device, dtype=getattr(torch, dtype)).eval()
     return HFLM(pretrained=model, tokenizer=load_tokenizer(spec.pretrained), batch_size=batch_size)
 
 
@@ -159,7 +196,7 @@ def run_suite(
     from cognitive.model.base import resolve_base
 
     parse_difficulties((metadata or {}).get("difficulty"))  # an unknown difficulty: a UserError before any work
-    device, dtype = _device_and_dtype()
+    device, dtype = inference_device_and_dtype()
     if spec.cognitive_run:
         model, model_args = _modules_lm(spec, batch_size, device, dtype), None
     else:
@@ -177,7 +214,9 @@ def run_suite(
         tasks=list(tasks),
         # lm-eval's own tasks are indexed (~20 s) only when one of them is asked for
         task_manager=TaskManager(
-            include_path=str(TASKS_DIR), include_defaults=not set(tasks) <= {*SUITE, *eval_tasks()}, metadata=metadata
+            include_path=[str(TASKS_DIR), str(STANDARD_DIR)],
+            include_defaults=not set(tasks) <= own_task_names(),
+            metadata=metadata,
         ),
         batch_size=batch_size,
         device=device,
@@ -188,18 +227,33 @@ def run_suite(
     )
 
 
+def own_task_names() -> set[str]:
+    """Every task and group eval/tasks defines (the stock lm-eval tasks, indexed in ~20 s, are needed otherwise)."""
+    return {
+        SUITES["cognitive"].group,
+        SUITES["plain"].group,
+        SUITES["transfer"].group,
+        *eval_tasks(),
+        *plain_tasks(),
+        *(t.eval_task for t in transfer_tasks()),
+    }
+
+
 def flatten_scores(results: dict) -> dict[str, dict[str, float]]:
-    """{task or group: {metric: value}} (metric names without lm_eval's ',none' suffix, no stderrs)."""
+    """{task or group: {metric: value}}: metric names without lm_eval's ',none' suffix (another filter is kept:
+    'exact_match/flexible-extract'), standard errors as '<metric>_stderr'."""
     scores: dict[str, dict[str, float]] = {}
     for section in ("groups", "results"):
         for name, metrics in (results.get(section) or {}).items():
-            scores.setdefault(name, {}).update(
-                {
-                    key.split(",")[0]: value
-                    for key, value in metrics.items()
-                    if isinstance(value, (int, float)) and "stderr" not in key and key.split(",")[0] not in SKIP_METRICS
-                }
-            )
+            for key, value in metrics.items():
+                metric, _, filtering = key.partition(",")
+                if not isinstance(value, (int, float)) or metric in SKIP_METRICS:
+                    continue
+                stderr = metric.endswith("_stderr")
+                metric = metric.removesuffix("_stderr")
+                if filtering not in ("", "none"):
+                    metric = f"{metric}/{filtering}"
+                scores.setdefault(name, {})[f"{metric}_stderr" if stderr else metric] = value
     return scores
 
 
@@ -230,7 +284,7 @@ def write_samples(results: dict, directory: Path) -> None:
                 metrics = {m: s[m] for m in s["metrics"]}
                 row = {
                     "id": s["doc"]["id"],
-                    "difficulty": s["doc"]["difficulty"],
+                    "difficulty": s["doc"].get("difficulty"),
                     "output": s["resps"][0][0],
                     **metrics,
                 }
@@ -262,7 +316,7 @@ def compare(
                 tasks,
                 limit,
                 batch_size,
-                _device_and_dtype()[0],
+                inference_device_and_dtype()[0],
                 trust_remote_code=spec.trust_remote_code,
                 metadata=metadata,
                 gen_kwargs=gen_kwargs,
@@ -305,18 +359,20 @@ def _metric_order(metric: str) -> tuple:
 
 
 def score_table(scores: dict[str, dict[str, dict[str, float]]]) -> str:
-    """Markdown: one row per (task, metric), one column per model; the group first, then the tasks."""
+    """Markdown: one row per (task, metric), one column per model (value ± standard error where lm-eval gives
+    one); the groups first, then the tasks."""
     models = list(scores)
     order = {n: i for i, n in enumerate([*SUITE, *eval_tasks()])}
     names = sorted({n for s in scores.values() for n in s}, key=lambda n: (order.get(n, len(order)), n))
     lines = ["| task | metric | " + " | ".join(models) + " |", "|---|---|" + "---:|" * len(models)]
     for name in names:
-        metrics = sorted({m for s in scores.values() for m in s.get(name, {})}, key=_metric_order)
-        for metric in metrics:
-            values = " | ".join(
-                f"{scores[m][name][metric]:.3f}" if metric in scores[m].get(name, {}) else "–" for m in models
-            )
-            lines.append(f"| {name} | {metric} | {values} |")
+        metrics = {m for s in scores.values() for m in s.get(name, {}) if not m.endswith("_stderr")}
+        for metric in sorted(metrics, key=_metric_order):
+            cells = []
+            for model in models:
+                values = scores[model].get(name, {})
+                cells.append(_pm(values[metric], values.get(f"{metric}_stderr")) if metric in values else "–")
+            lines.append(f"| {name} | {metric} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -326,3 +382,130 @@ def headline_scores(scores: dict[str, dict[str, dict[str, float]]]) -> dict[str,
         model: {name: metrics["score"] for name, metrics in s.items() if "score" in metrics}
         for model, s in scores.items()
     }
+
+
+# ------------------------------------------------------------------------------------------------ suites
+def suite_types(suite: Suite) -> dict[str, list[str]]:
+    """{task type: the suite's tasks of that type} (cognitive/tasks.py)."""
+    members = {
+        "cognitive": lambda t: [t.eval_task],
+        "plain": lambda t: [t.plain_task],
+        "transfer": lambda t: [x.eval_task for x in t.transfer],
+        "standard": lambda t: list(t.standard),
+    }[suite.name]
+    return {t.name: members(t) for t in TASK_TYPES if members(t)}
+
+
+def _task_score(metrics: dict[str, float]) -> tuple[float, float | None] | None:
+    """(score, its standard error) of one task: its `score`, else a stock task's exact_match (flexible extraction
+    when it has one)."""
+    for key in ("score", "exact_match/flexible-extract", "exact_match", "acc"):
+        if key in metrics:
+            return metrics[key], metrics.get(f"{key}_stderr")
+    return None
+
+
+def suite_summary(suite: Suite, scores: dict[str, dict[str, float]]) -> dict:
+    """The suite's headline (the mean over task types) and per task type (the mean over its tasks), with the
+    standard errors lm-eval reports (a type's is the root mean square of its tasks', divided by their count), and
+    the step accuracy of the answers to its reasoning (chain_of_thought) problems."""
+    types = {}
+    for name, task_names in suite_types(suite).items():
+        found = [_task_score(scores[n]) for n in task_names if n in scores and _task_score(scores[n])]
+        if found:
+            errors = [e for _, e in found if isinstance(e, float)]
+            steps = [scores[n]["step_accuracy"] for n in task_names if "step_accuracy" in scores.get(n, {})]
+            types[name] = {
+                "score": sum(s for s, _ in found) / len(found),
+                "stderr": (sum(e * e for e in errors) ** 0.5 / len(found)) if len(errors) == len(found) else None,
+                "step_accuracy": sum(steps) / len(steps) if steps else None,
+            }
+    headline = sum(v["score"] for v in types.values()) / len(types) if types else None
+    errors = [v["stderr"] for v in types.values()]
+    stderr = (sum(e * e for e in errors) ** 0.5 / len(errors)) if errors and None not in errors else None
+    step_accuracy = types.get(TASK_TYPES[0].name, {}).get("step_accuracy")
+    return {"headline": headline, "headline_stderr": stderr, "step_accuracy": step_accuracy, "types": types}
+
+
+def check_hub() -> None:
+    """The standard suite downloads its datasets: a one-line UserError when the Hub cannot be reached."""
+    import os
+    import urllib.request
+
+    why = None
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        why = "HF_HUB_OFFLINE is set"
+    else:
+        try:
+            urllib.request.urlopen("https://huggingface.co/api/datasets/openai/gsm8k", timeout=10)
+        except OSError as e:
+            why = f"https://huggingface.co cannot be reached ({type(e).__name__})"
+    if why:
+        raise UserError(
+            f"the standard suite downloads its datasets from the Hugging Face Hub, and {why}; run the "
+            "offline suites (--suite cognitive,plain,transfer) or a machine with the Hub"
+        )
+
+
+def evaluate_suites(
+    specs: list[ModelSpec],
+    suites: list[str],
+    limit: int | str | None = None,
+    batch_size: int = 16,
+    difficulty: str | None = None,
+    max_gen_toks: int | None = None,
+    samples_dir: Path | None = None,
+    log=print,
+) -> dict:
+    """Every model on every suite: {model label: {suite: {"headline", "headline_stderr", "types", "scores",
+    "documents", "wall_s", "limit", "command"}}}. `limit`: documents per task (None: each suite's default, "all":
+    whole snapshots); `max_gen_toks` overrides every task's (None: each suite's default)."""
+    chosen = [SUITES[s] for s in suites]
+    if any(s.needs_hub for s in chosen):
+        check_hub()
+    out = {spec.label: {} for spec in specs}
+    for suite in chosen:
+        suite_limit = None if limit == "all" else (limit if limit is not None else suite.limit)
+        tokens = max_gen_toks or suite.max_gen_toks
+        metadata = {"difficulty": difficulty} if difficulty and suite.name in ("cognitive", "plain") else None
+        results = compare(
+            specs,
+            [suite.group],
+            suite_limit,
+            batch_size,
+            metadata=metadata,
+            gen_kwargs={"max_gen_toks": tokens} if tokens else None,
+            samples_dir=Path(samples_dir) / suite.name if samples_dir else None,
+            log=log,
+        )
+        for label, result in results.items():
+            out[label][suite.name] = {**suite_summary(suite, result["scores"]), **result, "limit": suite_limit}
+    return out
+
+
+def suites_table(results: dict) -> str:
+    """Markdown: per model, one row per suite: its headline, the step accuracy of its reasoning answers, and the
+    score per task type (± standard error)."""
+    type_names = [t.name for t in TASK_TYPES]
+    lines = []
+    for label, suites in results.items():
+        header = "| suite | documents/task | headline | step accuracy | " + " | ".join(type_names) + " |"
+        lines += [f"**{label}**", "", header, "|---|---:|---:|---:|" + "---:|" * len(type_names)]
+        for name, r in suites.items():
+            cells = [_pm(r["types"].get(t, {}).get("score"), r["types"].get(t, {}).get("stderr")) for t in type_names]
+            steps = "–" if r.get("step_accuracy") is None else f"{r['step_accuracy']:.3f}"
+            head = _pm(r["headline"], r["headline_stderr"])
+            lines.append(f"| {name} | {r['limit'] or 'all'} | {head} | {steps} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines).rstrip()
+
+
+def suite_headlines(results: dict) -> dict[str, dict[str, float]]:
+    """{model: {suite: headline}} for plots."""
+    return {label: {name: r["headline"] or 0.0 for name, r in suites.items()} for label, suites in results.items()}
+
+
+def _pm(value, stderr) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.3f} ± {stderr:.3f}" if isinstance(stderr, float) else f"{value:.3f}"

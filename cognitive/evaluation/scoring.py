@@ -5,7 +5,7 @@ Models write final answers in many ways. `final_answer_text` looks, in order, fo
     "**Final Answer:** ..." / "Final Answer: ..."   (the project's response format)
     "\\boxed{...}"                                   (LaTeX style)
     "#### ..."                                     (GSM8K style)
-    "The answer is ..."
+    "The answer is ..." / "The final answer to the problem is ..."
     "Answer: ..." at the start of a line
 and otherwise falls back to the whole output. `answer_region` is the text a scorer reads: after the last
 marker, else after the last "Plan:" (planning), else the output's last paragraph (the last line for the
@@ -27,6 +27,9 @@ Per task (every scorer returns floats in [0, 1] and `answered`: a final answer c
 `score` is each task's headline metric (the first of its metrics in cognitive/tasks.py); the
 group `cognitive` averages it. `score_<difficulty>` is `score` on that difficulty's documents only.
 
+Every document also gets `step_accuracy` (when its output writes arithmetic): the share of its "a op b = c" steps
+that hold.
+
 Empty, truncated, unparseable or other-format outputs score 0; nothing here raises on model output
 (`score_document` also guards against a scorer bug: it logs it and scores the document 0).
 """
@@ -40,16 +43,17 @@ from collections import Counter
 from fractions import Fraction
 
 from cognitive import tasks
+from cognitive.data.generators import _arith
 from cognitive.data.generators.planning import plan_violations
 
 log = logging.getLogger(__name__)
 
 # ------------------------------------------------------------------------------------ final answer
 _MARKERS = [
-    re.compile(r"\*{0,2}\s*final\s+answer\s*:?\s*\*{0,2}\s*:?", re.IGNORECASE),
+    re.compile(r"\*{0,2}\s*final\s+answer\s*\*{0,2}\s*:\s*\*{0,2}", re.IGNORECASE),
     re.compile(r"\\boxed\{"),
     re.compile(r"####"),
-    re.compile(r"the\s+(?:final\s+)?answer\s+is\s*:?", re.IGNORECASE),
+    re.compile(r"\banswer\b[^\n:.]{0,60}?\bis\s*:?", re.IGNORECASE),  # "the (final) answer (to ...) is"
     re.compile(r"^[ \t*#>-]*answer\s*\**\s*:\**", re.IGNORECASE | re.MULTILINE),
 ]
 _PLAN_MARKER = re.compile(r"\bplan\s*:", re.IGNORECASE)
@@ -346,4 +350,14 @@ def score_document(doc: dict, output: str | None) -> dict[str, float]:
         log.exception("scoring %s document %s failed; scored 0", task.eval_task, doc.get("id"))
         metrics = task.zero_metrics()
     score = metrics[task.headline]
-    return {**metrics, "score": score, f"score_{doc['difficulty']}": score}
+    return {**metrics, "score": score, f"score_{doc['difficulty']}": score, **step_metrics(output)}
+
+
+# ------------------------------------------------------------------------------------------ step accuracy
+def step_metrics(output: str | None) -> dict[str, float]:
+    """{"step_accuracy": the share of the arithmetic steps ("a op b = c") the output writes that hold}, read with the
+    checkers' arithmetic reader (cognitive.data.generators._arith); {} when it writes none. A model can reach a
+    right answer through false steps, or write true steps to a wrong one: this separates reasoning from imitation
+    of the answer format."""
+    steps = _arith.chains(output if isinstance(output, str) else "")
+    return {"step_accuracy": sum(s.ok for s in steps) / len(steps)} if steps else {}

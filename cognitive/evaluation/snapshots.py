@@ -1,17 +1,19 @@
 """Evaluation documents for the lm-evaluation-harness tasks in eval/tasks.
 
-Each task reads a fixed JSONL snapshot, eval/data/<task>.jsonl, of records in the training schema,
+Each cognitive_* task reads a fixed JSONL snapshot, eval/data/<task>.jsonl, of records in the training schema,
 generated from `EVAL_SEEDS` (disjoint from every training seed) by the same generators and checkers as the
 training data: DOCS_PER_DIFFICULTY verified records of each of SNAPSHOT_DIFFICULTIES, interleaved (basic,
 intermediate, advanced, basic, ...) so that `--limit N` is a mixed prefix, and without two records of the
-same normalised problem text. Snapshots are rebuilt with
+same normalised problem text. Its plain variant, <task>_plain, asks the same documents as a person would: the
+problem's own text, its question, and one of the type's `plain_requests` (cognitive/tasks.py), no system prompt.
+The transfer tasks' snapshots come from reasoning-gym (cognitive/evaluation/transfer.py). Everything is rebuilt with
 
-    python -m cognitive.evaluation.snapshots --task cognitive_reasoning      # or --all
+    python -m cognitive.evaluation.snapshots --all          # or --task cognitive_reasoning
 
-which also records each snapshot's sha256 in its task YAML (`metadata.snapshot_sha256`) and, when the
-documents changed, bumps `metadata.version`. The task refuses to load a snapshot whose sha256 differs, and
-tests/unit/test_snapshots.py checks the same, so changed documents cannot go out under an old version. The data
-pipeline decontaminates training sets against every eval/data/*.jsonl by normalised-text hash
+which records each snapshot's sha256 in its task YAML (cognitive/evaluation/pinning.py), bumping
+`metadata.version` when the documents changed, and writes the YAMLs of the plain and transfer tasks from the
+registry. A task refuses to load a snapshot whose sha256 differs, and the tests check the same. The data pipeline
+decontaminates training sets against every eval/data/*.jsonl by normalised-text hash
 (cognitive.data.filters.load_eval_hashes).
 """
 
@@ -19,26 +21,29 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
+import random
 import sys
 from pathlib import Path
 
-from cognitive import PROJECT_ROOT, tasks
+from cognitive import tasks
 from cognitive.data.generators import EVAL_SEEDS, generate_example
 from cognitive.data.schema import CognitiveTrainingExample, DifficultyLevel, iter_jsonl, write_jsonl
 from cognitive.errors import ArgumentParser, UserError
-
-EVAL_DIR = PROJECT_ROOT / "eval"
-DATA_DIR = EVAL_DIR / "data"
-TASKS_DIR = EVAL_DIR / "tasks"
+from cognitive.evaluation.pinning import (
+    DATA_DIR,
+    GENERATED,
+    STANDARD_DIR,
+    TASKS_DIR,
+    check_pinned,
+    file_sha256,
+    record_sha,
+    write_generated_yaml,
+)
+from cognitive.evaluation.transfer import write_transfer_snapshot
 
 # The difficulties a snapshot holds (expert problems are left out: beyond the models this project trains).
 SNAPSHOT_DIFFICULTIES = (DifficultyLevel.BASIC, DifficultyLevel.INTERMEDIATE, DifficultyLevel.ADVANCED)
 DOCS_PER_DIFFICULTY = 200
-
-
-class SnapshotChanged(ValueError):
-    """The snapshot on disk is not the one the task YAML's metadata names."""
 
 
 def eval_seed(task: str, difficulty: DifficultyLevel, index: int) -> int:
@@ -78,11 +83,12 @@ def snapshot_path(task: str) -> Path:
 
 
 def snapshot_sha256(task: str) -> str:
-    return hashlib.sha256(snapshot_path(task).read_bytes()).hexdigest()
+    return file_sha256(snapshot_path(task))
 
 
 def to_doc(example: CognitiveTrainingExample) -> dict:
-    """One lm-eval document: the prompt as the model is trained to see it, plus what scoring needs."""
+    """One lm-eval document: the prompt as the model is trained to see it, the plain prompt, and what scoring
+    needs."""
     spec = example.problem_spec or {}
     return {
         "id": example.id,
@@ -90,10 +96,23 @@ def to_doc(example: CognitiveTrainingExample) -> dict:
         "difficulty": example.difficulty.value,
         "system_prompt": example.system_prompt(),
         "user_prompt": example.user_prompt(),
+        "plain_prompt": plain_prompt(example),
         "reference": example.final_answer,
         "answer": json.dumps(spec.get("answer")),
         "problem_spec": json.dumps(spec),
     }
+
+
+def plain_prompt(example: CognitiveTrainingExample) -> str:
+    """The problem as a person asks it: its text, then one of the type's plain requests (with the record's own
+    question, less any training-style prefix such as "Solve step by step."), picked by the record's id."""
+    task = tasks.get(example.task_type)
+    question = example.instruction
+    for prefix in getattr(task.generator_module(), "INSTRUCTION_PREFIX", ()):
+        if prefix and question.startswith(prefix):
+            question = question[len(prefix) :]
+    request = random.Random(f"plain|{example.id}").choice(task.plain_requests)
+    return f"{example.context}\n\n{request.format(question=question)}"
 
 
 def parse_difficulties(difficulty) -> set[str] | None:
@@ -121,18 +140,12 @@ def load_docs(task: str, difficulty=None):
 
 
 def load_task_docs(task: str, **metadata):
-    """The `custom_dataset` of eval/tasks/cognitive/<task>.yaml (through utils.load_docs, which the YAML names
-    with `dataset_kwargs: {task: <task>}`). lm-eval passes the YAML's metadata (version, snapshot_sha256) and
-    anything given with `--metadata` (plus the model args) as keyword arguments: the snapshot must have the
-    recorded sha256, and `--metadata '{"difficulty": "basic"}'` keeps one difficulty (comma-separated for
-    several; an unknown one ends the run with a one-line error, exit 2)."""
-    recorded = metadata.get("snapshot_sha256")
-    actual = snapshot_sha256(task)
-    if recorded != actual:
-        raise SnapshotChanged(
-            f"{snapshot_path(task)} has sha256 {actual}, but the {task} task YAML records {recorded}: the documents "
-            f"changed. Bump metadata.version and set snapshot_sha256 in eval/tasks/cognitive/{task}.yaml."
-        )
+    """The `custom_dataset` of eval/tasks/cognitive/<task>.yaml and of its plain variant (through utils.load_docs,
+    which the YAML names with `dataset_kwargs: {task: <task>}`). lm-eval passes the YAML's metadata (version,
+    snapshot_sha256) and anything given with `--metadata` (plus the model args) as keyword arguments: the snapshot
+    must have the recorded sha256, and `--metadata '{"difficulty": "basic"}'` keeps one difficulty (comma-separated
+    for several; an unknown one ends the run with a one-line error, exit 2)."""
+    check_pinned(snapshot_path(task), metadata.get("snapshot_sha256"), task_yaml_path(task))
     try:
         return load_docs(task, metadata.get("difficulty"))
     except UserError as e:  # lm_eval's CLI would print a traceback: one line and exit 2 instead
@@ -145,41 +158,66 @@ def task_yaml_path(task: str) -> Path:
 
 
 def record_snapshot(task: str, yaml_path: Path | None = None) -> str | None:
-    """Write the snapshot's sha256 into the task YAML's metadata and, when it changed, bump the major version.
-    Returns 'old -> new' version when the documents changed, else None."""
-    path = yaml_path or task_yaml_path(task)
-    text = path.read_text()
-    sha = snapshot_sha256(task)
-    recorded = re.search(r"^(\s*snapshot_sha256:\s*)(\S+)", text, re.MULTILINE)
-    version = re.search(r"^(\s*version:\s*)([\d.]+)", text, re.MULTILINE)
-    if recorded is None or version is None:
-        raise ValueError(f"{path}: metadata needs 'version:' and 'snapshot_sha256:' lines")
-    if recorded.group(2) == sha:
-        return None
-    new_version = f"{int(float(version.group(2))) + 1}.0"
-    text = text[: recorded.start(2)] + sha + text[recorded.end(2) :]
-    text = text[: version.start(2)] + new_version + text[version.end(2) :]
-    path.write_text(text)
-    return f"{version.group(2)} -> {new_version}"
+    """Record the snapshot's sha256 in its task YAML (version bumped when it changed); 'old -> new' or None."""
+    return record_sha(yaml_path or task_yaml_path(task), snapshot_sha256(task))
+
+
+def write_plain_yaml(task: tasks.TaskType) -> str | None:
+    """The plain variant's YAML: the task's YAML with the plain prompt, no system prompt, its own tag."""
+    requests_sha = hashlib.sha256(json.dumps(task.plain_requests).encode()).hexdigest()[:16]
+    body = (
+        f"# {task.plain_task}: the documents of {task.eval_task} asked as a person would (no system prompt, a plain\n"
+        f"# request, any reasonable answer form); requests: {task.name}.plain_requests (sha256 {requests_sha}...)\n"
+        f"include: {task.eval_task}.yaml\ntask: {task.plain_task}\ntag: cognitive_plain\n"
+        'description: ""\ndoc_to_text: plain_prompt\n'
+    )
+    return write_generated_yaml(task_yaml_path(task.plain_task), body, snapshot_sha256(task.eval_task))
+
+
+def write_standard_group() -> None:
+    """eval/standard/cognitive_standard.yaml: the registry's stock lm-eval tasks (their datasets come from the Hub).
+    It is kept out of eval/tasks so that `--tasks 'cognitive_*' --include_path eval/tasks` stays offline."""
+    names = [name for t in tasks.TASK_TYPES for name in t.standard]
+    lines = [
+        GENERATED,
+        "# Stock lm-eval tasks of the same skills as the task types (cognitive/tasks.py: `standard`);",
+        "# their datasets come from the Hugging Face Hub.",
+        "#   lm_eval --model hf --model_args pretrained=<dir> --tasks cognitive_standard --include_path eval/standard",
+        "group: cognitive_standard",
+        "task:",
+        *(f"  - {name}" for name in names),
+        "metadata:",
+        "  version: 1.0",
+    ]
+    path = STANDARD_DIR / "cognitive_standard.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
 
 
 def main(argv=None) -> None:
     parser = ArgumentParser(
-        description="Rebuild eval snapshots in eval/data/ and record them in the task "
-        "YAMLs (snapshot_sha256; the version goes up when documents change)."
+        description="Rebuild eval snapshots in eval/data/ and record them in the task YAMLs (snapshot_sha256; the "
+        "version goes up when documents change); write the plain and transfer task YAMLs from cognitive/tasks.py."
     )
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--task", choices=tasks.eval_tasks())
-    which.add_argument("--all", action="store_true", help="every task")
+    which.add_argument("--all", action="store_true", help="every task, its plain variant, the transfer tasks")
     parser.add_argument("--per-difficulty", type=int, default=DOCS_PER_DIFFICULTY)
     parser.add_argument("--difficulties", nargs="+", default=[d.value for d in SNAPSHOT_DIFFICULTIES])
     args = parser.parse_args(argv)
-    for task in tasks.eval_tasks() if args.all else [args.task]:
-        records = build_snapshot(task, args.per_difficulty, [DifficultyLevel(d) for d in args.difficulties])
-        n = write_jsonl(records, snapshot_path(task))
-        bumped = record_snapshot(task)
-        change = f"documents changed: {task} version {bumped}" if bumped else "documents unchanged"
-        print(f"wrote {n} records to {snapshot_path(task)} (sha256 {snapshot_sha256(task)}); {change}")
+    for name in tasks.eval_tasks() if args.all else [args.task]:
+        records = build_snapshot(name, args.per_difficulty, [DifficultyLevel(d) for d in args.difficulties])
+        n = write_jsonl(records, snapshot_path(name))
+        bumped = record_snapshot(name)
+        change = f"documents changed: {name} version {bumped}" if bumped else "documents unchanged"
+        print(f"wrote {n} records to {snapshot_path(name)} (sha256 {snapshot_sha256(name)}); {change}")
+        plain = write_plain_yaml(tasks.get(name))
+        print(f"  {tasks.get(name).plain_task}: {'version ' + plain if plain else 'unchanged'}")
+    if args.all:
+        write_standard_group()
+        for task in tasks.transfer_tasks():
+            bumped = write_transfer_snapshot(task)
+            print(f"{task.eval_task}: {'version ' + bumped if bumped else 'unchanged'}")
 
 
 if __name__ == "__main__":

@@ -147,3 +147,26 @@ def convert_gguf(gguf: Path, out: Path) -> None:
     model.generation_config = loaded.generation_config
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
+
+
+def inference_device_and_dtype() -> tuple[str, str]:
+    """Where and in what precision to run a model for evaluation and generation: a GPU in bf16; a CPU in bf16 when
+    it has native bf16 matmuls (AMX or AVX512-BF16: measured 2.2x faster generation than fp32 for the 135M on 2
+    cores), else in fp32. $COGNITIVE_SLM_DTYPE overrides the dtype."""
+    import torch
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    if os.environ.get("COGNITIVE_SLM_DTYPE"):  # e.g. float32, for bit-exact comparisons with an fp32 run
+        return device, os.environ["COGNITIVE_SLM_DTYPE"]
+    if device == "cuda":
+        return device, "bfloat16"
+    return device, "bfloat16" if cpu_has_fast_bf16() else "float32"
+
+
+def cpu_has_fast_bf16() -> bool:
+    import torch
+
+    try:
+        return bool(torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
+    except AttributeError:  # an older torch without the probes
+        return False

@@ -58,6 +58,12 @@ def load_eval_scores(path: Path) -> tuple[dict[str, dict[str, dict[str, float]]]
         data = json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError) as e:
         raise UserError(f"eval results {path}: not readable JSON ({e})") from None
+    if isinstance(data, dict) and isinstance(data.get("suites"), dict):  # recipes/evaluate.py (suites)
+        scores = {label: {task: metrics for r in suites.values() for task, metrics in (r.get("scores") or {}).items()}
+                  for label, suites in data["suites"].items()}
+        suites = ", ".join(dict.fromkeys(s for r in data["suites"].values() for s in r))
+        limit = (data.get("settings") or {}).get("limit") or "each suite's default number of"
+        return scores, f"recipes/evaluate.py, suites {suites}, {limit} documents per task"
     if isinstance(data, dict) and isinstance(data.get("models"), dict):  # recipes/evaluate.py
         settings = data.get("settings") or {}
         scores = {label: entry.get("scores") or {} for label, entry in data["models"].items()}

@@ -12,8 +12,9 @@ import pytest
 import torch
 import yaml
 
-from cognitive.evaluation.snapshots import DOCS_PER_DIFFICULTY, SNAPSHOT_DIFFICULTIES, TASKS_DIR
-from cognitive.tasks import TASK_TYPES
+from cognitive.evaluation.pinning import TASKS_DIR
+from cognitive.evaluation.snapshots import DOCS_PER_DIFFICULTY, SNAPSHOT_DIFFICULTIES
+from cognitive.tasks import TASK_TYPES, plain_tasks, transfer_tasks
 from tests.conftest import run_python
 
 TASKS = {t.eval_task: t.name for t in TASK_TYPES}  # eval task -> task type
@@ -31,7 +32,14 @@ def test_every_task_builds_with_its_documents_prompt_and_generation_settings():
     from lm_eval.tasks import TaskManager
 
     manager = TaskManager(include_path=str(TASKS_DIR), include_defaults=False)
-    assert manager.match_tasks(["cognitive_*"]) == sorted(TASKS)  # the documented command selects the five tasks
+    expected = {
+        *TASKS,
+        *plain_tasks(),
+        *(t.eval_task for t in transfer_tasks()),
+        "cognitive_plain",
+        "cognitive_transfer",
+    }
+    assert manager.match_tasks(["cognitive_*"]) == sorted(expected)  # the documented command: every task of ours
     loaded = manager.load(["cognitive"])
     assert sorted(loaded["group_map"]["cognitive"]) == sorted(TASKS)  # every task tagged cognitive-tasks
     for name, task in loaded["tasks"].items():
@@ -234,3 +242,47 @@ def test_evaluate_recipe_compares_four_models(tiny_model_dir, tmp_path, capsys):
 def test_evaluate_recipe_refuses_a_non_run(tmp_path):
     result = run_python(["recipes/evaluate.py", "--adapter", str(tmp_path), "--out", str(tmp_path / "x")])
     assert result.returncode == 2 and "no adapter (adapter_config.json)" in result.stderr
+
+
+def test_every_suite_runs_on_a_tiny_model(tiny_model_dir, tmp_path, monkeypatch, capsys):
+    """recipes/evaluate.py --suite all on a tiny random model, one document per task: the offline suites run and
+    report a headline and per task type scores; the standard suite needs the Hub, refused in one line here."""
+    import recipes.evaluate as recipe
+
+    out = tmp_path / "eval"
+    recipe.main(
+        [
+            "--base",
+            str(tiny_model_dir("llama")),
+            "--suite",
+            "cognitive,plain,transfer",
+            "--limit",
+            "1",
+            "--max-gen-toks",
+            "8",
+            "--out",
+            str(out),
+        ]
+    )
+    report = json.loads((out / "results.json").read_text())
+    suites = report["suites"]["base"]
+    assert list(suites) == ["cognitive", "plain", "transfer"]
+    for name, summary in suites.items():
+        assert summary["headline"] == 0.0 and set(summary["types"]) == {t.name for t in TASK_TYPES}, name
+        assert summary["limit"] == 1
+    assert [suites[s]["documents"] for s in suites] == [len(TASK_TYPES), len(TASK_TYPES), len(transfer_tasks())]
+    table = (out / "table.md").read_text()
+    assert "| transfer | 1 | 0.000 |" in table and "### plain: every task" in table
+    assert (out / "suites.png").read_bytes()[:4] == b"\x89PNG"
+    [sample] = map(
+        json.loads, (out / "samples" / "plain" / "base" / "cognitive_state_plain.jsonl").read_text().splitlines()
+    )
+    assert sample["score"] == 0.0
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        recipe.main(["--base", str(tiny_model_dir("llama")), "--suite", "standard", "--out", str(tmp_path / "s")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_info.value.code == 2 and len(err) == 1 and "from the Hugging Face Hub" in err[0]
+    assert not (tmp_path / "s").exists() and not (tmp_path / "s.partial").exists()

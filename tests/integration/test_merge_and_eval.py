@@ -52,7 +52,7 @@ def test_lm_eval_cli_runs_the_task_on_4_documents(tiny_run, tiny_model_dir, tmp_
     [results_file] = out.rglob("results_*.json")
     metrics = json.loads(results_file.read_text())["results"]["cognitive_reasoning"]
     assert 0.0 <= metrics["exact_match,none"] <= 1.0
-    [samples_file] = out.rglob("samples_cognitive_reasoning_*.jsonl")
+    [samples_file] = out.rglob("samples_cognitive_reasoning_20*.jsonl")  # not ..._plain_*
     samples = [json.loads(line) for line in samples_file.read_text().splitlines()]
     assert len(samples) == 4
     for s in samples:  # the prompt is the chat-rendered system + user turn of the record

@@ -56,3 +56,11 @@ def test_marker_preference_and_region():
     # without a marker the region is the last paragraph; planning also accepts 'Plan:'
     assert answer_region("step one\n\nstep two\nend") == ("step two\nend", False)
     assert answer_region("thinking\nPlan: a 0-5; b 5-9", plan=True) == ("a 0-5; b 5-9", True)
+
+
+def test_step_accuracy_is_the_share_of_true_arithmetic_steps():
+    from cognitive.evaluation.scoring import step_metrics
+
+    assert step_metrics("3 × 12 = 36\n36 - 13 = 23") == {"step_accuracy": 1.0}
+    assert step_metrics("8 trays × 15 rolls = 130 rolls; 130 rolls - 6 trays = 124") == {"step_accuracy": 0.5}
+    assert step_metrics("No arithmetic here.") == {} and step_metrics(None) == {}

@@ -11,12 +11,10 @@ from lm_eval.tasks._yaml_loader import load_yaml
 from cognitive.data.filters import load_eval_hashes, normalized_hash
 from cognitive.data.generators import EVAL_SEEDS, TRAIN_SEEDS, generate_example
 from cognitive.data.schema import DifficultyLevel, iter_jsonl
+from cognitive.evaluation.pinning import DATA_DIR, TASKS_DIR, SnapshotChanged
 from cognitive.evaluation.snapshots import (
-    DATA_DIR,
     DOCS_PER_DIFFICULTY,
     SNAPSHOT_DIFFICULTIES,
-    TASKS_DIR,
-    SnapshotChanged,
     build_snapshot,
     eval_seed,
     load_task_docs,
@@ -61,7 +59,7 @@ def test_a_changed_snapshot_is_refused_at_load(tmp_path, monkeypatch):
     lines = snapshot_path("cognitive_logic").read_text().splitlines(keepends=True)
     changed.write_text("".join(lines[:-1]))  # one document fewer
     monkeypatch.setattr(evalsets, "DATA_DIR", tmp_path)
-    with pytest.raises(SnapshotChanged, match=r"Bump metadata\.version"):
+    with pytest.raises(SnapshotChanged, match=r"bumps metadata\.version"):
         load_task_docs("cognitive_logic", **recorded)
 
 
@@ -151,7 +149,7 @@ def test_fast_check_fits_the_basic_reference_responses(snapshots, embedded_token
     from cognitive.evaluation.harness import FAST_CHECK
 
     assert FAST_CHECK["metadata"] == {"difficulty": "basic"}
-    for task in FAST_CHECK["tasks"]:
+    for task in [t for t in FAST_CHECK["tasks"] if t in snapshots]:  # the own tasks (transfer answers are free-form)
         basic = [r.response() for r in snapshots[task] if r.difficulty == DifficultyLevel.BASIC]
         longest = max(len(ids) for ids in embedded_tokenizer(basic)["input_ids"])
         assert FAST_CHECK["gen_kwargs"]["max_gen_toks"] >= 1.2 * longest, (task, longest)
