@@ -494,9 +494,18 @@ def test_parse_response_reads_the_trained_format():
     assert [s["description"] for s in free_text["steps"]] == ["Add 3 and 4", "Check it"]
 
 
-def test_model_card_reads_the_three_eval_result_formats(tmp_path):
+def test_model_card_reads_the_four_eval_result_formats(tmp_path):
     from cognitive.release.model_card import load_eval_scores
 
+    suites = {  # recipes/evaluate.py --suite ...
+        "settings": {"limit": None},
+        "suites": {
+            "release:modules": {
+                "cognitive": {"scores": {"cognitive_reasoning": {"score": 0.5}}},
+                "transfer": {"scores": {"cognitive_transfer_chain_sum": {"score": 0.25}}},
+            }
+        },
+    }
     lm_eval = {
         "results": {
             "cognitive_reasoning": {
@@ -514,8 +523,17 @@ def test_model_card_reads_the_three_eval_result_formats(tmp_path):
     }
     expected = {
         "evaluate": (EVAL_RESULTS, {"release:modules": {"cognitive_reasoning": {"score": 0.25, "exact_match": 0.25}}}),
-        "lm_eval": (lm_eval, {"release/x": {"cognitive_reasoning": {"exact_match": 0.5}}}),
+        "lm_eval": (lm_eval, {"release/x": {"cognitive_reasoning": {"exact_match": 0.5, "exact_match_stderr": 0.1}}}),
         "demo": (demo, demo),
+        "suites": (
+            suites,
+            {
+                "release:modules": {
+                    "cognitive_reasoning": {"score": 0.5},
+                    "cognitive_transfer_chain_sum": {"score": 0.25},
+                }
+            },
+        ),
     }
     for name, (data, scores) in expected.items():
         (tmp_path / f"{name}.json").write_text(json.dumps(data))

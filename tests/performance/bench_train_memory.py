@@ -1,0 +1,253 @@
+"""Peak memory and step time of the 135M CPU recipes, with a breakdown of where one training step's memory goes.
+
+    python tests/performance/bench_train_memory.py                         # the comparison below, 4 x 512 and 4 x 1024
+    python tests/performance/bench_train_memory.py --shapes 4x1024 --configs lora,modules --steps 3
+    python tests/performance/bench_train_memory.py --one lora_fp32 --shape 4x1024 --breakdown   # one, in detail
+
+Each configuration runs in its own process (so its peak RSS is its own): the recipe's trainer
+(cognitive.train.trainer.build_trainer) on the embedded SmolLM2-135M-Instruct, rows of exactly the shape's length
+(records of the five task types, truncated), `--steps` optimizer steps after one warm-up step. Reported: peak RSS
+(VmHWM of the process, from the start: model, data, trainer and the steps), seconds per step, and the memory
+estimator's CPU prediction (cognitive/model/memory.py, `estimate(..., device="cpu")`) beside the measurement.
+Configurations (the recipes' `--<key> <value>` overrides):
+
+    lora_fp32       the old CPU recipe: LoRA, fp32, no gradient checkpointing
+    modules_fp32    the same with every cognitive module (the 135M recipe's widths)
+    lora            the CPU recipe now: LoRA, bf16 autocast, gradient checkpointing
+    modules         the same with every cognitive module
+
+`--breakdown` also prints, for the warm-up step, the bytes of weights, trainable parameters + gradients + AdamW state,
+and the tensors autograd saves for backward, by the module that saved them (attention, MLP, norms, LM head / loss,
+each cognitive module), measured with torch.autograd.graph.saved_tensors_hooks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+MODULES = {  # the 135M CPU recipe's widths (recipes/configs/cognitive_135m_cpu.yaml)
+    "working_memory": {"enabled": True, "memory_size": 512, "update_frequency": 4, "memory_dim": 128},
+    "reasoning_heads": {"enabled": True, "num_reasoning_heads": 4, "reasoning_dim": 64},
+    "state_tracking": {"enabled": True, "num_states": 32, "state_dim": 128},
+    "planning_module": {"enabled": True, "planning_horizon": 8, "action_space_size": 64},
+}
+CONFIGS = {
+    "lora_fp32": dict(modules=False, overrides={"bf16": "false", "gradient_checkpointing": "false"}),
+    "modules_fp32": dict(modules=True, overrides={"bf16": "false", "gradient_checkpointing": "false"}),
+    "lora": dict(modules=False, overrides={"bf16": "true", "gradient_checkpointing": "true"}),
+    "modules": dict(modules=True, overrides={"bf16": "true", "gradient_checkpointing": "true"}),
+}
+MB = 2**20
+
+
+def peak_rss() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def make_data(directory: Path, rows: int) -> Path:
+    """Records of all five task types (advanced and expert: long enough to fill every row once truncated)."""
+    from cognitive import tasks
+    from cognitive.data.generators import generate_example
+    from cognitive.data.schema import write_jsonl
+
+    examples = [
+        generate_example(t.name, level, seed)
+        for seed in range(rows)
+        for t in tasks.TASK_TYPES
+        for level in ("advanced", "expert")
+    ]
+    write_jsonl(examples, directory / "train.jsonl")
+    return directory
+
+
+class SavedTensorLedger:
+    """Bytes of the tensors autograd saves for backward, by the innermost module that was running."""
+
+    def __init__(self, model):
+        self.stack: list[str] = []
+        self.bytes: dict[str, int] = defaultdict(int)
+        self.seen: set[int] = set()
+        for name, module in model.named_modules():
+            module.register_forward_pre_hook(lambda m, a, n=name: self.stack.append(n))
+            module.register_forward_hook(lambda m, a, o: self.stack.pop() if self.stack else None)
+
+    def category(self) -> str:
+        name = self.stack[-1] if self.stack else ""
+        for key, label in (
+            (".cognitive.memory", "working_memory"),
+            (".cognitive.reasoning", "reasoning_heads"),
+            (".cognitive.state", "state_tracking"),
+            (".cognitive.planning", "planning_module"),
+            ("self_attn", "attention"),
+            ("mlp", "mlp"),
+            ("norm", "norms"),
+            ("embed", "embeddings"),
+            ("lora_", "lora"),
+        ):
+            if key in name:
+                return label
+        return "lm head, loss, other" if name.count(".") < 4 else "decoder layer glue"
+
+    def pack(self, tensor):
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() not in self.seen:
+            self.seen.add(storage.data_ptr())
+            self.bytes[self.category()] += storage.nbytes()
+        return tensor
+
+
+def run_one(config: str, shape: str, steps: int, breakdown: bool) -> dict:
+    """One configuration in this process: build the recipe's trainer, time the steps, measure."""
+    import torch
+
+    from cognitive.model.memory import estimate, setup_from_args, shape_for
+    from cognitive.train.args import parse_sft_args, resolve_arguments
+    from cognitive.train.sft_data import load_sft_datasets
+    from cognitive.train.trainer import build_trainer, load_model_and_tokenizer
+
+    batch, length = (int(x) for x in shape.split("x"))
+    spec = CONFIGS[config]
+    with tempfile.TemporaryDirectory() as scratch:
+        data = make_data(Path(scratch), rows=max(8, batch * (steps + 2)))
+        argv = [
+            "--config",
+            str(ROOT / "recipes/configs/cognitive_135m_cpu.yaml"),
+            "--dataset_path",
+            str(data),
+            "--output_dir",
+            f"{scratch}/run",
+            "--max_steps",
+            str(steps + 1),
+            "--per_device_train_batch_size",
+            str(batch),
+            "--max_length",
+            str(length),
+            "--logging_steps",
+            "1",
+            "--save_strategy",
+            "no",
+            "--report_to",
+            "none",
+            "--use_cpu",
+            "true",
+        ]
+        for key, value in spec["overrides"].items():
+            argv += [f"--{key}", value]
+        script_args, training_args, model_args = parse_sft_args(argv)
+        script_args.cognitive_modules = MODULES if spec["modules"] else None
+        resolved = resolve_arguments(script_args)
+        train, _ = load_sft_datasets(script_args, resolved)
+        model, tokenizer = load_model_and_tokenizer(model_args, training_args, resolved.modules)
+        trainer = build_trainer(model, tokenizer, training_args, model_args, train, None, resolved.aux_labels)
+        times, ledger = [], None
+        state = {}
+
+        class Timer:  # a TrainerCallback (duck-typed): the time of every optimizer step
+            def __getattr__(self, name):
+                return lambda *a, **k: None
+
+            def on_step_begin(self, *a, **k):
+                state["t"] = time.perf_counter()
+
+            def on_step_end(self, *a, **k):
+                times.append(time.perf_counter() - state["t"])
+
+        trainer.add_callback(Timer())
+        if breakdown:
+            ledger = SavedTensorLedger(trainer.model)
+            with torch.autograd.graph.saved_tensors_hooks(ledger.pack, lambda t: t):
+                trainer.train()
+        else:
+            trainer.train()
+        params = {"base": 0, "trainable": 0}
+        for p in trainer.model.parameters():
+            params["trainable" if p.requires_grad else "base"] += p.numel() * p.element_size()
+        optimizer_state = sum(
+            t.numel() * t.element_size()
+            for s in trainer.optimizer.state.values()
+            for t in s.values()
+            if torch.is_tensor(t)
+        )
+        setup = setup_from_args(
+            training_args, model_args, module_params=(params["trainable"] // 4 if spec["modules"] else 0)
+        )
+        predicted = estimate(shape_for("embedded:smollm2-135m-instruct"), setup, device="cpu").total
+        result = {
+            "config": config,
+            "shape": shape,
+            "peak_rss_gib": round(peak_rss() / 2**30, 2),
+            "s_per_step": round(sorted(times[1:])[len(times[1:]) // 2], 2) if len(times) > 1 else None,
+            "estimate_gib": round(predicted / 2**30, 2),
+            "weights_mib": round(params["base"] / MB, 1),
+            "trainable_mib": round(params["trainable"] / MB, 1),
+            "optimizer_state_mib": round(optimizer_state / MB, 1),
+        }
+        if ledger is not None:
+            result["saved_for_backward_mib"] = {
+                k: round(v / MB, 1) for k, v in sorted(ledger.bytes.items(), key=lambda kv: -kv[1])
+            }
+        return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--configs", default=",".join(CONFIGS))
+    parser.add_argument("--shapes", default="4x512,4x1024")
+    parser.add_argument("--steps", type=int, default=3, help="timed optimizer steps (after one warm-up)")
+    parser.add_argument("--breakdown", action="store_true")
+    parser.add_argument("--one", help=argparse.SUPPRESS)  # run one configuration in this process
+    parser.add_argument("--shape", help=argparse.SUPPRESS)
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+    if args.one:
+        print("RESULT " + json.dumps(run_one(args.one, args.shape, args.steps, args.breakdown)), flush=True)
+        return
+    rows = []
+    for shape in args.shapes.split(","):
+        for config in args.configs.split(","):
+            command = [sys.executable, __file__, "--one", config, "--shape", shape, "--steps", str(args.steps)]
+            command += ["--breakdown"] if args.breakdown else []
+            out = subprocess.run(
+                command, capture_output=True, text=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"}
+            )
+            lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
+            if out.returncode or not lines:
+                print(f"{config} {shape}: failed\n{out.stderr[-3000:]}", flush=True)
+                continue
+            row = json.loads(lines[-1][len("RESULT ") :])
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    for shape in args.shapes.split(","):
+        by = {r["config"]: r for r in rows if r["shape"] == shape}
+        if "lora" in by and "modules" in by and by["lora"]["s_per_step"]:
+            print(
+                f"{shape}: modules / lora step time {by['modules']['s_per_step'] / by['lora']['s_per_step']:.2f}x "
+                f"(target <= 1.3); modules peak RSS {by['modules']['peak_rss_gib']} GiB (target <= 4)"
+            )
+        if "lora_fp32" in by and "lora" in by and by["lora"]["s_per_step"]:
+            print(
+                f"{shape}: lora now / lora_fp32 step time "
+                f"{by['lora']['s_per_step'] / by['lora_fp32']['s_per_step']:.2f}x, "
+                f"peak {by['lora']['peak_rss_gib']} vs {by['lora_fp32']['peak_rss_gib']} GiB"
+            )
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
