@@ -15,7 +15,13 @@ The estimate adds up what `torch.cuda.max_memory_allocated()` sees during a trai
     logits        TRL's fused LM head: one [4096 tokens x 32768 vocab] tile and its gradient, never b*s*V
     deepspeed     ZeRO-2 gradient buckets (reduce + allgather bucket sizes of the DS config)
 
-It is a model, not a measurement: tests/performance/gpu_train_bench.py measures real peaks on a GPU, and
+On a CPU (`use_cpu: true`, `Setup.device == "cpu"`) it predicts the process's peak RSS instead: the same weights,
+trainable and optimizer bytes (weights in their storage dtype: the CPU recipes keep fp32 weights under bf16 autocast)
+plus the Python runtime, and activations scaled by a factor fitted to tests/performance/bench_train_memory.py
+(CPU_ACTIVATION_FACTOR: mostly what glibc's allocator keeps mapped of freed blocks; live bytes are well under RSS).
+
+It is a model, not a measurement: tests/performance/gpu_train_bench.py measures real peaks on a GPU,
+tests/performance/bench_train_memory.py prints the CPU prediction beside the measured peak RSS, and
 tests/unit/test_memory.py checks the parameter and optimizer bytes against a real model on the CPU.
 """
 
@@ -69,7 +75,25 @@ KNOWN_SHAPES = {
     ),
 }
 
-LOGIT_TILE = (4096, 32768)  # TRL's fused LM head: tokens x vocab per projection tile
+LOGIT_TILE = (4096, 32768)  # TRL's fused LM head: tokens x vocab per projection tile (its defaults, sized for GPUs)
+# What cognitive.train.trainer sets on a CPU (use_cpu_lm_head_tiles): TRL's tiles folded with torch ops make several
+# fp32 copies of a 4096 x 32768 tile, +4 GB peak for the 135M; cache-sized tiles are leaner and faster there.
+CPU_LOGIT_TILE = (256, 4096)
+
+# The CPU terms, measured with tests/performance/bench_train_memory.py (2 cores, glibc malloc, torch 2.13):
+CPU_RUNTIME_BYTES = int(0.55 * GIB)  # RSS of the process once torch, transformers, TRL and the data are loaded
+# A step's peak RSS above everything else, over the live activation bytes of the formula below, fitted to the 135M at
+# 4 x 512 and 4 x 1024 (the estimate is within 25% of every measured peak there, tests/unit/test_memory.py). Without
+# checkpointing it is what the formula leaves out (autocast keeps fp32 and bf16 copies, autograd saves extras);
+# with it, it is mostly glibc's heap: freed blocks it keeps mapped (mallinfo2 counts <= 0.9 GB live at the 4.0 GB
+# peak of the modules recipe at 4 x 1024), because checkpointing frees and reallocates every layer's working set in
+# forward, recompute and backward. malloc_trim or a fixed mmap threshold return it, at 10-100% more step time.
+CPU_ACTIVATION_FACTOR = {
+    ("checkpointing", "bf16"): 6.0,
+    ("checkpointing", "fp32"): 6.0,
+    ("no_checkpointing", "bf16"): 2.6,
+    ("no_checkpointing", "fp32"): 2.0,
+}
 
 
 @dataclass(frozen=True)
@@ -176,6 +200,12 @@ class Setup:
     gradient_checkpointing: bool = True
     offload_optimizer: bool = False
     deepspeed_bucket_elems: int = 0  # reduce + allgather bucket sizes (elements), 0 without DeepSpeed
+    compute: str | None = None  # bf16 | fp32 activations; None: fp32 for fp32 weights, else bf16
+    device: str = "cuda"  # cuda: peak allocated GPU memory; cpu: the process's peak RSS
+
+    @property
+    def compute_bytes(self) -> int:
+        return {"bf16": 2, "fp32": 4}[self.compute or ("fp32" if self.quant == "fp32" else "bf16")]
 
 
 @dataclass
@@ -186,20 +216,22 @@ class Estimate:
     activations: int
     logits: int
     deepspeed: int
+    runtime: int = 0  # CPU only: the Python process before any tensor of the run
 
     @property
     def total(self) -> int:
-        return self.weights + self.trainable + self.optimizer + self.activations + self.logits + self.deepspeed
+        return sum(asdict(self).values())
 
     def table(self) -> str:
-        rows = [(k, v) for k, v in asdict(self).items()] + [("total (peak)", self.total)]
+        rows = [(k, v) for k, v in asdict(self).items() if v or k != "runtime"] + [("total (peak)", self.total)]
         return "\n".join(f"  {name:<14}{value / GIB:8.2f} GiB" for name, value in rows)
 
 
 def estimate(shape: Shape, setup: Setup) -> Estimate:
-    compute = 4 if setup.quant == "fp32" else 2  # bytes per activation / unquantized weight
+    compute = setup.compute_bytes  # bytes per activation
+    storage = 4 if setup.quant == "fp32" else 2  # bytes per unquantized weight (and of the residual stream)
     bits = {"nf4": 4 + 8 / 64 + 32 / (64 * 256), "bf16": 16, "fp32": 32}[setup.quant]
-    weights = int(shape.linear_params * bits / 8) + shape.other_params * compute
+    weights = int(shape.linear_params * bits / 8) + shape.other_params * storage
 
     trainable_params = shape.lora_params(setup.lora_r) + setup.module_params
     trainable_bytes = 4 if setup.quant in ("nf4", "fp32") else 2  # QLoRA keeps adapters in fp32
@@ -214,13 +246,18 @@ def estimate(shape: Shape, setup: Setup) -> Estimate:
     # + the two norm outputs and residuals (4h).
     layer_working = tokens * (3 * h + 2 * kv + 4 * i + 4 * h) * compute
     if setup.gradient_checkpointing:
-        activations = shape.layers * tokens * h * compute + layer_working
+        activations = shape.layers * tokens * h * storage + layer_working
     else:
         activations = shape.layers * layer_working
-    tile = min(tokens, LOGIT_TILE[0]) * min(shape.vocab, LOGIT_TILE[1])
-    logits = 2 * tile * compute + tokens * h * compute  # a tile and its gradient, + the gathered hidden states
+    tile_tokens, tile_vocab = CPU_LOGIT_TILE if setup.device == "cpu" else LOGIT_TILE
+    tile = min(tokens, tile_tokens) * min(shape.vocab, tile_vocab)
+    logits = 2 * tile * compute + tokens * h * storage  # a tile and its gradient, + the gathered hidden states
     deepspeed = setup.deepspeed_bucket_elems * compute * 2
-    return Estimate(weights, trainable, optimizer, activations, logits, deepspeed)
+    if setup.device != "cpu":
+        return Estimate(weights, trainable, optimizer, activations, logits, deepspeed)
+    key = ("checkpointing" if setup.gradient_checkpointing else "no_checkpointing", "bf16" if compute == 2 else "fp32")
+    activations = int(activations * CPU_ACTIVATION_FACTOR[key])
+    return Estimate(weights, trainable, optimizer, activations, logits, deepspeed, CPU_RUNTIME_BYTES)
 
 
 def recommend(shape: Shape, setup: Setup, card_bytes: int, effective_batch: int) -> dict:
@@ -260,8 +297,14 @@ def setup_from_args(training_args, model_args, module_params: int = 0) -> Setup:
         buckets = sum(
             int(v) for k, v in zero.items() if k in ("reduce_bucket_size", "allgather_bucket_size") and v != "auto"
         )
-    bf16 = training_args.bf16 or model_args.dtype in ("bfloat16", "float16")
-    quant = "nf4" if model_args.load_in_4bit else ("bf16" if bf16 else "fp32")
+    half_weights = model_args.dtype in ("bfloat16", "float16")
+    half_compute = bool(training_args.bf16 or training_args.fp16) or half_weights
+    if model_args.load_in_4bit:
+        quant = "nf4"
+    elif model_args.dtype == "float32":
+        quant = "fp32"  # fp32 weights, bf16 autocast when bf16 is on (the CPU recipes)
+    else:
+        quant = "bf16" if half_compute else "fp32"
     return Setup(
         micro_batch=training_args.per_device_train_batch_size,
         seq_len=training_args.max_length or 1024,
@@ -271,6 +314,8 @@ def setup_from_args(training_args, model_args, module_params: int = 0) -> Setup:
         gradient_checkpointing=bool(training_args.gradient_checkpointing),
         offload_optimizer=offload,
         deepspeed_bucket_elems=buckets,
+        compute="bf16" if half_compute else "fp32",
+        device="cpu" if getattr(training_args, "use_cpu", False) else "cuda",
     )
 
 

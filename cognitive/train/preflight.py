@@ -5,19 +5,22 @@
 A finished run dir in the way, the DeepSpeed config against the recipe, GPU-only settings on a machine without a
 GPU, and the memory estimate (cognitive/model/memory.py) against the card, with the settings that would fit.
 
-The estimate of a recipe alone, for any card:
+The estimate of a recipe alone, for any card, or of a CPU recipe's peak RSS:
 
     python -m cognitive.train.preflight --config recipes/configs/cognitive_1.5b.yaml --gpu 3090ti
+    python -m cognitive.train.preflight --config recipes/configs/cognitive_135m_cpu.yaml --max_length 1024
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 from dataclasses import asdict
 from pathlib import Path
 
 from cognitive.errors import ArgumentParser, UserError, exit_on_user_error
 from cognitive.model import memory as hardware
+from cognitive.model.base import cpu_has_fast_bf16 as hardware_has_fast_bf16
 from cognitive.train.args import cognitive_modules, parse_sft_args
 
 
@@ -35,6 +38,11 @@ def preflight(script_args, training_args, model_args, modules=None) -> None:
     if training_args.max_length is not None and training_args.max_length < 1:
         raise UserError(f"max_length: {training_args.max_length} tokens leaves nothing to train on; use e.g. 1024")
     ds = hardware._deepspeed_config(training_args.deepspeed)
+    if ds and training_args.use_cpu:
+        raise UserError(
+            f"{training_args.deepspeed}: use_cpu: true trains without DeepSpeed (transformers ignores the config "
+            "then); for ZeRO on a CPU pass --use_cpu false --bf16 false"
+        )
     if ds:
         check_deepspeed_matches(ds, training_args, model_args)
     if model_args.attn_implementation == "flash_attention_2":
@@ -43,19 +51,26 @@ def preflight(script_args, training_args, model_args, modules=None) -> None:
         if importlib.util.find_spec("flash_attn") is None:
             raise UserError("attn_implementation: flash_attention_2 needs: pip install flash-attn --no-build-isolation")
 
-    if script_args.gpu:
+    on_cpu = bool(training_args.use_cpu) or (not torch.cuda.is_available() and not script_args.gpu)
+    if on_cpu and training_args.bf16 and not hardware_has_fast_bf16():
+        print("note: this CPU has no native bf16 matmuls (AMX / AVX512-BF16): bf16 autocast may be slower than fp32")
+    if on_cpu:
+        card, capacity = "host RAM", host_memory_bytes()
+    elif script_args.gpu:
         card, capacity = script_args.gpu, hardware.card_bytes(script_args.gpu)
-    elif torch.cuda.is_available():
+    else:
         props = torch.cuda.get_device_properties(torch.cuda.current_device())
         card, capacity = props.name, props.total_memory
-    else:
-        return  # no card to check against
+    if capacity is None:
+        return  # nothing to check against
     try:
         shape = hardware.shape_for(model_args.model_name_or_path)
     except OSError as e:  # an unknown hub id without hub access: nothing to estimate from
         print(f"memory preflight skipped: no config for {model_args.model_name_or_path} ({str(e).splitlines()[0]})")
         return
     setup = hardware.setup_from_args(training_args, model_args, hardware.module_params(shape, modules))
+    if on_cpu:
+        setup = dataclasses.replace(setup, device="cpu")
     est = hardware.estimate(shape, setup)
     if est.total > capacity:
         effective = training_args.per_device_train_batch_size * training_args.gradient_accumulation_steps
@@ -66,6 +81,8 @@ def preflight(script_args, training_args, model_args, modules=None) -> None:
             if rec["fits"]
             else "use a smaller base, load_in_4bit true, or a DeepSpeed offload config"
         )
+        if on_cpu and not training_args.gradient_checkpointing:
+            advice = "set gradient_checkpointing true (less than half the peak on a CPU), or " + advice
         raise UserError(
             f"estimated peak memory {est.total / hardware.GIB:.1f} GiB exceeds the {card}'s "
             f"{capacity / hardware.GIB:.1f} GiB: {advice} "
@@ -75,6 +92,17 @@ def preflight(script_args, training_args, model_args, modules=None) -> None:
         f"memory preflight: estimated peak {est.total / hardware.GIB:.1f} GiB "
         f"of {capacity / hardware.GIB:.1f} GiB ({card})"
     )
+
+
+def host_memory_bytes() -> int | None:
+    """What this machine's RAM can give a new process: MemAvailable of /proc/meminfo (None where there is none)."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
 
 
 def check_deepspeed_matches(ds: dict, training_args, model_args) -> None:
@@ -105,19 +133,30 @@ def check_deepspeed_matches(ds: dict, training_args, model_args) -> None:
 
 @exit_on_user_error
 def main(argv=None) -> None:
-    parser = ArgumentParser(description="Estimate peak GPU memory of a recipe and recommend settings.")
+    parser = ArgumentParser(
+        description="Estimate peak memory of a recipe (GPU memory, or RSS on a CPU) and recommend settings."
+    )
     parser.add_argument("--config", required=True, help="recipe YAML (recipes/configs/*.yaml)")
     parser.add_argument("--gpu", default="3090ti", help=f"card: {', '.join(hardware.GPUS_GIB)}")
-    parser.add_argument("--gib", type=float, help="card memory in GiB (overrides --gpu)")
+    parser.add_argument("--gib", type=float, help="card (or RAM) size in GiB (overrides --gpu / this machine's RAM)")
+    parser.add_argument("--cpu", action="store_true", help="estimate the peak RSS of a CPU run (use_cpu recipes do)")
     args, overrides = parser.parse_known_args(argv)
-    # Parsed as on a GPU machine would, minus the GPU-only switches that TrainingArguments checks here.
+    # A GPU recipe is parsed as on a GPU machine, minus the GPU-only switches TrainingArguments checks here;
+    # a CPU recipe (use_cpu: true) as it is.
     script_args, training_args, model_args = parse_sft_args(
         ["--config", args.config, "--bf16", "false", "--tf32", "false", *overrides]
     )
+    on_cpu = args.cpu or bool(training_args.use_cpu)
+    if training_args.use_cpu:
+        script_args, training_args, model_args = parse_sft_args(["--config", args.config, *overrides])
     shape = hardware.shape_for(model_args.model_name_or_path)
     modules = cognitive_modules(script_args)
     setup = hardware.setup_from_args(training_args, model_args, hardware.module_params(shape, modules))
-    capacity = int(args.gib * hardware.GIB) if args.gib else hardware.card_bytes(args.gpu)
+    if on_cpu:
+        setup = dataclasses.replace(setup, device="cpu")
+        capacity, where = int(args.gib * hardware.GIB) if args.gib else host_memory_bytes(), "RAM"
+    else:
+        capacity, where = (int(args.gib * hardware.GIB) if args.gib else hardware.card_bytes(args.gpu)), "card"
     est = hardware.estimate(shape, setup)
     effective = training_args.per_device_train_batch_size * training_args.gradient_accumulation_steps
     print(
@@ -125,8 +164,9 @@ def main(argv=None) -> None:
         f"{shape.other_params / 1e9:.2f}B other params; {asdict(setup)}"
     )
     print(est.table())
-    print(f"card: {capacity / hardware.GIB:.1f} GiB -> {'fits' if est.total <= capacity else 'DOES NOT FIT'}")
-    print(f"recommended: {hardware.recommend(shape, setup, capacity, effective)}")
+    if capacity:
+        print(f"{where}: {capacity / hardware.GIB:.1f} GiB -> {'fits' if est.total <= capacity else 'DOES NOT FIT'}")
+        print(f"recommended: {hardware.recommend(shape, setup, capacity, effective)}")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import warnings
 
 import torch
 from trl import SFTTrainer
@@ -38,6 +39,7 @@ from cognitive.model.inject import (
     mark_cognitive_trainable,
     save_cognitive_adapter,
 )
+from cognitive.model.memory import CPU_LOGIT_TILE
 from cognitive.model.modules import unwrap_model
 from cognitive.train.aux_labels import (
     SPANS_COLUMN,
@@ -129,12 +131,35 @@ def build_trainer(model, tokenizer, training_args, model_args, train_dataset, ev
         processing_class=tokenizer,
         peft_config=lora_config(model_args, model),
     )
+    if training_args.use_cpu or not torch.cuda.is_available():
+        use_cpu_lm_head_tiles()
     if getattr(model, "cognitive_config", None) is None:
         trainer = SFTTrainer(**kwargs)
     else:
         trainer = CognitiveSFTTrainer(**kwargs, aux_labels=aux_labels)
     trainer.add_callback(CheckpointMarker())  # marks each checkpoint complete, last (cognitive/train/run.py)
     return trainer
+
+
+# TRL's fused LM head (trl.kernels.chunked_logprob, which SFTTrainer computes the loss with) scores the vocabulary in
+# tiles sized for GPU GEMMs (memory.LOGIT_TILE). Without Triton (on a CPU) each tile is folded with torch ops that
+# make several fp32 copies of it, 0.5 GB apiece: for the 135M at 4 x 1024 they are the step's peak, +4 GB over
+# everything else. On a CPU smaller tiles (memory.CPU_LOGIT_TILE) are both leaner and faster (cache-sized; measured
+# with tests/performance/bench_train_memory.py: 6.3 -> 2.3 GB peak RSS, 40.6 -> 32.8 s for two steps).
+def use_cpu_lm_head_tiles(tokens: int = CPU_LOGIT_TILE[0], vocab: int = CPU_LOGIT_TILE[1]) -> bool:
+    """Set TRL's fused-LM-head tile size for this process (its module constants: TRL exposes no argument for them).
+    Returns False, with a warning, when the installed TRL no longer has them (the loss is then TRL's default)."""
+    import trl.kernels.chunked_logprob as kernel
+    import trl.trainer.utils as trl_utils
+
+    if not (hasattr(kernel, "TOKEN_CHUNK_SIZE") and hasattr(trl_utils, "_CHUNKED_LOGPROB_CHUNK_SIZE")):
+        warnings.warn(
+            "this TRL has no fused-LM-head tile constants: CPU training keeps its default tiles", stacklevel=2
+        )
+        return False
+    kernel.TOKEN_CHUNK_SIZE = tokens
+    trl_utils._CHUNKED_LOGPROB_CHUNK_SIZE = vocab
+    return True
 
 
 # ------------------------------------------------------------------------------------------------ the trainer

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
-from tests.conftest import ROOT, tiny_recipe_yaml
+from tests.conftest import ROOT, run_python, tiny_recipe_yaml
 
 DEEPSPEED = shutil.which("deepspeed") or str(Path(sys.executable).parent / "deepspeed")
 STEPS = 3
@@ -29,6 +29,21 @@ def _deepspeed(args: list[str], tmp_path: Path):
     result = subprocess.run([DEEPSPEED, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     return result
+
+
+# The CPU recipes set use_cpu (bf16 autocast on the CPU), with which transformers trains without DeepSpeed; ZeRO on a
+# CPU runs in fp32 without it.
+ZERO_ON_CPU = dict(use_cpu=False, bf16=False, gradient_checkpointing=False)
+
+
+def test_a_use_cpu_recipe_with_deepspeed_is_refused(tiny_model_dir, cot_data_dir, tmp_path):
+    recipe = tiny_recipe_yaml(tmp_path / "tiny.yaml", tiny_model_dir("llama"), cot_data_dir, tmp_path / "run")
+    result = run_python(["recipes/sft.py", "--ds", "ds_configs/zero2_3090ti.json", "--config", str(recipe)])
+    assert result.returncode == 2 and not (tmp_path / "run.partial").exists()
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: ds_configs/zero2_3090ti.json: use_cpu: true trains without DeepSpeed (transformers ignores the config "
+        "then); for ZeRO on a CPU pass --use_cpu false --bf16 false"
+    )
 
 
 def _losses(run_dir: Path) -> list[float]:
@@ -47,6 +62,7 @@ def one_rank_run(tmp_path_factory, tiny_model_dir, cot_data_dir):
         max_steps=STEPS,
         save_steps=STEPS,
         gradient_accumulation_steps=2,
+        **ZERO_ON_CPU,
     )
     # The command exactly as the README gives it, with a tiny recipe.
     result = _deepspeed(["recipes/sft.py", "--ds", "ds_configs/zero2_3090ti.json", "--config", str(recipe)], tmp)
@@ -115,6 +131,7 @@ def test_zero3_offload_config_trains(tmp_path, tiny_model_dir, cot_data_dir, qua
         tmp_path / "run",
         max_steps=2,
         save_steps=2,
+        **ZERO_ON_CPU,
         **extra,
     )
     _deepspeed(["recipes/sft.py", "--ds", "ds_configs/zero3_offload.json", "--config", str(recipe)], tmp_path)

@@ -116,7 +116,12 @@ def test_deepspeed_config_contradicting_the_recipe_fails_before_loading(tiny_mod
     ds = tmp_path / "ds.json"
     ds.write_text(json.dumps({"train_micro_batch_size_per_gpu": 8, "zero_optimization": {"stage": 2}}))
     result = run_python(
-        ["recipes/sft.py", *tiny_recipe(tiny_model_dir("llama"), cot_data_dir, tmp_path / "run"), "--ds", str(ds)]
+        [
+            "recipes/sft.py",
+            *tiny_recipe(tiny_model_dir("llama"), cot_data_dir, tmp_path / "run", use_cpu=False, bf16=False),
+            "--ds",
+            str(ds),
+        ]
     )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == (
@@ -127,7 +132,12 @@ def test_deepspeed_config_contradicting_the_recipe_fails_before_loading(tiny_mod
 
     ds.write_text('{"zero_optimization": {"stage": 2,}\n')
     result = run_python(
-        ["recipes/sft.py", *tiny_recipe(tiny_model_dir("llama"), cot_data_dir, tmp_path / "run"), "--ds", str(ds)]
+        [
+            "recipes/sft.py",
+            *tiny_recipe(tiny_model_dir("llama"), cot_data_dir, tmp_path / "run", use_cpu=False, bf16=False),
+            "--ds",
+            str(ds),
+        ]
     )
     assert result.returncode == 2 and result.stderr.strip().splitlines()[-1].startswith(
         f"error: {ds}:1: not valid JSON"

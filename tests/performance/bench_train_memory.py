@@ -8,7 +8,7 @@ Each configuration runs in its own process (so its peak RSS is its own): the rec
 (cognitive.train.trainer.build_trainer) on the embedded SmolLM2-135M-Instruct, rows of exactly the shape's length
 (records of the five task types, truncated), `--steps` optimizer steps after one warm-up step. Reported: peak RSS
 (VmHWM of the process, from the start: model, data, trainer and the steps), seconds per step, and the memory
-estimator's CPU prediction (cognitive/model/memory.py, `estimate(..., device="cpu")`) beside the measurement.
+estimator's CPU prediction (cognitive/model/memory.py, `estimate` of the recipe with use_cpu) beside the measurement.
 Configurations (the recipes' `--<key> <value>` overrides):
 
     lora_fp32       the old CPU recipe: LoRA, fp32, no gradient checkpointing
@@ -45,6 +45,8 @@ MODULES = {  # the 135M CPU recipe's widths (recipes/configs/cognitive_135m_cpu.
 CONFIGS = {
     "lora_fp32": dict(modules=False, overrides={"bf16": "false", "gradient_checkpointing": "false"}),
     "modules_fp32": dict(modules=True, overrides={"bf16": "false", "gradient_checkpointing": "false"}),
+    "lora_bf16": dict(modules=False, overrides={"bf16": "true", "gradient_checkpointing": "false"}),
+    "modules_bf16": dict(modules=True, overrides={"bf16": "true", "gradient_checkpointing": "false"}),
     "lora": dict(modules=False, overrides={"bf16": "true", "gradient_checkpointing": "true"}),
     "modules": dict(modules=True, overrides={"bf16": "true", "gradient_checkpointing": "true"}),
 }
@@ -83,8 +85,15 @@ class SavedTensorLedger:
         self.bytes: dict[str, int] = defaultdict(int)
         self.seen: set[int] = set()
         for name, module in model.named_modules():
-            module.register_forward_pre_hook(lambda m, a, n=name: self.stack.append(n))
-            module.register_forward_hook(lambda m, a, o: self.stack.pop() if self.stack else None)
+            module.register_forward_pre_hook(lambda m, a, n=name: self._enter(n))
+            module.register_forward_hook(lambda m, a, o: self._leave())
+
+    def _enter(self, name: str) -> None:  # hooks return None: anything else would replace the module's output
+        self.stack.append(name)
+
+    def _leave(self) -> None:
+        if self.stack:
+            self.stack.pop()
 
     def category(self) -> str:
         name = self.stack[-1] if self.stack else ""
@@ -186,7 +195,7 @@ def run_one(config: str, shape: str, steps: int, breakdown: bool) -> dict:
         setup = setup_from_args(
             training_args, model_args, module_params=(params["trainable"] // 4 if spec["modules"] else 0)
         )
-        predicted = estimate(shape_for("embedded:smollm2-135m-instruct"), setup, device="cpu").total
+        predicted = estimate(shape_for("embedded:smollm2-135m-instruct"), setup).total
         result = {
             "config": config,
             "shape": shape,

@@ -154,3 +154,59 @@ def test_cli_counts_the_recipes_modules(capsys):
     assert f"'module_params': {modules}" in with_modules and "'module_params': 0" in without
     # QLoRA: fp32 weights + grads of the modules (8 bytes per parameter) on top of LoRA's
     assert trainable_gib(with_modules) - trainable_gib(without) == pytest.approx(8 * modules / GIB, abs=0.01)
+
+
+# Peak RSS (GiB) of the 135M CPU recipes measured by tests/performance/bench_train_memory.py (2 cores, torch 2.13,
+# 2026-12-02): (configuration, batch, length) -> GiB. "lora"/"modules": bf16 autocast + gradient checkpointing.
+MEASURED_CPU_PEAKS = {
+    ("lora", 4, 512): 2.07,
+    ("lora", 4, 1024): 2.81,
+    ("modules", 4, 512): 2.59,
+    ("modules", 4, 1024): 4.13,
+    ("lora_bf16", 4, 1024): 7.41,
+    ("modules_bf16", 4, 1024): 9.07,
+    ("lora_fp32", 4, 1024): 11.14,
+    ("modules_fp32", 4, 1024): 12.62,
+    ("lora_fp32", 4, 512): 6.04,
+}
+
+
+@pytest.mark.parametrize("config, batch, length", list(MEASURED_CPU_PEAKS))
+def test_cpu_estimate_tracks_the_measured_peak_rss(config, batch, length):
+    """Within 25% of the measured peaks, through the recipe's own settings (setup_from_args of the 135M CPU recipe
+    with the configuration's overrides), module parameters counted as the recipe injects them."""
+    from cognitive.train.args import cognitive_modules, parse_sft_args
+
+    overrides = ["--per_device_train_batch_size", str(batch), "--max_length", str(length)]
+    overrides += [
+        "--gradient_checkpointing",
+        str("_" not in config).lower(),
+        "--bf16",
+        str("fp32" not in config).lower(),
+    ]
+    script_args, training_args, model_args = parse_sft_args(
+        ["--config", "recipes/configs/cognitive_135m_cpu.yaml", *overrides]
+    )
+    shape = hardware.shape_for(model_args.model_name_or_path)
+    modules = cognitive_modules(script_args) if config.startswith("modules") else None
+    setup = hardware.setup_from_args(training_args, model_args, hardware.module_params(shape, modules))
+    assert setup.device == "cpu" and setup.quant == "fp32"
+    measured = MEASURED_CPU_PEAKS[(config, batch, length)]
+    assert estimate(shape, setup).total / GIB == pytest.approx(measured, rel=0.25)
+
+
+def test_cpu_and_gpu_estimates_differ_where_the_machines_do():
+    """The CPU estimate adds the Python runtime and uses the CPU LM-head tile; the GPU estimate of the same
+    setup is unchanged by the CPU terms."""
+    shape = hardware.shape_for("embedded:smollm2-135m-instruct")
+    gpu = estimate(shape, Setup(quant="fp32", compute="bf16", micro_batch=4, seq_len=1024))
+    cpu = estimate(shape, Setup(quant="fp32", compute="bf16", micro_batch=4, seq_len=1024, device="cpu"))
+    assert gpu.runtime == 0 and cpu.runtime == hardware.CPU_RUNTIME_BYTES
+    assert (gpu.weights, gpu.trainable, gpu.optimizer) == (cpu.weights, cpu.trainable, cpu.optimizer)
+    assert cpu.logits < gpu.logits  # a 256 x 4096 tile instead of 4096 x 32768
+
+
+def test_cli_estimates_a_cpu_recipe_against_ram(capsys):
+    preflight.main(["--config", "recipes/configs/cognitive_135m_cpu.yaml", "--max_length", "1024", "--gib", "2"])
+    out = capsys.readouterr().out
+    assert "'device': 'cpu'" in out and "runtime" in out and "RAM: 2.0 GiB -> DOES NOT FIT" in out

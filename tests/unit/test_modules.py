@@ -293,3 +293,21 @@ def test_flash_attention_mask_forms_give_the_same_block_outputs():
         unpacked = block.run(layer, {"attention_mask": None}, hidden)  # as if one sequence per row
     assert (block_diag - padding_free).abs().max().item() <= TOL
     assert (block_diag[:, 5:] - unpacked[:, 5:]).abs().max().item() > 1e-4  # packing does matter here
+
+
+def test_only_right_padded_single_sequence_rows_skip_the_explicit_mask():
+    """Training batches (right padding, one sequence per row) take SDPA's fused causal kernel (no mask: what
+    test_no_hidden_state_and_batch_independence's right-padding case checks the outputs of); left padding and
+    packing keep the explicit [B, 1, q, q] mask, which they need."""
+    from cognitive.model.modules import _causal_mask
+
+    right = torch.tensor([[1, 1, 1, 0], [1, 1, 1, 1]])
+    left = torch.tensor([[0, 1, 1, 1], [1, 1, 1, 1]])
+    packed_positions = torch.tensor([[0, 1, 0, 1], [0, 1, 2, 3]])
+    cases = [(right, None, True), (left, None, False), (None, packed_positions, False)]
+    for mask, positions, fused in cases:
+        layout = token_layout(mask, positions, 2, 4, 0)
+        built = _causal_mask(layout, layout.valid, 4, 4, "cpu")
+        assert (built is None) == fused, (mask, positions)
+        if not fused:
+            assert built.shape == (2, 1, 4, 4)
