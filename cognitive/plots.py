@@ -130,3 +130,25 @@ def plot_suites(results: dict, path: str | Path, type_names: list[str]) -> Path:
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return Path(path)
+
+
+def plot_ablation(summary: dict, path: str | Path) -> Path:
+    """The module ablation (cognitive.evaluation.ablation.aggregate): grouped bars per suite, one bar per arm (mean
+    over seeds), whiskers = the spread over seeds."""
+    plt = _pyplot()
+    arms = list(summary)
+    suites = list(dict.fromkeys(s for by_suite in summary.values() for s in by_suite))
+    width = 0.8 / max(len(arms), 1)
+    fig, ax = plt.subplots(figsize=(max(6, 2.2 * len(suites) + 2), 3.8))
+    for i, arm in enumerate(arms):
+        means = [(summary[arm].get(s) or {}).get("mean") or 0.0 for s in suites]
+        spreads = [(summary[arm].get(s) or {}).get("spread") or 0.0 for s in suites]
+        ax.bar([k + i * width for k in range(len(suites))], means, width, yerr=spreads, capsize=2, label=arm)
+    ax.set_xticks([k + width * (len(arms) - 1) / 2 for k in range(len(suites))], suites)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("headline (mean over seeds)")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)

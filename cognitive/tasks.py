@@ -53,6 +53,9 @@ class TaskType:
     # The plain variant (<eval_task>_plain): the same problems asked as a person would, no system prompt; the
     # request is one of these (phrasings the training data never uses; "{question}" is the record's own question).
     plain_requests: tuple[str, ...] = ()
+    # The training prompts' "user" style (cognitive.data.response.PROMPT_STYLES): the record's question in one of
+    # these phrasings, no system prompt. Never one of the plain requests: the plain suite stays unseen wording.
+    train_requests: tuple[str, ...] = ()
     transfer: tuple[TransferTask, ...] = ()  # third-party tasks of this type (the cognitive_transfer group)
     standard: tuple[str, ...] = ()  # stock lm-eval tasks of this skill (the cognitive_standard group; needs the Hub)
     fast_check: bool = True  # in the in-training check (False: trained answers too long for it)
@@ -88,6 +91,12 @@ TASK_TYPES: tuple[TaskType, ...] = (
         generator=f"{_GENERATORS}.chain_of_thought",
         scorer=f"{_SCORING}:score_reasoning",
         metrics=("exact_match",),
+        train_requests=(
+            "{question} Please work it out.",
+            "{question} Show me how you get there.",
+            "Can you figure this out? {question}",
+            "{question} Go through it one step at a time.",
+        ),
         plain_requests=(
             "{question} I'd like to know the number.",
             "{question} What do you make it?",
@@ -113,6 +122,12 @@ TASK_TYPES: tuple[TaskType, ...] = (
         generator=f"{_GENERATORS}.planning",
         scorer=f"{_SCORING}:score_plan",
         metrics=("valid", "optimal"),
+        train_requests=(
+            "{question}",
+            "Can you plan this for me? {question}",
+            "{question} List each task's start and end.",
+            "Please make a schedule. {question}",
+        ),
         plain_requests=(
             "I need everything wrapped up at the earliest. When should each job start and end, and when will I be "
             "done?",
@@ -143,6 +158,12 @@ TASK_TYPES: tuple[TaskType, ...] = (
         generator=f"{_GENERATORS}.state_transition",
         scorer=f"{_SCORING}:score_state",
         metrics=("exact_match",),
+        train_requests=(
+            "{question}",
+            "{question} Follow the changes in order.",
+            "Can you keep track of this? {question}",
+            "{question} Go through each change.",
+        ),
         plain_requests=(
             "{question} I lost track partway.",
             "{question} Can you follow it through for me?",
@@ -163,6 +184,12 @@ TASK_TYPES: tuple[TaskType, ...] = (
         generator=f"{_GENERATORS}.problem_solving",
         scorer=f"{_SCORING}:score_logic",
         metrics=("grid_accuracy", "cell_accuracy"),
+        train_requests=(
+            "{question}",
+            "Can you solve this puzzle? {question}",
+            "{question} Use every clue.",
+            "Here is a logic puzzle. {question}",
+        ),
         plain_requests=(
             "Who ends up with what? I can't crack it.",
             "Can you match each person to their options using these hints?",
@@ -181,6 +208,12 @@ TASK_TYPES: tuple[TaskType, ...] = (
         generator=f"{_GENERATORS}.memory_recall",
         scorer=f"{_SCORING}:score_memory",
         metrics=("exact_match",),
+        train_requests=(
+            "{question}",
+            "{question} Look back through the story.",
+            "From the story: {question}",
+            "Can you remember? {question}",
+        ),
         plain_requests=("{question} I don't remember.", "Quick check: {question}", "{question} Think back through it."),
         transfer=(
             TransferTask("needle_haystack", dict(min_num_statements=10, max_num_statements=30)),

@@ -110,14 +110,17 @@ def check_seed_range(config: DatasetConfiguration, n_slots: int) -> None:
 _COUNTER: filters.TokenCounter | None = None
 
 
-def _load_counter(tokenizer_spec: str) -> None:
-    global _COUNTER
-    _COUNTER = filters.TokenCounter(tokenizer_spec)
+_LENGTH_STYLE = "guide"
+
+
+def _load_counter(tokenizer_spec: str, length_style: str = "guide") -> None:
+    global _COUNTER, _LENGTH_STYLE
+    _COUNTER, _LENGTH_STYLE = filters.TokenCounter(tokenizer_spec), length_style
 
 
 def _measure(examples: list[CognitiveTrainingExample], problems: list[list[str]]) -> list[dict]:
     """What the main process needs to run the stages, without re-parsing the example."""
-    lengths = _COUNTER.count_many(examples)
+    lengths = _COUNTER.count_many(examples, _LENGTH_STYLE)
     out = []
     for ex, probs, n_tokens in zip(examples, problems, lengths):
         text = filters.problem_text(ex)
@@ -243,7 +246,7 @@ def build_dataset(
     plan_slots(config, 1)  # validate the domains before any work
     check_seed_range(config, config.target_size)
     eval_hashes = load_decontamination_hashes(eval_dir) if decontaminate else set()
-    _load_counter(tokenizer)  # before the workers fork; fails early (one line) on a bad tokenizer
+    _load_counter(tokenizer, config.length_style)  # before the workers fork; fails early (one line) on a bad tokenizer
     curated = _load_curated(config.curated_files)
     with output_dir(out, overwrite=overwrite, exists_error=exists) as tmp:
         report, writer = Report(), SplitWriter(tmp, config)
@@ -270,6 +273,7 @@ def build_dataset(
                     else:
                         failed.append(item[0])
                 pending = failed
+        check_shortfall(config, slots, pending, report)
         timings = {"generate_and_filter": round(time.time() - start, 2)}
         t = time.time()
         files = writer.finish(config.shard_size)
@@ -301,6 +305,48 @@ def build_dataset(
         }
         (tmp / "report.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
+
+
+def check_shortfall(config: DatasetConfiguration, slots: list[tuple], pending: list[int], report: Report) -> None:
+    """Slots still empty after max_attempts refills are an error, never a smaller dataset written silently: first
+    any task type / difficulty whose slots all stayed empty (typically: its examples do not fit max_tokens), then
+    the shortfall itself, each with the reasons its examples were dropped."""
+    if not pending:
+        return
+    wanted = Counter((task, difficulty) for task, difficulty, _ in slots)
+    empty = Counter((slots[i][0], slots[i][1]) for i in pending)
+    reasons = Counter()
+    for stage in report.stages.values():
+        reasons.update(stage["reasons"])
+
+    def why(task: str, difficulty: str | None = None) -> str:
+        def about(key: str) -> bool:  # report keys read "task: reason" or "task/difficulty: reason"
+            if difficulty is None:
+                return key == task or key.startswith(f"{task}/")
+            return key in (task, f"{task}/{difficulty}")
+
+        top = Counter({r: n for r, n in reasons.items() if about(r.split(":")[0])}).most_common(2)
+        return "; ".join(f"{r.split(': ', 1)[1]} x{n}" for r, n in top) or "no reason recorded"
+
+    gone = sorted(pair for pair, n in wanted.items() if empty[pair] == n)
+    task_names = sorted({task for task, _ in wanted})
+    tasks_gone = [t for t in task_names if all(pair in gone for pair in wanted if pair[0] == t)]
+    if tasks_gone:
+        raise UserError(
+            f"task type {', '.join(tasks_gone)}: every example was dropped ({why(tasks_gone[0])}); "
+            f"raise max_tokens (now {config.max_tokens}) or remove it from task_distribution"
+        )
+    if gone:
+        names = ", ".join(f"{t}/{d}" for t, d in gone)
+        raise UserError(
+            f"{names}: every example was dropped ({why(*gone[0])}); raise max_tokens (now "
+            f"{config.max_tokens}) or remove that difficulty from difficulty_distribution"
+        )
+    worst = empty.most_common(1)[0][0]
+    raise UserError(
+        f"{len(pending)} of {len(slots)} slots still empty after {config.max_attempts} attempts (most: "
+        f"{worst[0]}/{worst[1]} x{empty[worst]}: {why(*worst)}); raise max_attempts or max_tokens, or lower target_size"
+    )
 
 
 def load_decontamination_hashes(eval_dir: Path) -> set[str]:

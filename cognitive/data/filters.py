@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from datasketch import MinHash, MinHashLSH
 
+from cognitive.data.response import render_response
 from cognitive.data.schema import CognitiveTrainingExample, iter_jsonl
 from cognitive.errors import UserError
 
@@ -120,19 +121,21 @@ class TokenCounter:
             except Exception:  # a template that rejects empty turns: count contents only
                 self.overhead = 0
 
-    def count_many(self, examples: list[CognitiveTrainingExample]) -> list[int]:
-        texts = [[m["content"] for m in ex.to_training_format()["messages"]] for ex in examples]
+    def count_many(self, examples: list[CognitiveTrainingExample], response_style: str = "guide") -> list[int]:
+        """Tokens of each example's system + user prompt (the guide's) and its response in `response_style`."""
+        texts = [[ex.system_prompt(), ex.user_prompt(), render_response(ex, response_style)] for ex in examples]
         if self.tokenizer is None:
             return [sum(len(t.split()) for t in ts) for ts in texts]
         if len(self._system) > 50_000:
             self._system.clear()
         for system, _, _ in texts:  # system prompts repeat (task x difficulty x domain): count each once
             if system not in self._system:
-                self._system[system] = self._count([system])[0]
-        counts = self._count([t for ts in texts for t in ts[1:]])
+                self._system[system] = self.count_texts([system])[0]
+        counts = self.count_texts([t for ts in texts for t in ts[1:]])
         return [self._system[ts[0]] + counts[2 * i] + counts[2 * i + 1] + self.overhead for i, ts in enumerate(texts)]
 
-    def _count(self, texts: list[str]) -> list[int]:
+    def count_texts(self, texts: list[str]) -> list[int]:
+        """Tokens of each text (no special tokens, no chat template)."""
         backend = getattr(self.tokenizer, "_tokenizer", None)
         if backend is not None and hasattr(backend, "encode_batch_fast"):  # Rust tokenizer, no offsets
             return [len(e.ids) for e in backend.encode_batch_fast(texts, add_special_tokens=False)]

@@ -22,11 +22,25 @@ A record's prompt is the guide's system prompt (task type, difficulty, domain, c
 `response_parts` gives that layout as labelled parts (the auxiliary labels of the cognitive modules are placed on
 them), `render_response` joins them, and `parse_response` reads a model's reply back into steps, planning steps and
 the final answer (chat, teacher).
+
+Training can also render a record in other styles (recipe settings `prompt_styles` and `response_style`); the
+guide's `to_training_format()` is always the guide layout:
+
+    prompt styles    guide      the guide's system prompt + "Context: ... Instruction: ..." (the layout above)
+                     user       no system prompt: the context, then the question in one of the task type's
+                                `train_requests` phrasings (cognitive/tasks.py)
+                     question   no system prompt: the context and the record's question, one paragraph
+    response styles  guide      the layout above
+                     concise    the same verified steps, one short line each (a step's arithmetic and what it
+                                leaves in memory), then one "Final Answer: <answer>" line
 """
 
 from __future__ import annotations
 
+import random
 import re
+
+from cognitive import tasks
 
 SYSTEM_PROMPT_HEADER = "You are a cognitive AI system capable of reasoning, planning, and problem-solving."
 SYSTEM_PROMPT_INSTRUCTIONS = """Instructions:
@@ -42,6 +56,10 @@ REASONING_HEADER = "**Reasoning Process:**"
 PLANNING_HEADER = "**Planning Steps:**"
 FINAL_ANSWER_MARKER = "**Final Answer:**"
 PART_SEPARATOR = "\n\n"
+CONCISE_ANSWER_MARKER = "Final Answer:"
+PROMPT_STYLES = ("guide", "user", "question")
+RESPONSE_STYLES = ("guide", "concise")
+SEPARATORS = {"guide": PART_SEPARATOR, "concise": "\n"}  # between the parts of a response, by style
 
 
 # ------------------------------------------------------------------------------------------------ prompts
@@ -61,11 +79,44 @@ def user_prompt(context: str, instruction: str) -> str:
     return f"Context: {context}\n\nInstruction: {instruction}"
 
 
+def bare_question(example) -> str:
+    """The record's question less any training-style prefix of its generator (such as "Solve step by step.")."""
+    question = example.instruction
+    for prefix in getattr(tasks.get(example.task_type).generator_module(), "INSTRUCTION_PREFIX", ()):
+        if prefix and question.startswith(prefix):
+            question = question[len(prefix) :]
+    return question
+
+
+def prompt_messages(example, style: str, rng: random.Random) -> list[dict]:
+    """The prompt turns of a record in one of PROMPT_STYLES (`rng` picks the phrasing of the user style). The
+    constraints, which the guide layout states in its system prompt, go into the user turn of the others."""
+    if style == "guide":
+        return [
+            {"role": "system", "content": example.system_prompt()},
+            {"role": "user", "content": example.user_prompt()},
+        ]
+    context = example.context
+    if example.constraints:
+        context += "\n" + "\n".join(f"- {c}" for c in example.constraints)
+    if style == "user":
+        request = rng.choice(tasks.get(example.task_type).train_requests).format(question=bare_question(example))
+        return [{"role": "user", "content": f"{context}\n\n{request}"}]
+    if style == "question":
+        return [{"role": "user", "content": f"{context}\n{bare_question(example)}"}]
+    raise ValueError(f"unknown prompt style {style!r} (known: {', '.join(PROMPT_STYLES)})")
+
+
 # ------------------------------------------------------------------------------------------------ rendering
-def response_parts(example) -> list[tuple[str, int, str]]:
+def response_parts(example, style: str = "guide") -> list[tuple[str, int, str]]:
     """The response of a CognitiveTrainingExample as (kind, index, text) parts, in order; kind is "header",
     "step" (index: the reasoning step, 0-based), "transition" (index: the state transition) or "answer".
-    Joined with PART_SEPARATOR they are the response."""
+    Joined with SEPARATORS[style] they are the response."""
+    if style == "concise":
+        parts = [("step", i, concise_step(step)) for i, step in enumerate(example.reasoning_steps)]
+        return parts + [("answer", -1, f"{CONCISE_ANSWER_MARKER} {example.final_answer}")]
+    if style != "guide":
+        raise ValueError(f"unknown response style {style!r} (known: {', '.join(RESPONSE_STYLES)})")
     parts: list[tuple[str, int, str]] = []
     if example.reasoning_steps:
         parts.append(("header", -1, REASONING_HEADER))
@@ -89,8 +140,39 @@ def response_parts(example) -> list[tuple[str, int, str]]:
     return parts
 
 
-def render_response(example) -> str:
-    return PART_SEPARATOR.join(text for _, _, text in response_parts(example))
+def render_response(example, style: str = "guide") -> str:
+    return SEPARATORS.get(style, PART_SEPARATOR).join(text for _, _, text in response_parts(example, style))
+
+
+# A clause of a step's reasoning that does arithmetic: it has an "=" and an operator ("$30 - $8 = $22",
+# "10 × 14 cookies = 140 cookies", "end 5 + 50 = 55"); clauses end at ";", ", ", ": " and ". ".
+_CLAUSE_END = re.compile(r";\s*|[,:]\s+|\.(?:\s+|$)")
+_OPERATOR = re.compile(r"\s[-+×÷*/x]\s")
+
+
+def arithmetic_clauses(text: str) -> list[str]:
+    return [c.strip() for c in _CLAUSE_END.split(text) if "=" in c and _OPERATOR.search(c)]
+
+
+CONCISE_LABEL_CHARS = 40  # a step without arithmetic keeps a description this short as its label ("Apply clue 2")
+
+
+def concise_step(step) -> str:
+    """One short line for a reasoning step: its arithmetic (the equations of its reasoning) with what it leaves in
+    memory ("Budget: $30 - $8 = $22", or "end 5 + 50 = 55 → solder: 5-55" when memory holds more than the result);
+    without arithmetic, a short description as its label ("Apply clue 2: Jamal: drink ≠ cider"); a step with none
+    of these keeps its reasoning."""
+    equations = "; ".join(arithmetic_clauses(step.reasoning or ""))
+    memory = step.memory_update
+    if equations:
+        label, _, value = (memory or "").partition(": ")
+        if value and equations.endswith(value):  # "Budget: $22" after "$30 - $8 = $22": "Budget: $30 - $8 = $22"
+            return f"{label}: {equations}"
+        return f"{equations} → {memory}" if memory else equations
+    label = step.description if len(step.description) <= CONCISE_LABEL_CHARS else ""
+    if memory:
+        return f"{label}: {memory}" if label else memory
+    return label or step.reasoning or step.description
 
 
 # ------------------------------------------------------------------------------------------------ parsing
@@ -105,13 +187,17 @@ def parse_response(text: str) -> dict:
     steps           [{"step", "description", "reasoning", "memory"}] from the numbered lines
     planning_steps  [{"from_state", "to_state", "action", "rationale"}] from the State/Action/Rationale lines
     preamble        free text before the first numbered step (the header left out)
-    final_answer    the text after the last "**Final Answer:**", None without one
+    final_answer    the text after the last "**Final Answer:**" (or a line's "Final Answer:"), None without one
     format_ok       whether the reply has that marker
     text            the reply
     """
     body, marker, answer = text.rpartition(FINAL_ANSWER_MARKER)
-    if not marker:
-        body, answer = text, ""
+    if not marker:  # the concise style's plain marker, at the start of a line
+        found = list(re.finditer(rf"(?m)^{re.escape(CONCISE_ANSWER_MARKER)}", text))
+        if found:
+            body, marker, answer = text[: found[-1].start()], CONCISE_ANSWER_MARKER, text[found[-1].end() :]
+        else:
+            body, answer = text, ""
     reasoning, _, planning = body.partition(PLANNING_HEADER)
     reasoning = reasoning.split(REASONING_HEADER, 1)[-1]
     steps, preamble = _reasoning_steps(reasoning)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -140,6 +140,9 @@ class DatasetConfiguration(_Strict):
     # Pipeline settings (cognitive.data.build); all optional, the guide's keys above are unchanged.
     tokenizer: str = "embedded:smollm2-135m-instruct"  # for token-length limits; "whitespace" = approximate
     max_tokens: int = Field(default=2048, gt=0)  # longest chat-formatted example kept
+    # The response style max_tokens measures (cognitive.data.response.RESPONSE_STYLES; the prompt is always the
+    # guide's, the longest): "concise" for data that trains with response_style concise.
+    length_style: Literal["guide", "concise"] = "guide"
     near_duplicate_threshold: float = Field(default=0.7, gt=0.0, le=1.0)  # MinHash Jaccard
     curated_files: list[str] = []  # JSONL records that fill (1 - synthetic_ratio) of target_size
     eval_dir: str | None = None  # decontaminate against every <eval_dir>/*.jsonl; default: the project's eval/data

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from cognitive import tasks
 from cognitive.data.generators import EVAL_SEEDS, generate_example
+from cognitive.data.response import bare_question
 from cognitive.data.schema import CognitiveTrainingExample, DifficultyLevel, iter_jsonl, write_jsonl
 from cognitive.errors import ArgumentParser, UserError
 from cognitive.evaluation.pinning import (
@@ -106,13 +107,8 @@ def to_doc(example: CognitiveTrainingExample) -> dict:
 def plain_prompt(example: CognitiveTrainingExample) -> str:
     """The problem as a person asks it: its text, then one of the type's plain requests (with the record's own
     question, less any training-style prefix such as "Solve step by step."), picked by the record's id."""
-    task = tasks.get(example.task_type)
-    question = example.instruction
-    for prefix in getattr(task.generator_module(), "INSTRUCTION_PREFIX", ()):
-        if prefix and question.startswith(prefix):
-            question = question[len(prefix) :]
-    request = random.Random(f"plain|{example.id}").choice(task.plain_requests)
-    return f"{example.context}\n\n{request.format(question=question)}"
+    request = random.Random(f"plain|{example.id}").choice(tasks.get(example.task_type).plain_requests)
+    return f"{example.context}\n\n{request.format(question=bare_question(example))}"
 
 
 def parse_difficulties(difficulty) -> set[str] | None:

@@ -22,7 +22,7 @@ from typing import Any
 
 from cognitive import PROJECT_ROOT
 from cognitive.errors import ArgumentParser, UserError, load_yaml_mapping
-from cognitive.train.sft_data import find_split_files
+from cognitive.train.sft_data import check_styles, find_split_files
 
 DEFAULT_RECIPE = PROJECT_ROOT / "recipes" / "configs" / "cognitive_1.5b.yaml"
 
@@ -51,8 +51,27 @@ class ScriptArguments:
         default=None,
         metadata={"help": "The guide's cognitive_modules block (a YAML mapping; on the command line, JSON)."},
     )
+    prompt_styles: dict[str, Any] | str | None = field(
+        default=None,
+        metadata={
+            "help": "Weights of the training prompts' styles: guide (system prompt + Context/Instruction), user "
+            "(no system prompt, a phrased request), question (the plain question); a YAML mapping, on the command "
+            "line JSON or one style's name. Default: a third each."
+        },
+    )
+    response_style: str = field(
+        default="guide",
+        metadata={
+            "help": "guide (the guide's Reasoning Process layout) or concise (short steps, a Final Answer line)."
+        },
+    )
 
     def __post_init__(self):
+        if isinstance(self.prompt_styles, str) and self.prompt_styles.lstrip().startswith("{"):
+            try:
+                self.prompt_styles = json.loads(self.prompt_styles)
+            except json.JSONDecodeError as e:
+                raise UserError(f"--prompt_styles: not valid JSON ({e.msg} at column {e.colno})") from None
         if isinstance(self.cognitive_modules, str):  # a command-line override: JSON, like TrainingArguments' dicts
             try:
                 self.cognitive_modules = json.loads(self.cognitive_modules)
@@ -165,6 +184,7 @@ class ResolvedArguments:
     aux_labels: Any  # the auxiliary labels its weighted aux losses need (an AuxLabelSpec), None when none is
     train_files: tuple[Path, ...]  # the train*.jsonl files of dataset_path
     eval_files: tuple[Path, ...]  # validation records (eval_dataset_path, else validation*.jsonl of dataset_path)
+    prompt_styles: dict[str, float]  # {style: weight}, checked (cognitive.train.sft_data.check_styles)
 
 
 def cognitive_modules(script_args: ScriptArguments):
@@ -192,4 +212,11 @@ def resolve_arguments(script_args: ScriptArguments) -> ResolvedArguments:
     eval_files = find_split_files(eval_path, "validation") if eval_path is not None else []
     if script_args.eval_dataset_path is not None and not eval_files:
         raise UserError(f"eval dataset '{eval_path}' has no validation*.jsonl files")
-    return ResolvedArguments(modules, AuxLabelSpec.from_config(modules), tuple(train_files), tuple(eval_files))
+    prompt_styles = check_styles(script_args.prompt_styles, script_args.response_style)
+    aux_labels = AuxLabelSpec.from_config(modules)
+    if aux_labels is not None and (aux_labels.states or aux_labels.actions) and script_args.response_style != "guide":
+        raise UserError(
+            f"response_style: {script_args.response_style} has no planning lines to place state / action labels on; "
+            "use response_style guide with the state_tracking or planning_module aux losses"
+        )
+    return ResolvedArguments(modules, aux_labels, tuple(train_files), tuple(eval_files), prompt_styles)

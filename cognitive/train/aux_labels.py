@@ -41,7 +41,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from cognitive.data.response import PART_SEPARATOR, response_parts
+from cognitive.data.response import SEPARATORS, response_parts
 from cognitive.data.schema import CognitiveTrainingExample
 from cognitive.errors import UserError
 from cognitive.model.modules import NUM_STEP_CLASSES
@@ -121,15 +121,16 @@ def plan_actions(example: CognitiveTrainingExample, action_space_size: int) -> l
     return [action_id(name, action_space_size) for name in names]
 
 
-def response_spans(example: CognitiveTrainingExample, spec: AuxLabelSpec) -> dict[str, Any]:
-    """Label spans in characters of `example.response()`, for the labels `spec` asks for:
+def response_spans(example: CognitiveTrainingExample, spec: AuxLabelSpec, style: str = "guide") -> dict[str, Any]:
+    """Label spans in characters of the response in `style` (`example.response()` for the guide's), for the labels
+    `spec` asks for:
     {"steps": [[start, end, class]], "states": [[start, end, state]], "actions": [[start, end, cursor]],
     "plan": [action ids]} (end exclusive, spans sorted and disjoint)."""
     out: dict[str, Any] = {"steps": [], "states": [], "actions": [], "plan": []}
     state_index: dict[str, int] = {}
     transition_spans = []
     pos = 0
-    for kind, index, text in response_parts(example):
+    for kind, index, text in response_parts(example, style):
         span = (pos, pos + len(text))
         if kind == "step" and spec.steps:
             out["steps"].append([*span, min(index, NUM_STEP_CLASSES - 1)])
@@ -139,7 +140,7 @@ def response_spans(example: CognitiveTrainingExample, spec: AuxLabelSpec) -> dic
             state = state_index.setdefault(to_state, len(state_index))
             if spec.states:
                 out["states"].append([*span, state % spec.num_states])
-        pos = span[1] + len(PART_SEPARATOR)
+        pos = span[1] + len(SEPARATORS[style])
     actions = plan_actions(example, spec.action_space_size) if spec.actions else None
     if actions:
         out["plan"] = actions

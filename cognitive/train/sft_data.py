@@ -4,6 +4,10 @@ Each record becomes a *conversational prompt-completion* pair:
 
     {"prompt": [system, user], "completion": [assistant]}
 
+in the recipe's styles (cognitive/data/response.py): `prompt_styles` weights the guide's system + user prompt, a
+user-only prompt and a plain question (each record's style picked by its id, so a dataset renders the same every
+time); `response_style` is the guide's layout or the concise one.
+
 SFTTrainer renders both with the base's chat template and computes the loss on the completion tokens only
 (`completion_only_loss`, on by default for prompt-completion data). That is "loss on the assistant
 response", without needing `{% generation %}` markers in the chat template (SmolLM2's has none), and unlike
@@ -16,15 +20,53 @@ When the recipe weights a cognitive-module auxiliary loss, the rows also carry t
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
+from cognitive.data.response import PROMPT_STYLES, RESPONSE_STYLES, prompt_messages, render_response
 from cognitive.data.schema import CognitiveTrainingExample, iter_jsonl
 from cognitive.errors import UserError
 
+GUIDE_ONLY = {"guide": 1.0}  # the guide's to_training_format() layout, every record
+DEFAULT_PROMPT_STYLES = {"guide": 1.0, "user": 1.0, "question": 1.0}  # a recipe without prompt_styles: a third each
 
-def to_prompt_completion(example: CognitiveTrainingExample) -> dict:
-    messages = example.to_training_format()["messages"]
-    return {"prompt": messages[:-1], "completion": messages[-1:]}
+
+def to_prompt_completion(example: CognitiveTrainingExample, prompt_styles=None, response_style="guide") -> dict:
+    """The record as a prompt-completion pair; `prompt_styles` ({style: weight}, default GUIDE_ONLY) and
+    `response_style` as validated by check_styles."""
+    style, rng = pick_prompt_style(example, prompt_styles or GUIDE_ONLY)
+    completion = [{"role": "assistant", "content": render_response(example, response_style)}]
+    return {"prompt": prompt_messages(example, style, rng), "completion": completion}
+
+
+def pick_prompt_style(example: CognitiveTrainingExample, prompt_styles: dict[str, float]):
+    """(style, the random.Random that goes on to pick its phrasing), seeded by the record's id alone."""
+    rng = random.Random(f"style|{example.id}")
+    return rng.choices(list(prompt_styles), weights=list(prompt_styles.values()))[0], rng
+
+
+def check_styles(prompt_styles, response_style: str) -> dict[str, float]:
+    """The recipe's `prompt_styles` as {style: weight} (a mapping, one style's name, or None: DEFAULT_PROMPT_STYLES)
+    and its `response_style`; an unknown name or a weight that is not a non-negative number is a one-line UserError
+    naming the key."""
+    if prompt_styles is None:
+        prompt_styles = DEFAULT_PROMPT_STYLES
+    if isinstance(prompt_styles, str):
+        prompt_styles = {prompt_styles: 1.0}
+    if not isinstance(prompt_styles, dict) or not prompt_styles:
+        raise UserError(
+            f"prompt_styles: expected a mapping such as {{guide: 1, user: 1, question: 1}}, got {prompt_styles!r}"
+        )
+    for name, weight in prompt_styles.items():
+        if name not in PROMPT_STYLES:
+            raise UserError(f"prompt_styles: unknown style '{name}' (known: {', '.join(PROMPT_STYLES)})")
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
+            raise UserError(f"prompt_styles.{name}: {weight!r} is not a non-negative weight")
+    if not sum(prompt_styles.values()) > 0:
+        raise UserError("prompt_styles: every weight is 0; give at least one style a positive weight")
+    if response_style not in RESPONSE_STYLES:
+        raise UserError(f"response_style: unknown style '{response_style}' (known: {', '.join(RESPONSE_STYLES)})")
+    return {name: float(weight) for name, weight in prompt_styles.items()}
 
 
 def find_split_files(path: str | Path, split: str) -> list[Path]:
@@ -49,20 +91,20 @@ def load_examples(files, limit: int | None = None) -> list[CognitiveTrainingExam
     return examples
 
 
-def sft_dataset(examples: list[CognitiveTrainingExample], aux_labels=None):
-    """A `datasets.Dataset` of prompt-completion conversations.
+def sft_dataset(examples: list[CognitiveTrainingExample], aux_labels=None, prompt_styles=None, response_style="guide"):
+    """A `datasets.Dataset` of prompt-completion conversations (in the styles of to_prompt_completion).
 
     With `aux_labels` (a cognitive.train.aux_labels.AuxLabelSpec: some cognitive_modules aux loss is on) each row
     also gets `aux_spans`, the label spans in characters of the response; CognitiveSFTTrainer turns them into
     token labels once TRL has tokenized the rows."""
     from datasets import Dataset
 
-    rows = [to_prompt_completion(ex) for ex in examples]
+    rows = [to_prompt_completion(ex, prompt_styles, response_style) for ex in examples]
     if aux_labels is not None:
         from cognitive.train.aux_labels import SPANS_COLUMN, response_spans
 
         for row, ex in zip(rows, examples):
-            row[SPANS_COLUMN] = json.dumps(response_spans(ex, aux_labels))
+            row[SPANS_COLUMN] = json.dumps(response_spans(ex, aux_labels, response_style))
     return Dataset.from_list(rows)
 
 
@@ -72,7 +114,9 @@ def load_sft_datasets(script_args, resolved):
     train_examples = load_examples(resolved.train_files, script_args.max_train_examples)
     if not train_examples:
         raise UserError(f"{', '.join(map(str, resolved.train_files))}: no training records")
-    train = sft_dataset(train_examples, resolved.aux_labels)
+    styles = (resolved.prompt_styles, script_args.response_style)
+    train = sft_dataset(train_examples, resolved.aux_labels, *styles)
     if not resolved.eval_files:
         return train, None
-    return train, sft_dataset(load_examples(resolved.eval_files, script_args.max_eval_examples), resolved.aux_labels)
+    evaluation = load_examples(resolved.eval_files, script_args.max_eval_examples)
+    return train, sft_dataset(evaluation, resolved.aux_labels, *styles)

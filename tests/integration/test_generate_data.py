@@ -184,3 +184,39 @@ def test_decontamination_finds_the_eval_snapshots_from_any_directory(tmp_path):
     assert report["eval_records_hashed"] == 3000 and report["eval_dir"] == str(ROOT / "eval" / "data")
     skipped = build_dataset(DatasetConfiguration.from_yaml(cfg), tmp_path / "o2", decontaminate=False, progress=False)
     assert skipped["eval_dir"] == "skipped (--no-decontaminate)" and skipped["eval_records_hashed"] == 0
+
+
+def test_a_max_tokens_that_excludes_a_task_type_is_a_one_line_error(tmp_path):
+    """Planning records are all over 400 words: the build names the task type and the limit, and writes nothing."""
+    cfg = _write_config(
+        tmp_path, target_size=40, max_tokens=400, task_distribution={"chain_of_thought": 0.5, "planning": 0.5}
+    )
+    out = tmp_path / "out"
+    result = run_python([RECIPE, "--config", str(cfg), "--out", str(out)])
+    assert result.returncode == 2 and not out.exists() and not (tmp_path / "out.partial").exists()
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: task type planning: every example was dropped (over 400 tokens x")
+    assert last.endswith("raise max_tokens (now 400) or remove it from task_distribution")
+
+
+def test_a_max_tokens_that_excludes_a_difficulty_names_it(tmp_path):
+    from cognitive.errors import UserError
+
+    cfg = _write_config(tmp_path, target_size=40, max_tokens=210, difficulty_distribution={"basic": 0.5, "expert": 0.5})
+    with pytest.raises(UserError, match=r"^chain_of_thought/expert: every example was dropped \(over 210 tokens"):
+        build_dataset(DatasetConfiguration.from_yaml(cfg), tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_shortfall_after_the_refills_is_an_error_not_a_smaller_dataset(tmp_path):
+    """Expert arithmetic records run 221..444 words: with one attempt per slot and a 300-word limit some slots stay
+    empty, and the build says how many and why instead of writing fewer records; refills fill them at 350."""
+    from cognitive.errors import UserError
+
+    cfg = _write_config(tmp_path, target_size=40, max_tokens=300, max_attempts=1, difficulty_distribution={"expert": 1})
+    with pytest.raises(
+        UserError, match=r"^\d+ of 40 slots still empty after 1 attempts \(most: chain_of_thought/expert"
+    ):
+        build_dataset(DatasetConfiguration.from_yaml(cfg), tmp_path / "out", progress=False)
+    refilled = _write_config(tmp_path, target_size=40, max_tokens=350, difficulty_distribution={"expert": 1})
+    assert build_dataset(DatasetConfiguration.from_yaml(refilled), tmp_path / "ok", progress=False)["kept"] == 40

@@ -154,6 +154,10 @@ def run_one(config: str, shape: str, steps: int, breakdown: bool) -> dict:
             "none",
             "--use_cpu",
             "true",
+            "--prompt_styles",  # the guide's layout: the longest records, so that every row is full
+            "guide",
+            "--response_style",
+            "guide",
         ]
         for key, value in spec["overrides"].items():
             argv += [f"--{key}", value]

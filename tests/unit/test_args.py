@@ -92,3 +92,24 @@ def test_cognitive_modules_override_from_the_command_line():
         parse_sft_args(["--config", recipe, "--cognitive_modules", "{working_memory: off}"])
     with pytest.raises(UserError, match="--cognitive_modules: expected a JSON object"):
         parse_sft_args(["--config", recipe, "--cognitive_modules", "[1, 2]"])
+
+
+def test_style_settings_from_yaml_and_cli(tmp_path):
+    """prompt_styles: a YAML mapping, or on the command line JSON or one style's name; checked when resolved."""
+    from cognitive.train.args import resolve_arguments
+
+    recipe = str(ROOT / "recipes/configs/demo_cpu.yaml")
+    data = ["--dataset_path", str(ROOT / "data/examples/cot_math_001.json")]
+    script_args, _, _ = parse_sft_args(["--config", recipe, *data])
+    assert script_args.prompt_styles is None and script_args.response_style == "guide"
+    assert resolve_arguments(script_args).prompt_styles == {"guide": 1.0, "user": 1.0, "question": 1.0}
+    argv = ["--config", recipe, *data, "--prompt_styles", '{"user": 3, "guide": 1}', "--response_style", "concise"]
+    script_args, _, _ = parse_sft_args(argv)
+    assert resolve_arguments(script_args).prompt_styles == {"user": 3.0, "guide": 1.0}
+    script_args, _, _ = parse_sft_args(["--config", recipe, *data, "--prompt_styles", "question"])
+    assert resolve_arguments(script_args).prompt_styles == {"question": 1.0}
+    script_args, _, _ = parse_sft_args(["--config", recipe, *data, "--prompt_styles", '{"chat": 1}'])
+    with pytest.raises(UserError, match="prompt_styles: unknown style 'chat'"):
+        resolve_arguments(script_args)
+    with pytest.raises(UserError, match="--prompt_styles: not valid JSON"):
+        parse_sft_args(["--config", recipe, *data, "--prompt_styles", '{"user": }'])

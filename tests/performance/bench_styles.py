@@ -1,0 +1,101 @@
+"""Token lengths of the training styles: the guide's response layout against the concise one, per task type and
+difficulty, with the SmolLM2 tokenizer (the embedded model's), and which records fit a token budget.
+
+    python tests/performance/bench_styles.py                    # 50 records per task type and difficulty
+    python tests/performance/bench_styles.py --per-cell 200 --budget 512 --png results/styles/lengths.png
+
+For each task type x difficulty: the median tokens of the response in each style, the saving of the concise style
+(target: >= 40% per task type), and the share of records whose whole example (the guide's system + user prompt,
+the longest prompt style, + the concise response) fits `--budget` tokens (target: basic records of every type fit
+512). Records are the generators' own (training seeds), the same ones data/configs/*.yaml builds from.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from cognitive import tasks  # noqa: E402
+from cognitive.data.filters import TokenCounter  # noqa: E402
+from cognitive.data.generators import TRAIN_SEEDS, generate_example  # noqa: E402
+from cognitive.data.response import render_response  # noqa: E402
+from cognitive.data.schema import DifficultyLevel  # noqa: E402
+
+
+def measure(per_cell: int, budget: int, tokenizer: str) -> list[dict]:
+    counter = TokenCounter(tokenizer)
+    rows = []
+    for task in tasks.TASK_TYPES:
+        for level in DifficultyLevel:
+            examples = [generate_example(task.name, level.value, TRAIN_SEEDS.start + i) for i in range(per_cell)]
+            guide = counter.count_texts([render_response(ex) for ex in examples])
+            concise = counter.count_texts([render_response(ex, "concise") for ex in examples])
+            whole = counter.count_many(examples, "concise")
+            rows.append(
+                {
+                    "task": task.name,
+                    "difficulty": level.value,
+                    "guide_p50": statistics.median(guide),
+                    "concise_p50": statistics.median(concise),
+                    "saving": 1 - sum(concise) / sum(guide),
+                    "whole_concise_p50": statistics.median(whole),
+                    "fits": sum(n <= budget for n in whole) / len(whole),
+                }
+            )
+    return rows
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = [f"{r['task']}\n{r['difficulty']}" for r in rows]
+    x = range(len(rows))
+    fig, ax = plt.subplots(figsize=(max(8, len(rows) * 0.55), 4.5))
+    ax.bar([i - 0.2 for i in x], [r["guide_p50"] for r in rows], width=0.4, label="guide")
+    ax.bar([i + 0.2 for i in x], [r["concise_p50"] for r in rows], width=0.4, label="concise")
+    ax.set_xticks(list(x), labels, rotation=90, fontsize=7)
+    ax.set_ylabel("response tokens (median)")
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--per-cell", type=int, default=50)
+    parser.add_argument("--budget", type=int, default=512)
+    parser.add_argument("--tokenizer", default="embedded:smollm2-135m-instruct")
+    parser.add_argument("--png", type=Path, default=None)
+    args = parser.parse_args()
+    rows = measure(args.per_cell, args.budget, args.tokenizer)
+    print(f"| task | difficulty | guide p50 | concise p50 | saving | whole example p50 (concise) | fit {args.budget} |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(
+            f"| {r['task']} | {r['difficulty']} | {r['guide_p50']:.0f} | {r['concise_p50']:.0f} | "
+            f"{r['saving']:.0%} | {r['whole_concise_p50']:.0f} | {r['fits']:.0%} |"
+        )
+    for task in tasks.TASK_TYPES:
+        mine = [r for r in rows if r["task"] == task.name]
+        saving = statistics.mean(r["saving"] for r in mine)
+        basic = next(r for r in mine if r["difficulty"] == "basic")
+        print(
+            f"{task.name}: concise saves {saving:.0%} of response tokens (target >= 40%); "
+            f"basic records fitting {args.budget} tokens: {basic['fits']:.0%}"
+        )
+    if args.png:
+        plot(rows, args.png)
+        print(f"plot: {args.png}")
+
+
+if __name__ == "__main__":
+    main()
