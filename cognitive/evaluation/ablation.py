@@ -100,7 +100,7 @@ def beats(summary: dict, arm: str, reference: str, suite: str) -> bool:
     a, r = summary.get(arm, {}).get(suite), summary.get(reference, {}).get(suite)
     if not a or not r or a["mean"] is None or r["mean"] is None:
         return False
-    return a["mean"] - a["spread"] > r["mean"] + r["spread"]
+    return a["mean"] - a["spread"] > r["mean"] + r["spread"] + 1e-9  # equal within float rounding is not above
 
 
 def ablation_table(summary: dict) -> str:

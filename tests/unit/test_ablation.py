@@ -55,6 +55,8 @@ def test_mean_and_spread_over_seeds_and_the_verdict():
     assert summary["base"]["transfer"]["spread"] == 0 and summary["lora"]["plain"]["step_mean"] is None
     assert ablation.beats(summary, "lora+reasoning_heads", "lora", "transfer")
     assert not ablation.beats(summary, "lora+planning_module", "lora", "transfer")
+    touching = ablation.aggregate({"lora": [_run(1 / 30), _run(1 / 30)], "lora+all": [_run(1 / 30), _run(2 / 30)]})
+    assert not ablation.beats(touching, "lora+all", "lora", "transfer")  # 0.05 - 0.0167 == 0.0333: not above
     assert ablation.verdict(summary) == "beyond the seed spread on transfer, these beat LoRA-only: lora+reasoning_heads"
     table = ablation.ablation_table(summary)
     assert "| lora+reasoning_heads | 2 | " in table and table.splitlines()[4].endswith("| transfer |")
