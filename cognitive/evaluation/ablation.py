@@ -21,6 +21,7 @@ import json
 from pathlib import Path
 
 from cognitive.errors import UserError
+from cognitive.evaluation.harness import plus_minus
 from cognitive.model.modules import CognitiveModulesConfig
 
 MODULE_NAMES = tuple(f.name for f in dataclasses.fields(CognitiveModulesConfig))
@@ -113,8 +114,8 @@ def ablation_table(summary: dict) -> str:
         cells = []
         for suite in suites:
             r = by_suite.get(suite)
-            cells.append(_pm(r and r["mean"], r and r["spread"]))
-            cells.append(_pm(r and r["step_mean"], r and r["step_spread"]))
+            cells.append(plus_minus(r and r["mean"], r and r["spread"]))
+            cells.append(plus_minus(r and r["step_mean"], r and r["step_spread"]))
         seeds = max((r["seeds"] for r in by_suite.values()), default=0)
         won = [s for s in suites if arm != "lora" and beats(summary, arm, "lora", s)]
         lines.append(f"| {arm} | {seeds} | " + " | ".join(cells) + f" | {', '.join(won) or '–'} |")
@@ -132,12 +133,6 @@ def verdict(summary: dict, suite: str = "transfer") -> str:
         return f"beyond the seed spread on {suite}, these beat LoRA-only: {', '.join(winners)}"
     best = max(trained, key=lambda arm: summary[arm][suite]["mean"])
     return f"no arm beats LoRA-only on {suite} beyond the seed spread; the best mean there is {best}"
-
-
-def _pm(value, spread) -> str:
-    if value is None:
-        return "–"
-    return f"{value:.3f} ± {spread:.3f}" if spread is not None else f"{value:.3f}"
 
 
 # ------------------------------------------------------------------------------------------------ the commands

@@ -371,7 +371,7 @@ def score_table(scores: dict[str, dict[str, dict[str, float]]]) -> str:
             cells = []
             for model in models:
                 values = scores[model].get(name, {})
-                cells.append(_pm(values[metric], values.get(f"{metric}_stderr")) if metric in values else "–")
+                cells.append(plus_minus(values[metric], values.get(f"{metric}_stderr")) if metric in values else "–")
             lines.append(f"| {name} | {metric} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -492,9 +492,11 @@ def suites_table(results: dict) -> str:
         header = "| suite | documents/task | headline | step accuracy | " + " | ".join(type_names) + " |"
         lines += [f"**{label}**", "", header, "|---|---:|---:|---:|" + "---:|" * len(type_names)]
         for name, r in suites.items():
-            cells = [_pm(r["types"].get(t, {}).get("score"), r["types"].get(t, {}).get("stderr")) for t in type_names]
+            cells = [
+                plus_minus(r["types"].get(t, {}).get("score"), r["types"].get(t, {}).get("stderr")) for t in type_names
+            ]
             steps = "–" if r.get("step_accuracy") is None else f"{r['step_accuracy']:.3f}"
-            head = _pm(r["headline"], r["headline_stderr"])
+            head = plus_minus(r["headline"], r["headline_stderr"])
             lines.append(f"| {name} | {r['limit'] or 'all'} | {head} | {steps} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines).rstrip()
@@ -505,7 +507,7 @@ def suite_headlines(results: dict) -> dict[str, dict[str, float]]:
     return {label: {name: r["headline"] or 0.0 for name, r in suites.items()} for label, suites in results.items()}
 
 
-def _pm(value, stderr) -> str:
+def plus_minus(value, stderr) -> str:
     if value is None:
         return "–"
     return f"{value:.3f} ± {stderr:.3f}" if isinstance(stderr, float) else f"{value:.3f}"
