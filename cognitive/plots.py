@@ -40,6 +40,43 @@ def plot_training_curves(log_history: list[dict], path: str | Path) -> Path | No
     return Path(path)
 
 
+def plot_reward_curves(log_history: list[dict], path: str | Path) -> Path | None:
+    """A GRPO run's log: the mean reward of each reward function (and their weighted sum), the mean completion
+    length, and the KL to the reference (when beta > 0) against the step. None (nothing written) for a log
+    without rewards (an SFT run)."""
+    rewards = sorted({k for e in log_history for k in e if k.startswith("rewards/") and k.endswith("/mean")})
+    if not rewards and not any("reward" in e for e in log_history):
+        return None
+
+    def series(key):
+        return [(e["step"], e[key]) for e in log_history if key in e and e[key] == e[key]]  # NaN: no reward applied
+
+    plt = _pyplot()
+    fig, (ax_reward, ax_length, ax_kl) = plt.subplots(1, 3, figsize=(14, 3.5))
+    for key in rewards:
+        if series(key):
+            ax_reward.plot(*zip(*series(key)), label=key.removeprefix("rewards/").removesuffix("/mean"))
+    if series("reward"):
+        ax_reward.plot(*zip(*series("reward")), "k--", label="weighted total")
+    ax_reward.set_xlabel("step")
+    ax_reward.set_ylabel("mean reward")
+    ax_reward.legend(fontsize=8)
+    if series("completions/mean_length"):
+        ax_length.plot(*zip(*series("completions/mean_length")))
+    ax_length.set_xlabel("step")
+    ax_length.set_ylabel("mean completion length (tokens)")
+    if series("kl"):
+        ax_kl.plot(*zip(*series("kl")))
+    else:
+        ax_kl.text(0.5, 0.5, "no KL logged (beta 0)", ha="center", va="center", transform=ax_kl.transAxes)
+    ax_kl.set_xlabel("step")
+    ax_kl.set_ylabel("KL to the reference")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)
+
+
 def plot_score_comparison(scores: dict[str, dict[str, float]], path: str | Path, title: str = "") -> Path:
     """Grouped bars: one group per task, one bar per model. `scores[model][task] = value in [0, 1]`."""
     plt = _pyplot()
@@ -148,6 +185,35 @@ def plot_ablation(summary: dict, path: str | Path) -> Path:
     ax.set_ylim(0, 1)
     ax.set_ylabel("headline (mean over seeds)")
     ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_before_after(rows: list[dict], path: str | Path, before: str, after: str) -> Path:
+    """Grouped bars per suite x task type: `before` (row["start"]) and `after` (row["mean"], error bar row["spread"]),
+    one panel per suite (tests/performance/bench_grpo.py: the SFT start and GRPO's mean over seeds)."""
+    plt = _pyplot()
+    suites = list(dict.fromkeys(r["suite"] for r in rows))
+    fig, axes = plt.subplots(1, len(suites), figsize=(4.5 * len(suites), 3.8), squeeze=False)
+    for ax, suite in zip(axes[0], suites):
+        mine = [r for r in rows if r["suite"] == suite]
+        xs = range(len(mine))
+        ax.bar([x - 0.2 for x in xs], [r["start"] for r in mine], 0.4, label=before)
+        ax.bar(
+            [x + 0.2 for x in xs],
+            [r["mean"] or 0 for r in mine],
+            0.4,
+            yerr=[r["spread"] or 0 for r in mine],
+            capsize=3,
+            label=after,
+        )
+        ax.set_xticks(list(xs), [r["type"] for r in mine], rotation=30, ha="right", fontsize=8)
+        ax.set_title(suite)
+        ax.set_ylim(0, 1)
+    axes[0][0].set_ylabel("score")
+    axes[0][0].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

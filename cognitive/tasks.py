@@ -59,6 +59,9 @@ class TaskType:
     transfer: tuple[TransferTask, ...] = ()  # third-party tasks of this type (the cognitive_transfer group)
     standard: tuple[str, ...] = ()  # stock lm-eval tasks of this skill (the cognitive_standard group; needs the Hub)
     fast_check: bool = True  # in the in-training check (False: trained answers too long for it)
+    # The correctness reward of RL (cognitive/rl/rewards.py): {metric: weight} over the scorer's metrics, weights
+    # summing to 1, for partial credit (a valid but slower plan, some logic-grid cells right); empty: the headline.
+    reward_credit: dict = field(default_factory=dict, hash=False)
 
     @property
     def headline(self) -> str:
@@ -74,6 +77,10 @@ class TaskType:
     def scorer_function(self) -> Callable[[str | None, dict], dict[str, float]]:
         module, function = self.scorer.split(":")
         return getattr(importlib.import_module(module), function)
+
+    def credit(self) -> dict[str, float]:
+        """{metric: weight} of the correctness reward (reward_credit, default: the headline metric alone)."""
+        return dict(self.reward_credit) or {self.headline: 1.0}
 
     def zero_metrics(self) -> dict[str, float]:
         """What an unscorable output gets: 0 on every metric."""
@@ -122,6 +129,7 @@ TASK_TYPES: tuple[TaskType, ...] = (
         generator=f"{_GENERATORS}.planning",
         scorer=f"{_SCORING}:score_plan",
         metrics=("valid", "optimal"),
+        reward_credit={"valid": 0.5, "optimal": 0.5},  # a valid plan earns half, the shortest one all
         train_requests=(
             "{question}",
             "Can you plan this for me? {question}",
@@ -184,6 +192,7 @@ TASK_TYPES: tuple[TaskType, ...] = (
         generator=f"{_GENERATORS}.problem_solving",
         scorer=f"{_SCORING}:score_logic",
         metrics=("grid_accuracy", "cell_accuracy"),
+        reward_credit={"cell_accuracy": 1.0},  # the share of cells right (1 for the whole grid)
         train_requests=(
             "{question}",
             "Can you solve this puzzle? {question}",

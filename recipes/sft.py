@@ -17,7 +17,7 @@ from transformers import set_seed
 from cognitive.errors import exit_on_user_error
 from cognitive.train.args import parse_sft_args, resolve_arguments
 from cognitive.train.preflight import preflight
-from cognitive.train.run import finish_run, start_run
+from cognitive.train.run import start_run, train_and_finish
 from cognitive.train.sft_data import load_sft_datasets
 from cognitive.train.trainer import build_trainer, load_model_and_tokenizer
 
@@ -41,14 +41,7 @@ def main(script_args, training_args, model_args):
     trainer = build_trainer(
         model, tokenizer, training_args, model_args, train_dataset, eval_dataset, resolved.aux_labels
     )
-    if resume:
-        print(f"Resuming from {resume}")
-    trainer.train(resume_from_checkpoint=resume)
-    if eval_dataset is not None:
-        trainer.evaluate()
-    final_dir = finish_run(trainer, script_args, training_args, model_args, final_dir)
-    if trainer.accelerator.is_main_process:
-        print(f"Run saved to {final_dir}")
+    train_and_finish(trainer, resume, script_args, training_args, model_args, final_dir, eval_dataset is not None)
     return trainer
 
 

@@ -15,6 +15,12 @@ The estimate adds up what `torch.cuda.max_memory_allocated()` sees during a trai
     logits        TRL's fused LM head: one [4096 tokens x 32768 vocab] tile and its gradient, never b*s*V
     deepspeed     ZeRO-2 gradient buckets (reduce + allgather bucket sizes of the DS config)
 
+For GRPO (`Setup.generation_batch > 0`) a step has two phases that never overlap, and the peak is the larger one:
+the training forward/backward over prompt + completion (its logits: TRL's GRPO materialises the completion's
+[tokens x vocab] logits and their gradient, no fused head) and generation, whose KV cache holds every sequence of
+the generation batch at full length (prompt + max_completion_length) plus one layer's prefill working set; and with
+a KL penalty (beta > 0) a reference: a second LoRA adapter, or without PEFT a full copy of the weights.
+
 On a CPU (`use_cpu: true`, `Setup.device == "cpu"`) it predicts the process's peak RSS instead: the same weights,
 trainable and optimizer bytes (weights in their storage dtype: the CPU recipes keep fp32 weights under bf16 autocast)
 plus the Python runtime, and activations scaled by a factor fitted to tests/performance/bench_train_memory.py
@@ -88,6 +94,14 @@ CPU_RUNTIME_BYTES = int(0.55 * GIB)  # RSS of the process once torch, transforme
 # with it, it is mostly glibc's heap: freed blocks it keeps mapped (mallinfo2 counts <= 0.9 GB live at the 4.0 GB
 # peak of the modules recipe at 4 x 1024), because checkpointing frees and reallocates every layer's working set in
 # forward, recompute and backward. malloc_trim or a fixed mmap threshold return it, at 10-100% more step time.
+# GRPO on a CPU (recipes/configs/grpo_135m_cpu.yaml from an SFT run, micro-batch 8, completions of 96 and 192 tokens:
+# 6.2 and 7.0 GiB peak RSS, tests/performance/bench_grpo.py): the same fit for its activations. Generation between
+# the steps (a KV cache grown token by token) and TRL's per-sequence log-prob pass leave far more of the heap mapped
+# than an SFT step does; this factor is fitted, not explained (within 10% at both points).
+CPU_GRPO_ACTIVATION_FACTOR = 13.0
+# Bytes per completion token x vocabulary entry of a GRPO step's logits: bf16 logits (2), their fp32 copy scaled by
+# the temperature (4), log-softmax and entropy over the vocabulary (4 + 4), and the logits' gradient (2).
+GRPO_LOGIT_BYTES = 16
 CPU_ACTIVATION_FACTOR = {
     ("checkpointing", "bf16"): 6.0,
     ("checkpointing", "fp32"): 6.0,
@@ -202,6 +216,10 @@ class Setup:
     deepspeed_bucket_elems: int = 0  # reduce + allgather bucket sizes (elements), 0 without DeepSpeed
     compute: str | None = None  # bf16 | fp32 activations; None: fp32 for fp32 weights, else bf16
     device: str = "cuda"  # cuda: peak allocated GPU memory; cpu: the process's peak RSS
+    # GRPO (0 for SFT): sequences generated at once on this device, and the completion part of seq_len
+    generation_batch: int = 0
+    completion_len: int = 0
+    reference: str = "none"  # GRPO with beta > 0: "adapter" (a frozen LoRA copy) or "copy" (the whole base again)
 
     @property
     def compute_bytes(self) -> int:
@@ -217,14 +235,21 @@ class Estimate:
     logits: int
     deepspeed: int
     runtime: int = 0  # CPU only: the Python process before any tensor of the run
+    generation: int = 0  # GRPO only: the generation phase (KV cache + prefill), instead of activations + logits
+    reference: int = 0  # GRPO with beta > 0: the reference model's extra weights
 
     @property
     def total(self) -> int:
-        return sum(asdict(self).values())
+        static = self.weights + self.trainable + self.optimizer + self.deepspeed + self.runtime + self.reference
+        return static + max(self.activations + self.logits, self.generation)
 
     def table(self) -> str:
-        rows = [(k, v) for k, v in asdict(self).items() if v or k != "runtime"] + [("total (peak)", self.total)]
-        return "\n".join(f"  {name:<14}{value / GIB:8.2f} GiB" for name, value in rows)
+        optional = ("runtime", "generation", "reference")
+        rows = [(k, v) for k, v in asdict(self).items() if v or k not in optional] + [("total (peak)", self.total)]
+        lines = [f"  {name:<14}{value / GIB:8.2f} GiB" for name, value in rows]
+        if self.generation:
+            lines.append("  (the peak counts the larger of activations + logits and generation: they never overlap)")
+        return "\n".join(lines)
 
 
 def estimate(shape: Shape, setup: Setup) -> Estimate:
@@ -253,11 +278,23 @@ def estimate(shape: Shape, setup: Setup) -> Estimate:
     tile = min(tokens, tile_tokens) * min(shape.vocab, tile_vocab)
     logits = 2 * tile * compute + tokens * h * storage  # a tile and its gradient, + the gathered hidden states
     deepspeed = setup.deepspeed_bucket_elems * compute * 2
+    generation = reference = 0
+    if setup.generation_batch:
+        # GRPO scores the completion with full logits (+ their gradient), not TRL's fused head
+        logits = setup.micro_batch * setup.completion_len * shape.vocab * GRPO_LOGIT_BYTES + tokens * h * storage
+        prompt_tokens = setup.generation_batch * (setup.seq_len - setup.completion_len)
+        kv_cache = setup.generation_batch * setup.seq_len * shape.layers * 2 * kv * compute
+        prefill = prompt_tokens * (3 * h + 2 * kv + 4 * i + 4 * h) * compute
+        generation = kv_cache + prefill + 2 * setup.generation_batch * shape.vocab * 4  # + fp32 logits to sample
+        reference = {"none": 0, "adapter": trainable // 2, "copy": weights}[setup.reference]  # LoRA weights, no grads
     if setup.device != "cpu":
-        return Estimate(weights, trainable, optimizer, activations, logits, deepspeed)
+        return Estimate(weights, trainable, optimizer, activations, logits, deepspeed, 0, generation, reference)
     key = ("checkpointing" if setup.gradient_checkpointing else "no_checkpointing", "bf16" if compute == 2 else "fp32")
-    activations = int(activations * CPU_ACTIVATION_FACTOR[key])
-    return Estimate(weights, trainable, optimizer, activations, logits, deepspeed, CPU_RUNTIME_BYTES)
+    factor = CPU_GRPO_ACTIVATION_FACTOR if setup.generation_batch else CPU_ACTIVATION_FACTOR[key]
+    activations = int(activations * factor)
+    return Estimate(
+        weights, trainable, optimizer, activations, logits, deepspeed, CPU_RUNTIME_BYTES, generation, reference
+    )
 
 
 def recommend(shape: Shape, setup: Setup, card_bytes: int, effective_batch: int) -> dict:
@@ -287,8 +324,9 @@ def _replace(setup: Setup, **changes) -> Setup:
     return Setup(**{**asdict(setup), **changes})
 
 
-def setup_from_args(training_args, model_args, module_params: int = 0) -> Setup:
-    """The memory-relevant settings of a parsed recipe (SFTConfig + ModelConfig)."""
+def setup_from_args(training_args, model_args, module_params: int = 0, prompt_len: int | None = None) -> Setup:
+    """The memory-relevant settings of a parsed recipe (SFTConfig or GRPOConfig + ModelConfig); for GRPO the
+    sequence is `prompt_len` (the recipe's max_prompt_tokens) + max_completion_length."""
     ds = _deepspeed_config(training_args.deepspeed)
     zero = ds.get("zero_optimization", {})
     offload = zero.get("offload_optimizer", {}).get("device", "none") not in ("none", None)
@@ -305,9 +343,17 @@ def setup_from_args(training_args, model_args, module_params: int = 0) -> Setup:
         quant = "fp32"  # fp32 weights, bf16 autocast when bf16 is on (the CPU recipes)
     else:
         quant = "bf16" if half_compute else "fp32"
+    grpo = {"seq_len": getattr(training_args, "max_length", None) or 1024}
+    if hasattr(training_args, "num_generations"):  # a GRPOConfig: prompt + completion, and the generation phase
+        completion = training_args.max_completion_length or 256
+        grpo = dict(
+            seq_len=(prompt_len or 512) + completion,
+            completion_len=completion,
+            generation_batch=max(1, training_args.generation_batch_size // max(1, training_args.world_size)),
+            reference="none" if not training_args.beta else ("adapter" if model_args.use_peft else "copy"),
+        )
     return Setup(
         micro_batch=training_args.per_device_train_batch_size,
-        seq_len=training_args.max_length or 1024,
         quant=quant,
         lora_r=model_args.lora_r if model_args.use_peft else 0,
         module_params=module_params,
@@ -316,6 +362,7 @@ def setup_from_args(training_args, model_args, module_params: int = 0) -> Setup:
         deepspeed_bucket_elems=buckets,
         compute="bf16" if half_compute else "fp32",
         device="cpu" if getattr(training_args, "use_cpu", False) else "cuda",
+        **grpo,
     )
 
 

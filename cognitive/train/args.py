@@ -1,9 +1,10 @@
 """The one config mechanism: TrlParser dataclasses + YAML recipes (`--config`) + CLI overrides.
 
-    script_args, training_args, model_args = parse_sft_args()
+    script_args, training_args, model_args = parse_sft_args()     # recipes/sft.py
+    script_args, training_args, model_args = parse_grpo_args()    # recipes/grpo.py
 
-* `ScriptArguments` (below): data and run options of this project.
-* `trl.SFTConfig`: TrainingArguments + SFT options (output_dir, max_steps, learning_rate, deepspeed, ...).
+* `ScriptArguments` / `GRPOScriptArguments` (below): data and run options of this project.
+* `trl.SFTConfig` / `trl.GRPOConfig`: TrainingArguments + the trainer's options (output_dir, max_steps, ...).
 * `trl.ModelConfig`: the base (`model_name_or_path`, hub id / local dir / `embedded:...`), LoRA and
   bitsandbytes options.
 
@@ -25,20 +26,13 @@ from cognitive.errors import ArgumentParser, UserError, load_yaml_mapping
 from cognitive.train.sft_data import check_styles, find_split_files
 
 DEFAULT_RECIPE = PROJECT_ROOT / "recipes" / "configs" / "cognitive_1.5b.yaml"
+DEFAULT_GRPO_RECIPE = PROJECT_ROOT / "recipes" / "configs" / "grpo_1.5b.yaml"
 
 
 @dataclass
-class ScriptArguments:
-    dataset_path: str = field(
-        default="data/synthetic/demo",
-        metadata={"help": "A .jsonl file of records, or a generated data directory (reads train*.jsonl)."},
-    )
-    eval_dataset_path: str | None = field(
-        default=None,
-        metadata={"help": "Evaluation records; default: validation*.jsonl of dataset_path when present."},
-    )
-    max_train_examples: int | None = field(default=None, metadata={"help": "Use at most this many."})
-    max_eval_examples: int | None = field(default=200, metadata={"help": "Use at most this many."})
+class RunArguments:
+    """What every training recipe of this project has (SFT: ScriptArguments, GRPO: GRPOScriptArguments)."""
+
     overwrite: bool = field(default=False, metadata={"help": "Replace an existing finished run dir."})
     gpu: str | None = field(
         default=None,
@@ -59,12 +53,6 @@ class ScriptArguments:
             "line JSON or one style's name. Default: a third each."
         },
     )
-    response_style: str = field(
-        default="guide",
-        metadata={
-            "help": "guide (the guide's Reasoning Process layout) or concise (short steps, a Final Answer line)."
-        },
-    )
 
     def __post_init__(self):
         if isinstance(self.prompt_styles, str) and self.prompt_styles.lstrip().startswith("{"):
@@ -81,6 +69,60 @@ class ScriptArguments:
                 raise UserError(
                     '--cognitive_modules: expected a JSON object, e.g. \'{"working_memory": {"enabled": false}}\''
                 )
+
+
+@dataclass
+class ScriptArguments(RunArguments):
+    """recipes/sft.py: the records it trains on and how they are rendered."""
+
+    dataset_path: str = field(
+        default="data/synthetic/demo",
+        metadata={"help": "A .jsonl file of records, or a generated data directory (reads train*.jsonl)."},
+    )
+    eval_dataset_path: str | None = field(
+        default=None,
+        metadata={"help": "Evaluation records; default: validation*.jsonl of dataset_path when present."},
+    )
+    max_train_examples: int | None = field(default=None, metadata={"help": "Use at most this many."})
+    max_eval_examples: int | None = field(default=200, metadata={"help": "Use at most this many."})
+    response_style: str = field(
+        default="guide",
+        metadata={
+            "help": "guide (the guide's Reasoning Process layout) or concise (short steps, a Final Answer line)."
+        },
+    )
+
+
+@dataclass
+class GRPOScriptArguments(RunArguments):
+    """recipes/grpo.py: where it starts, the prompts it generates and the rewards that score the completions."""
+
+    init_from: str | None = field(
+        default=None,
+        metadata={
+            "help": "A finished SFT run dir (runs/<name>): continue from its LoRA adapter and cognitive modules. "
+            "Default: LoRA from scratch on the bare base."
+        },
+    )
+    data_config: str = field(
+        default="data/configs/cpu_mix.yaml",
+        metadata={"help": "The task, difficulty and domain mix of the prompts (a data config, data/configs/*.yaml)."},
+    )
+    num_prompts: int = field(default=1000, metadata={"help": "Problems generated (seeds from RL_SEEDS)."})
+    dataset_path: str | None = field(
+        default=None,
+        metadata={"help": "Prompts from records instead (a .jsonl file or a data directory's train*.jsonl)."},
+    )
+    max_prompt_tokens: int | None = field(
+        default=512, metadata={"help": "Longer generated prompts are replaced by the slot's next problem."}
+    )
+    reward_funcs: list[str] = field(
+        default_factory=lambda: ["correctness", "format", "step_validity"],
+        metadata={
+            "help": "Rewards (cognitive/rl/rewards.py: correctness, format, step_validity); their weights are "
+            "reward_weights, in the same order."
+        },
+    )
 
 
 def _normalise_argv(argv: list[str]) -> list[str]:
@@ -101,13 +143,33 @@ def _config_path(argv: list[str]) -> str | None:
 
 def parse_sft_args(argv: list[str] | None = None):
     """Parse (ScriptArguments, SFTConfig, ModelConfig) from `--config <yaml>` and CLI overrides."""
-    from trl import ModelConfig, SFTConfig, TrlParser
+    from trl import SFTConfig
+
+    return parse_recipe_args(argv, ScriptArguments, SFTConfig, DEFAULT_RECIPE)
+
+
+def parse_grpo_args(argv: list[str] | None = None):
+    """Parse (GRPOScriptArguments, GRPOConfig, ModelConfig) from `--config <yaml>` and CLI overrides."""
+    from trl import GRPOConfig
+
+    return parse_recipe_args(argv, GRPOScriptArguments, GRPOConfig, DEFAULT_GRPO_RECIPE)
+
+
+def parser_for(config_path: str | Path):
+    """parse_grpo_args for a GRPO recipe (its YAML names reward_funcs), else parse_sft_args."""
+    return parse_grpo_args if "reward_funcs" in _check_yaml(str(config_path)) else parse_sft_args
+
+
+def parse_recipe_args(argv, script_class, training_class, default_recipe: Path):
+    """(script_class, training_class, trl.ModelConfig) instances from `--config <yaml>` (default: default_recipe)
+    and CLI overrides; unknown keys and bad values are one-line UserErrors."""
+    from trl import ModelConfig, TrlParser
 
     argv = _normalise_argv(list(sys.argv[1:] if argv is None else argv))
     if "--config" not in argv:
-        argv = ["--config", str(DEFAULT_RECIPE), *argv]
+        argv = ["--config", str(default_recipe), *argv]
     config_path = _config_path(argv)
-    parser = TrlParser((ScriptArguments, SFTConfig, ModelConfig))
+    parser = TrlParser((script_class, training_class, ModelConfig))
     parser.error = ArgumentParser.error.__get__(parser)  # a bad value (--lora_r abc) is one line, exit 2
     known = {action.dest for action in parser._actions}
     if config_path is not None:

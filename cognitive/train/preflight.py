@@ -9,6 +9,7 @@ The estimate of a recipe alone, for any card, or of a CPU recipe's peak RSS:
 
     python -m cognitive.train.preflight --config recipes/configs/cognitive_1.5b.yaml --gpu 3090ti
     python -m cognitive.train.preflight --config recipes/configs/cognitive_135m_cpu.yaml --max_length 1024
+    python -m cognitive.train.preflight --config recipes/configs/grpo_1.5b.yaml --gpu 3090ti     # GRPO recipes too
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 from cognitive.errors import ArgumentParser, UserError, exit_on_user_error
 from cognitive.model import memory as hardware
 from cognitive.model.base import cpu_has_fast_bf16 as hardware_has_fast_bf16
-from cognitive.train.args import cognitive_modules, parse_sft_args
+from cognitive.train.args import cognitive_modules, parser_for
 
 
 def preflight(script_args, training_args, model_args, modules=None) -> None:
@@ -35,8 +36,10 @@ def preflight(script_args, training_args, model_args, modules=None) -> None:
         )
     if model_args.use_peft and (model_args.lora_r is None or model_args.lora_r < 1):
         raise UserError(f"lora_r: {model_args.lora_r} is not a LoRA rank; use a positive integer (e.g. 16)")
-    if training_args.max_length is not None and training_args.max_length < 1:
-        raise UserError(f"max_length: {training_args.max_length} tokens leaves nothing to train on; use e.g. 1024")
+    max_length = getattr(training_args, "max_length", getattr(training_args, "max_completion_length", None))
+    if max_length is not None and max_length < 1:
+        key = "max_length" if hasattr(training_args, "max_length") else "max_completion_length"
+        raise UserError(f"{key}: {max_length} tokens leaves nothing to train on; use e.g. 1024")
     ds = hardware._deepspeed_config(training_args.deepspeed)
     if ds and training_args.use_cpu:
         raise UserError(
@@ -68,10 +71,18 @@ def preflight(script_args, training_args, model_args, modules=None) -> None:
     except OSError as e:  # an unknown hub id without hub access: nothing to estimate from
         print(f"memory preflight skipped: no config for {model_args.model_name_or_path} ({str(e).splitlines()[0]})")
         return
-    setup = hardware.setup_from_args(training_args, model_args, hardware.module_params(shape, modules))
+    prompt_len = getattr(script_args, "max_prompt_tokens", None)
+    setup = hardware.setup_from_args(training_args, model_args, hardware.module_params(shape, modules), prompt_len)
     if on_cpu:
         setup = dataclasses.replace(setup, device="cpu")
     est = hardware.estimate(shape, setup)
+    if est.total > capacity and setup.generation_batch:
+        raise UserError(
+            f"estimated peak memory {est.total / hardware.GIB:.1f} GiB exceeds the {card}'s "
+            f"{capacity / hardware.GIB:.1f} GiB: lower generation_batch_size ({setup.generation_batch}), "
+            f"max_completion_length ({setup.completion_len}) or per_device_train_batch_size "
+            "(details: python -m cognitive.train.preflight --config <recipe>)"
+        )
     if est.total > capacity:
         effective = training_args.per_device_train_batch_size * training_args.gradient_accumulation_steps
         rec = hardware.recommend(shape, setup, capacity, effective)
@@ -142,16 +153,18 @@ def main(argv=None) -> None:
     parser.add_argument("--cpu", action="store_true", help="estimate the peak RSS of a CPU run (use_cpu recipes do)")
     args, overrides = parser.parse_known_args(argv)
     # A GPU recipe is parsed as on a GPU machine, minus the GPU-only switches TrainingArguments checks here;
-    # a CPU recipe (use_cpu: true) as it is.
-    script_args, training_args, model_args = parse_sft_args(
+    # a CPU recipe (use_cpu: true) as it is. A GRPO recipe (it names reward_funcs) is parsed as recipes/grpo.py does.
+    parse = parser_for(args.config)
+    script_args, training_args, model_args = parse(
         ["--config", args.config, "--bf16", "false", "--tf32", "false", *overrides]
     )
     on_cpu = args.cpu or bool(training_args.use_cpu)
     if training_args.use_cpu:
-        script_args, training_args, model_args = parse_sft_args(["--config", args.config, *overrides])
+        script_args, training_args, model_args = parse(["--config", args.config, *overrides])
     shape = hardware.shape_for(model_args.model_name_or_path)
     modules = cognitive_modules(script_args)
-    setup = hardware.setup_from_args(training_args, model_args, hardware.module_params(shape, modules))
+    prompt_len = getattr(script_args, "max_prompt_tokens", None)
+    setup = hardware.setup_from_args(training_args, model_args, hardware.module_params(shape, modules), prompt_len)
     if on_cpu:
         setup = dataclasses.replace(setup, device="cpu")
         capacity, where = int(args.gib * hardware.GIB) if args.gib else host_memory_bytes(), "RAM"
@@ -166,7 +179,8 @@ def main(argv=None) -> None:
     print(est.table())
     if capacity:
         print(f"{where}: {capacity / hardware.GIB:.1f} GiB -> {'fits' if est.total <= capacity else 'DOES NOT FIT'}")
-        print(f"recommended: {hardware.recommend(shape, setup, capacity, effective)}")
+        if not setup.generation_batch:  # recommend() sizes SFT batches; a GRPO recipe gets the estimate alone
+            print(f"recommended: {hardware.recommend(shape, setup, capacity, effective)}")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ Run directory layout (`output_dir`, e.g. runs/demo):
         run_config.yaml    the resolved config (script, training and model arguments): re-runnable with --config
         log_history.json   the trainer log (loss, learning rate, ... per logging step)
         training_curves.png
+        reward_curves.png  GRPO runs: reward per reward function, completion length and KL over the steps
 """
 
 from __future__ import annotations
@@ -61,8 +62,9 @@ def data_sha256(data_files) -> str:
     return digest.hexdigest()
 
 
-def write_run_info(run_dir: Path, script_args, data_files) -> dict:
-    """Package versions, data hash, git commit and hardware of a run: run_info.json in the run dir."""
+def write_run_info(run_dir: Path, script_args, data_files, data_sha: str | None = None) -> dict:
+    """Package versions, data hash (of the data files, or `data_sha` for data made in memory: GRPO's generated
+    prompts), git commit and hardware of a run: run_info.json in the run dir."""
     import platform
     import subprocess
     from importlib.metadata import PackageNotFoundError, version
@@ -79,9 +81,9 @@ def write_run_info(run_dir: Path, script_args, data_files) -> dict:
     info = {
         "versions": versions,
         "data": {
-            "path": script_args.dataset_path,
+            "path": getattr(script_args, "dataset_path", None),
             "files": [str(p) for p in sorted(data_files)],
-            "sha256": data_sha256(data_files),
+            "sha256": data_sha or data_sha256(data_files),
         },
         "git_commit": commit.stdout.strip() or None,
         "hardware": {
@@ -94,8 +96,11 @@ def write_run_info(run_dir: Path, script_args, data_files) -> dict:
 
 
 # ----------------------------------------------------------------------------------------- run directory
-def start_run(script_args, training_args, model_args, data_files, is_main: bool = True) -> tuple[Path, str | None]:
+def start_run(
+    script_args, training_args, model_args, data_files, is_main: bool = True, data_sha: str | None = None
+) -> tuple[Path, str | None]:
     """Point training at `<output_dir>.partial`; returns (the final run dir, the checkpoint to resume from or None).
+    The data is `data_files`, or for data made in memory (GRPO's generated prompts) the digest `data_sha`.
 
     The main process locks the run (a second run on the same output_dir is refused) and either starts afresh
     (--overwrite, or a .partial with nothing to resume) or checks that the .partial's run is this one: the same
@@ -117,10 +122,10 @@ def start_run(script_args, training_args, model_args, data_files, is_main: bool 
             if resume_checkpoint(partial) is None:
                 shutil.rmtree(partial)  # nothing to resume: start afresh
             else:
-                check_same_run(partial, config, data_sha256(data_files))
+                check_same_run(partial, config, data_sha or data_sha256(data_files))
         partial.mkdir(parents=True, exist_ok=True)
         write_text(partial / RUN_CONFIG, yaml.safe_dump(config, sort_keys=False))
-        write_run_info(partial, script_args, data_files)
+        write_run_info(partial, script_args, data_files, data_sha)
     PartialState().wait_for_everyone()
     training_args.output_dir = str(partial)
     os.environ.setdefault("WANDB_MODE", "offline")
@@ -243,9 +248,23 @@ def resolved_config(script_args, training_args, model_args, final_dir: Path) -> 
     return config
 
 
+def train_and_finish(trainer, resume, script_args, training_args, model_args, final_dir: Path, evaluate=False):
+    """A recipe's last part: train (resuming from `resume` when given), evaluate when asked, finish the run dir
+    (finish_run) and say where it is. Returns the final run dir."""
+    if resume:
+        print(f"Resuming from {resume}")
+    trainer.train(resume_from_checkpoint=resume)
+    if evaluate:
+        trainer.evaluate()
+    final_dir = finish_run(trainer, script_args, training_args, model_args, final_dir)
+    if trainer.accelerator.is_main_process:
+        print(f"Run saved to {final_dir}")
+    return final_dir
+
+
 def finish_run(trainer, script_args, training_args, model_args, final_dir: Path) -> Path:
     """Save adapter, config, log and plots into the partial dir, then rename it to the final run dir."""
-    from cognitive.plots import plot_training_curves
+    from cognitive.plots import plot_reward_curves, plot_training_curves
 
     partial = Path(training_args.output_dir)
     trainer.save_model(str(partial))
@@ -255,6 +274,7 @@ def finish_run(trainer, script_args, training_args, model_args, final_dir: Path)
         history = trainer.state.log_history
         write_text(partial / "log_history.json", json.dumps(history, indent=1))
         plot_training_curves(history, partial / "training_curves.png")
+        plot_reward_curves(history, partial / "reward_curves.png")  # GRPO runs: reward per function, length, KL
         publish_dir(partial, final_dir)  # replaces a finished run only with --overwrite (preflight refuses otherwise)
         unlock_run(final_dir)
     trainer.accelerator.wait_for_everyone()

@@ -82,7 +82,10 @@ def load_model_and_tokenizer(model_args, training_args, modules=None):
         model_args.model_name_or_path,
         revision=model_args.model_revision,
         dtype=dtype,
-        attn_implementation=attn_implementation(model_args.attn_implementation, training_args.packing),
+        attn_implementation=attn_implementation(
+            model_args.attn_implementation,
+            getattr(training_args, "packing", False),  # GRPOConfig has no packing
+        ),
         quantization_config=quantization_config,
         # a quantized base must be placed at load time: on this rank's GPU, or the CPU; except under ZeRO-3,
         # which partitions the weights itself while loading and refuses a device_map
@@ -166,7 +169,24 @@ def use_cpu_lm_head_tiles(tokens: int = CPU_LOGIT_TILE[0], vocab: int = CPU_LOGI
 AUX_LABEL_KEYS = ("step_labels", "state_labels", "action_labels")
 
 
-class CognitiveSFTTrainer(SFTTrainer):
+class CognitiveModulesMixin:
+    """What a TRL trainer needs to train cognitive modules beside a PEFT adapter (SFT here, GRPO in
+    cognitive/rl/grpo.py): `save_model` writes them next to the adapter (checkpoints included), `train(resume)`
+    loads them back before the optimizer state. Call `mark_cognitive_trainable(self.model)` after the TRL
+    trainer's __init__, which lets PEFT freeze them."""
+
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False):
+        super().save_model(output_dir, _internal_call)
+        if self.args.should_save:
+            save_cognitive_adapter(self.model, output_dir or self.args.output_dir)
+
+    def train(self, resume_from_checkpoint=None, *args, **kwargs):
+        if isinstance(resume_from_checkpoint, str):
+            load_cognitive_adapter(self.model, resume_from_checkpoint)
+        return super().train(resume_from_checkpoint, *args, **kwargs)
+
+
+class CognitiveSFTTrainer(CognitiveModulesMixin, SFTTrainer):
     def __init__(self, *args, aux_labels: AuxLabelSpec | None = None, **kwargs):
         model = kwargs["model"] if "model" in kwargs else args[0]
         self.cognitive_config = unwrap_model(model).cognitive_config
@@ -209,16 +229,6 @@ class CognitiveSFTTrainer(SFTTrainer):
         if self.aux_label_spec is not None:  # ... and, with aux losses, their label columns
             missing = [c for c in self.aux_label_spec.columns if c not in self._signature_columns]
             self._signature_columns = [*self._signature_columns, *missing]
-
-    def save_model(self, output_dir: str | None = None, _internal_call: bool = False):
-        super().save_model(output_dir, _internal_call)
-        if self.args.should_save:
-            save_cognitive_adapter(self.model, output_dir or self.args.output_dir)
-
-    def train(self, resume_from_checkpoint=None, *args, **kwargs):
-        if isinstance(resume_from_checkpoint, str):
-            load_cognitive_adapter(self.model, resume_from_checkpoint)
-        return super().train(resume_from_checkpoint, *args, **kwargs)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         labels = {key: inputs.pop(key) for key in AUX_LABEL_KEYS if key in inputs}

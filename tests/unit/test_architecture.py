@@ -22,6 +22,7 @@ LAYERS = [
     {"cognitive.train"},
     {"cognitive.evaluation"},  # reads finished runs (cognitive.train.run)
     {"cognitive.release"},
+    {"cognitive.rl"},  # GRPO: rewards from the scorers, prompts from the generators, the policy from a finished run
 ]
 HEAVY = {
     "torch",

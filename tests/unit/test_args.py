@@ -17,14 +17,20 @@ NO_GPU = ["--bf16", "false", "--tf32", "false"]  # GPU recipes are parsed here a
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.name)
 def test_every_recipe_builds_its_arguments(recipe, tmp_path):
-    from cognitive.train.args import resolve_arguments
+    from cognitive.rl.grpo import resolve_grpo
+    from cognitive.train.args import GRPOScriptArguments, parser_for, resolve_arguments
 
-    script_args, training_args, model_args = parse_sft_args(
+    script_args, training_args, model_args = parser_for(recipe)(
         ["--config", str(recipe), *NO_GPU, "--output_dir", str(tmp_path / "run")]
     )
     assert model_args.model_name_or_path
     assert training_args.learning_rate > 0 and training_args.output_dir == str(tmp_path / "run")
-    if script_args.cognitive_modules is not None:
+    if isinstance(script_args, GRPOScriptArguments):  # a GRPO recipe: rewards, weights and its data config resolve
+        resolved = resolve_grpo(script_args, training_args, model_args)
+        assert len(resolved.rewards) == len(training_args.reward_weights) == len(script_args.reward_funcs)
+        assert training_args.generation_batch_size % training_args.num_generations == 0
+        assert resolved.data_config.target_size > 0
+    elif script_args.cognitive_modules is not None:
         script_args.dataset_path = str(ROOT / "data/examples/cot_math_001.json")  # generated data may not exist
         assert resolve_arguments(script_args).modules.any_enabled
 

@@ -195,6 +195,48 @@ def test_cpu_estimate_tracks_the_measured_peak_rss(config, batch, length):
     assert estimate(shape, setup).total / GIB == pytest.approx(measured, rel=0.25)
 
 
+# GRPO, grpo_135m_cpu.yaml from an SFT run (runs/ablation/lora-seed0), micro-batch 8: peak RSS (GiB) by
+# max_completion_length, measured with /usr/bin/time -v around recipes/grpo.py (tests/performance/bench_grpo.py).
+MEASURED_GRPO_CPU_PEAKS = {96: 6.22, 192: 6.96}
+
+
+@pytest.mark.parametrize("completion", list(MEASURED_GRPO_CPU_PEAKS))
+def test_grpo_cpu_estimate_tracks_the_measured_peak_rss(completion):
+    """Within 15% of the measured GRPO peaks, through the GRPO recipe's own settings; the generation phase and the
+    step are both counted, the peak is the larger one."""
+    from cognitive.train.args import parse_grpo_args
+
+    script_args, training_args, model_args = parse_grpo_args(
+        ["--config", "recipes/configs/grpo_135m_cpu.yaml", "--max_completion_length", str(completion)]
+    )
+    shape = hardware.shape_for(model_args.model_name_or_path)
+    setup = hardware.setup_from_args(training_args, model_args, 0, script_args.max_prompt_tokens)
+    assert setup.device == "cpu" and setup.generation_batch == 8 and setup.completion_len == completion
+    est = estimate(shape, setup)
+    assert est.generation > 0 and est.total / GIB == pytest.approx(MEASURED_GRPO_CPU_PEAKS[completion], rel=0.15)
+
+
+def test_grpo_estimate_counts_generation_and_the_reference():
+    """The GPU recipe: a longer completion or a bigger generation batch costs more; a KL penalty adds a reference
+    (a LoRA copy with PEFT, the whole base without)."""
+    from cognitive.train.args import parse_grpo_args
+
+    _, training_args, model_args = parse_grpo_args(
+        ["--config", "recipes/configs/grpo_1.5b.yaml", "--bf16", "false", "--tf32", "false"]
+    )
+    shape = hardware.shape_for(model_args.model_name_or_path)
+    setup = hardware.setup_from_args(training_args, model_args, 0, 1024)
+    base = estimate(shape, setup)
+    assert base.reference == 0 and base.generation > 0
+    longer = estimate(shape, Setup(**{**setup.__dict__, "completion_len": 1536, "seq_len": 2560}))
+    assert longer.total > base.total and longer.generation > base.generation
+    wider = estimate(shape, Setup(**{**setup.__dict__, "generation_batch": 128}))
+    assert wider.generation > base.generation
+    adapter = estimate(shape, Setup(**{**setup.__dict__, "reference": "adapter"}))
+    copy = estimate(shape, Setup(**{**setup.__dict__, "reference": "copy"}))
+    assert 0 < adapter.reference < copy.reference == base.weights
+
+
 def test_cpu_and_gpu_estimates_differ_where_the_machines_do():
     """The CPU estimate adds the Python runtime and uses the CPU LM-head tile; the GPU estimate of the same
     setup is unchanged by the CPU terms."""

@@ -9,7 +9,8 @@ the structured problem in `problem_spec`) and `check(example, strict) -> list[st
 `problem_spec` on its own code path and re-reads the text (cognitive.data.verify runs it). An example is marked
 verified only when its checker finds nothing.
 
-Seeds: training data is drawn only from TRAIN_SEEDS, evaluation documents only from EVAL_SEEDS.
+Seeds: training data is drawn only from TRAIN_SEEDS, evaluation documents only from EVAL_SEEDS, and the prompts of
+reinforcement learning (recipes/grpo.py) only from RL_SEEDS: three disjoint ranges.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from cognitive.errors import UserError
 
 TRAIN_SEEDS = range(0, 2**40)
 EVAL_SEEDS = range(2**40, 2**41)
+RL_SEEDS = range(2**41, 2**42)
 
 
 def _difficulty(difficulty) -> DifficultyLevel:

@@ -505,6 +505,27 @@ def _optimum(tasks: list[dict]) -> int:
     return best
 
 
+def task_violations(name: str, plan: dict[str, tuple[int, int]], spec: dict) -> list[str]:
+    """What is wrong with one task's placement in a plan {task: (start, end)}: absent, before minute 0, not its
+    duration, before a dependency ends (a dependency the plan leaves out counts as not ended). The shared resource
+    and the deadline are properties of the whole plan (plan_violations)."""
+    task = next(t for t in spec["tasks"] if t["name"] == name)
+    if name not in plan:
+        return [f"'{name}' is not in the plan"]
+    start, end = plan[name]
+    problems = []
+    if start < 0:
+        problems.append(f"'{name}' starts before minute 0")
+    if end - start != task["duration"]:
+        problems.append(f"'{name}' runs {end - start} minutes, needs {task['duration']}")
+    for dep in task["deps"]:
+        if dep not in plan:
+            problems.append(f"'{name}' depends on '{dep}', which the plan leaves out")
+        elif start < plan[dep][1]:
+            problems.append(f"'{name}' starts at {start}, before '{dep}' ends at {plan[dep][1]}")
+    return problems
+
+
 def plan_violations(plan: dict[str, tuple[int, int]], spec: dict) -> list[str]:
     """Simulate a plan {task: (start, end)} against the problem_spec: what is wrong with it (empty list: valid).
     Every task once with its duration, after its dependencies, the resource never held twice at a time, all of
@@ -513,16 +534,7 @@ def plan_violations(plan: dict[str, tuple[int, int]], spec: dict) -> list[str]:
     missing = sorted(set(tasks) - set(plan))
     if missing:
         return [f"missing tasks: {missing}"]
-    problems = []
-    for name, t in tasks.items():
-        start, end = plan[name]
-        if start < 0:
-            problems.append(f"'{name}' starts before minute 0")
-        if end - start != t["duration"]:
-            problems.append(f"'{name}' runs {end - start} minutes, needs {t['duration']}")
-        for dep in t["deps"]:
-            if start < plan[dep][1]:
-                problems.append(f"'{name}' starts at {start}, before '{dep}' ends at {plan[dep][1]}")
+    problems = [problem for name in tasks for problem in task_violations(name, plan, spec)]
     on_resource = sorted(plan[n] for n, t in tasks.items() if t["resource"])
     for (_s1, e1), (s2, e2) in itertools.pairwise(on_resource):
         if s2 < e1:

@@ -1,0 +1,127 @@
+"""Verifiable rewards for reinforcement learning (recipes/grpo.py), from the registry's scorers and the checkers.
+
+Each reward is a TRL reward function: GRPOTrainer calls it with the batch's `completions` and the prompt dataset's
+columns as keyword lists (here `task_type` and `problem_spec`, the generator's problem as a JSON string) and it
+returns one float per completion, or None where it does not apply (TRL adds up the weighted rewards skipping those).
+
+    correctness     the task type's scorer (cognitive/tasks.py) on the final answer, with the registry's partial
+                    credit (TaskType.credit: a valid plan 0.5, the shortest 1; a logic grid by its share of cells)
+    format          1 when the completion has a final-answer line ("Final Answer: ...", "\\boxed{}", "####", ...)
+                    and the scorer reads an answer from it, else 0
+    step_validity   the work, not the answer: the share of the "a op b = c" steps written that hold (0 for arithmetic
+                    written with no checkable step); for planning, the share of the tasks the plan places with
+                    their duration after their dependencies (cognitive.data.generators.planning.task_violations);
+                    None for an entity or grid answer without arithmetic (nothing to check)
+
+The recipe names them (`reward_funcs: [correctness, format, step_validity]`, REWARDS) and weights them with
+GRPOConfig's `reward_weights`. They are importable for TRL's own CLI too:
+
+    trl grpo --reward_funcs cognitive.rl.rewards.correctness_reward cognitive.rl.rewards.format_reward ...
+
+(with a dataset that has `task_type` and `problem_spec` columns: cognitive.rl.prompts writes one).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from cognitive import tasks
+from cognitive.data.generators import _arith
+from cognitive.data.generators.planning import task_violations
+from cognitive.errors import UserError
+from cognitive.evaluation.scoring import answer_region, final_answer_text, parse_plan
+
+
+def completion_text(completion) -> str:
+    """The text of a completion: a string (standard data) or a list of messages (conversational data)."""
+    if isinstance(completion, str):
+        return completion
+    if isinstance(completion, list):
+        return "".join(m.get("content") or "" for m in completion if isinstance(m, dict))
+    return ""
+
+
+def _spec(problem_spec) -> dict:
+    return json.loads(problem_spec) if isinstance(problem_spec, str) else problem_spec
+
+
+def _metrics(task, text: str, spec: dict) -> dict[str, float]:
+    try:
+        return task.scorer_function()(text, spec)
+    except Exception:  # as in evaluation (scoring.score_document): a scorer bug scores 0, it does not stop training
+        return task.zero_metrics()
+
+
+# ------------------------------------------------------------------------------------------------ the rewards
+def correctness_reward(completions, task_type, problem_spec, **kwargs) -> list[float]:
+    """The task's scorer on each completion, weighted by the registry's partial credit (TaskType.credit)."""
+    rewards = []
+    for completion, name, spec in zip(completions, task_type, problem_spec, strict=True):
+        task = tasks.get(name)
+        metrics = _metrics(task, completion_text(completion), _spec(spec))
+        rewards.append(sum(weight * metrics[metric] for metric, weight in task.credit().items()))
+    return rewards
+
+
+def format_reward(completions, task_type, problem_spec, **kwargs) -> list[float]:
+    """1 for a final-answer line the task's scorer reads an answer from, else 0."""
+    rewards = []
+    for completion, name, spec in zip(completions, task_type, problem_spec, strict=True):
+        text = completion_text(completion)
+        _, marked = final_answer_text(text)
+        answered = marked and _metrics(tasks.get(name), text, _spec(spec))["answered"] > 0
+        rewards.append(float(answered))
+    return rewards
+
+
+def step_validity_reward(completions, task_type, problem_spec, **kwargs) -> list[float | None]:
+    """The share of valid steps: arithmetic steps that hold, or (planning) tasks placed right; None: none to check."""
+    rewards = []
+    for completion, name, spec in zip(completions, task_type, problem_spec, strict=True):
+        text, task = completion_text(completion), tasks.get(name)
+        if task.name == "planning":
+            rewards.append(plan_step_validity(text, _spec(spec)))
+            continue
+        steps = _arith.chains(text)
+        if steps:
+            rewards.append(sum(s.ok for s in steps) / len(steps))
+        elif task.name == "chain_of_thought":
+            rewards.append(0.0)  # an arithmetic problem answered without one checkable step of work
+        else:
+            rewards.append(None)
+    return rewards
+
+
+def plan_step_validity(text: str, spec: dict) -> float:
+    """The share of the problem's tasks that the completion's plan places validly on their own (task_violations)."""
+    region, _ = answer_region(text, plan=True)
+    names = [t["name"] for t in spec["tasks"]]
+    plan, _ = parse_plan(region, names)
+    return sum(not task_violations(name, plan, spec) for name in names) / len(names)
+
+
+# The recipe's names for them (ScriptArguments.reward_funcs); TRL logs each as rewards/<function name>/mean.
+REWARDS: dict[str, Callable] = {
+    "correctness": correctness_reward,
+    "format": format_reward,
+    "step_validity": step_validity_reward,
+}
+
+
+def reward_functions(names: list[str], weights: list[float] | None = None) -> list[Callable]:
+    """The functions of the recipe's reward names; an unknown name, or a weight list (GRPOConfig.reward_weights) of
+    another length, is a one-line UserError."""
+    if not names:
+        raise UserError(f"reward_funcs: empty; name at least one of {', '.join(REWARDS)}")
+    unknown = [n for n in names if n not in REWARDS]
+    if unknown:
+        raise UserError(f"reward_funcs: unknown reward '{unknown[0]}' (known: {', '.join(REWARDS)})")
+    if len(set(names)) != len(names):
+        raise UserError(f"reward_funcs: {names} names a reward twice")
+    if weights is not None and len(weights) != len(names):
+        raise UserError(
+            f"reward_weights: {len(weights)} weight(s) {list(weights)} for {len(names)} reward_funcs {list(names)}; "
+            "give one weight per reward"
+        )
+    return [REWARDS[n] for n in names]

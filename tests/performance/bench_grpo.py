@@ -1,0 +1,207 @@
+"""Does GRPO on the checkers make the embedded 135M better on held-out problems? And what a CPU step costs.
+
+    python tests/performance/bench_grpo.py --init-from runs/ablation/lora-seed0 --steps 26 --seeds 0,1 --limit 10
+
+Start: a finished CPU SFT run (the best arm of the module ablation, README "Module ablation"). For each seed,
+recipes/grpo.py (recipes/configs/grpo_135m_cpu.yaml, --init_from, --seed, --max_steps) runs under /usr/bin/time -v
+(peak RSS), then recipes/evaluate.py scores the run's adapter on the suites; the start is evaluated once the same
+way (greedy decoding: it has no seed). Held-out means the generators' eval seeds (the cognitive suite) and the
+same problems asked plainly (the plain suite); transfer (third-party problems) and step accuracy are reported beside.
+
+Per suite and task type: the start's score, GRPO's mean ± half the range over the seeds, and "up" when mean - spread
+> start, "down" when mean + spread < start. Also steps/min, the generation share of the step time (the log's
+generation_time / step_time), and peak RSS beside the memory estimate. Finished runs and evaluations are reused (an
+interrupted benchmark resumes). Writes <out>/results.json, table.md and grpo.png (start vs GRPO per type).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from cognitive.evaluation import ablation  # noqa: E402
+from cognitive.evaluation.harness import plus_minus  # noqa: E402
+
+RECIPE = "recipes/configs/grpo_135m_cpu.yaml"
+
+
+def run(argv: list[str], log: Path | None = None) -> str:
+    print(f"\n$ {' '.join(argv)}", flush=True)
+    result = subprocess.run(argv, cwd=ROOT, capture_output=log is not None, text=True)
+    if log is not None:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text(result.stdout + result.stderr)
+    if result.returncode != 0:
+        sys.exit(f"exit {result.returncode}: {' '.join(argv)}" + (f" (log: {log})" if log else ""))
+    return (result.stdout + result.stderr) if log is not None else ""
+
+
+def evaluate(run_dir: Path, out: Path, args) -> dict:
+    if not (out / "results.json").exists():
+        extra = ["--max-gen-toks", str(args.max_gen_toks)]
+        run([sys.executable, *ablation.eval_command("lora", "", run_dir, out, args.suite, args.limit, extra)])
+    report = json.loads((out / "results.json").read_text())
+    (by_suite,) = report["suites"].values()
+    return by_suite
+
+
+def train_figures(run_dir: Path, time_log: Path) -> dict:
+    history = json.loads((run_dir / "log_history.json").read_text())
+    steps = [e for e in history if "step_time" in e]
+    final = next(e for e in reversed(history) if "train_runtime" in e)
+    share = [e["generation_time"] / e["step_time"] for e in steps if e.get("generation_time") and e["step_time"]]
+    text = time_log.read_text() if time_log.exists() else ""
+    rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", text)
+    return {
+        "steps": final["step"],
+        "steps_per_min": final["step"] / (final["train_runtime"] / 60),
+        "generation_share": sum(share) / len(share) if share else None,
+        "peak_rss_gib": int(rss.group(1)) / 2**20 if rss else None,
+        "reward_first": steps[0].get("reward") if steps else None,
+        "reward_last": steps[-1].get("reward") if steps else None,
+    }
+
+
+def estimate_gib() -> float:
+    from cognitive.model import memory
+    from cognitive.train.args import parse_grpo_args
+
+    script_args, training_args, model_args = parse_grpo_args(["--config", RECIPE])
+    shape = memory.shape_for(model_args.model_name_or_path)
+    setup = memory.setup_from_args(training_args, model_args, 0, script_args.max_prompt_tokens)
+    return memory.estimate(shape, setup).total / memory.GIB
+
+
+def compare(start: dict, tuned: list[dict]) -> list[dict]:
+    rows = []
+    for suite, summary in start.items():
+        for task_type, cell in summary["types"].items():
+            values = [t[suite]["types"].get(task_type, {}).get("score") for t in tuned]
+            steps = [t[suite]["types"].get(task_type, {}).get("step_accuracy") for t in tuned]
+            mean, spread = ablation.mean_and_spread(values)
+            step_mean, step_spread = ablation.mean_and_spread(steps)
+            base = cell["score"]
+            verdict = "up" if mean - spread > base + 1e-9 else "down" if mean + spread < base - 1e-9 else "="
+            rows.append(
+                dict(
+                    suite=suite,
+                    type=task_type,
+                    start=base,
+                    mean=mean,
+                    spread=spread,
+                    verdict=verdict,
+                    start_step=cell.get("step_accuracy"),
+                    step_mean=step_mean,
+                    step_spread=step_spread,
+                )
+            )
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    lines = [
+        "| suite | task type | SFT start | + GRPO (mean ± spread) | | step acc. start | step acc. + GRPO |",
+        "|---|---|---:|---:|---|---:|---:|",
+    ]
+    for r in rows:
+        start_step = "–" if r["start_step"] is None else f"{r['start_step']:.3f}"
+        lines.append(
+            f"| {r['suite']} | {r['type']} | {r['start']:.3f} | {plus_minus(r['mean'], r['spread'])} | "
+            f"{r['verdict']} | {start_step} | {plus_minus(r['step_mean'], r['step_spread'])} |"
+        )
+    return "\n".join(lines)
+
+
+def describe(f: dict) -> str:
+    share = "n/a" if f["generation_share"] is None else f"{100 * f['generation_share']:.0f}%"
+    rss = "n/a" if f["peak_rss_gib"] is None else f"{f['peak_rss_gib']:.2f} GiB"
+    return (
+        f"{f['steps']} steps, {f['steps_per_min']:.2f} steps/min, generation {share} of the step time, peak RSS {rss}, "
+        f"reward {f['reward_first']:.3f} (first step) -> {f['reward_last']:.3f} (last)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--init-from", type=Path, default=Path("runs/ablation/lora-seed0"))
+    parser.add_argument("--steps", type=int, default=26)
+    parser.add_argument("--seeds", default="0,1")
+    parser.add_argument("--suite", default="cognitive,plain,transfer")
+    parser.add_argument("--limit", default="10")
+    parser.add_argument("--max-gen-toks", type=int, default=320)
+    parser.add_argument("--runs", type=Path, default=Path("runs/bench_grpo"))
+    parser.add_argument("--out", type=Path, default=Path("results/bench_grpo"))
+    args = parser.parse_args()
+
+    start = evaluate(args.init_from, args.out / "evals" / "start", args)
+    tuned, figures = [], {}
+    for seed in [int(s) for s in args.seeds.split(",")]:
+        run_dir, time_log = args.runs / f"seed{seed}", args.runs / f"seed{seed}.time.log"
+        if not ablation.finished(run_dir):
+            run(
+                [
+                    "/usr/bin/time",
+                    "-v",
+                    sys.executable,
+                    "recipes/grpo.py",
+                    "--config",
+                    RECIPE,
+                    "--init_from",
+                    str(args.init_from),
+                    "--seed",
+                    str(seed),
+                    "--max_steps",
+                    str(args.steps),
+                    "--save_steps",
+                    str(args.steps),
+                    "--output_dir",
+                    str(run_dir),
+                ],
+                log=time_log,
+            )
+        figures[seed] = train_figures(run_dir, time_log)
+        tuned.append(evaluate(run_dir, args.out / "evals" / f"seed{seed}", args))
+
+    rows = compare(start, tuned)
+    held_out = [r for r in rows if r["suite"] in ("cognitive", "plain")]
+    up = sorted({r["type"] for r in held_out if r["verdict"] == "up"})
+    down = sorted({r["type"] for r in held_out if r["verdict"] == "down"})
+    target = len(up) >= 2 and not down
+    summary = (
+        f"held-out (cognitive, plain): up beyond the seed spread on {', '.join(up) or 'no type'}; "
+        f"down on {', '.join(down) or 'no type'} -> target {'MET' if target else 'NOT met'}"
+    )
+    speed = "; ".join(f"seed {seed}: {describe(f)}" for seed, f in figures.items())
+    memory = f"memory estimate of the recipe: {estimate_gib():.2f} GiB"
+    text = f"{table(rows)}\n\n{summary}\n\n{speed}\n{memory}\n"
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "table.md").write_text(text)
+    (args.out / "results.json").write_text(
+        json.dumps(
+            {
+                "settings": {k: str(v) for k, v in vars(args).items()},
+                "rows": rows,
+                "figures": figures,
+                "target_met": target,
+                "up": up,
+                "down": down,
+            },
+            indent=1,
+        )
+        + "\n"
+    )
+    from cognitive.plots import plot_before_after
+
+    plot_before_after(rows, args.out / "grpo.png", "SFT start", "+ GRPO")
+    print(f"\n{text}\nWrote {args.out}/results.json, table.md, grpo.png")
+
+
+if __name__ == "__main__":
+    main()

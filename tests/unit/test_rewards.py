@@ -1,0 +1,169 @@
+"""The GRPO rewards (cognitive/rl/rewards.py) on correct, wrong and malformed completions of every task type,
+their partial credit, and the recipe's checks of reward names and weights."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from cognitive import tasks
+from cognitive.data.generators import generate_example
+from cognitive.data.generators.planning import plan_violations
+from cognitive.data.response import render_response
+from cognitive.errors import UserError
+from cognitive.rl import rewards
+from cognitive.rl.rewards import correctness_reward, format_reward, reward_functions, step_validity_reward
+
+TYPES = [t.name for t in tasks.TASK_TYPES]
+HAS_STEPS = {"chain_of_thought", "planning"}  # types whose step validity always applies
+
+
+def score(text, example):
+    """(correctness, format, step validity) of one completion, given as TRL passes conversational completions."""
+    kwargs = dict(task_type=[example.task_type.value], problem_spec=[json.dumps(example.problem_spec)])
+    completion = [[{"role": "assistant", "content": text}]]
+    return tuple(f(completion, **kwargs)[0] for f in (correctness_reward, format_reward, step_validity_reward))
+
+
+def other_answer(task_type: str, example):
+    """A record of the same task type whose answer differs from `example`'s."""
+    for seed in range(1, 50):
+        other = generate_example(task_type, "basic", seed)
+        if (
+            other.final_answer != example.final_answer
+            and other.problem_spec["answer"] != example.problem_spec["answer"]
+        ):
+            return other
+    raise AssertionError("no record with another answer")
+
+
+@pytest.mark.parametrize("style", ["guide", "concise"])
+@pytest.mark.parametrize("task_type", TYPES)
+def test_a_correct_completion_earns_every_reward(task_type, style):
+    example = generate_example(task_type, "basic", 0)
+    correctness, fmt, steps = score(render_response(example, style), example)
+    assert correctness == 1.0 and fmt == 1.0
+    assert steps == 1.0 if task_type in HAS_STEPS else steps in (1.0, None)
+
+
+@pytest.mark.parametrize("task_type", TYPES)
+def test_a_wrong_answer_loses_correctness(task_type):
+    example = generate_example(task_type, "basic", 0)
+    wrong = other_answer(task_type, example)
+    # the example's own reasoning, with another record's final answer line
+    text = render_response(example, "concise").rsplit("Final Answer:", 1)[0] + f"Final Answer: {wrong.final_answer}"
+    correctness, fmt, _ = score(text, example)
+    assert correctness < 1.0
+    if task_type == "chain_of_thought":  # a wrong number is still an answer (entities of another story may not be)
+        assert fmt == 1.0
+
+
+@pytest.mark.parametrize("task_type", TYPES)
+@pytest.mark.parametrize("malformed", ["", "I am not sure.", "Final Answer:", "<|im_end|>" * 3])
+def test_malformed_completions_earn_nothing(task_type, malformed):
+    example = generate_example(task_type, "basic", 0)
+    correctness, fmt, steps = score(malformed, example)
+    assert correctness == 0.0 and fmt == 0.0
+    assert steps in ((0.0,) if task_type in HAS_STEPS else (None,))
+
+
+@pytest.mark.parametrize("task_type", TYPES)
+def test_a_truncated_completion_has_no_final_answer(task_type):
+    example = generate_example(task_type, "basic", 0)
+    text = render_response(example, "guide")
+    truncated = text[: text.rfind("Final Answer")].rstrip("* \n")
+    assert score(truncated, example)[1] == 0.0
+
+
+def test_a_valid_but_slower_plan_earns_half_credit():
+    for seed in range(300):  # a problem whose plan in dependency order, one task after another, meets the deadline
+        example = generate_example("planning", "basic", seed)
+        spec = example.problem_spec
+        plan, t = {}, 0
+        while len(plan) < len(spec["tasks"]):
+            for task in spec["tasks"]:
+                if task["name"] not in plan and all(d in plan for d in task["deps"]):
+                    plan[task["name"]] = (t, t + task["duration"])
+                    t += task["duration"]
+        if not plan_violations(plan, spec) and t > spec["answer"]["total"]:
+            break
+    else:
+        raise AssertionError("no problem with a valid serial plan slower than the best")
+    text = "Final Answer: Plan: " + "; ".join(f"{name} {s}-{e}" for name, (s, e) in plan.items())
+    assert score(text, example)[:2] == (0.5, 1.0)
+
+
+def test_a_plan_with_one_task_too_short_loses_that_step():
+    example = generate_example("planning", "basic", 0)
+    plan = example.problem_spec["answer"]["plan"]
+    names = list(plan)
+    wrong = {n: tuple(plan[n]) for n in names}
+    # the last task (nothing depends on it in time order) ends a minute early
+    last = max(names, key=lambda n: plan[n][1])
+    wrong[last] = (plan[last][0], plan[last][1] - 1)
+    text = "Final Answer: Plan: " + "; ".join(f"{n} {s}-{e}" for n, (s, e) in wrong.items())
+    correctness, fmt, steps = score(text, example)
+    assert correctness == 0.0 and fmt == 1.0
+    assert steps == pytest.approx((len(names) - 1) / len(names))
+
+
+def test_logic_grids_earn_the_share_of_cells_right():
+    example = generate_example("problem_solving", "basic", 0)
+    spec = example.problem_spec
+    people, categories = spec["people"], list(spec["categories"])
+    answer = {p: dict(spec["answer"][p]) for p in people}
+    first, second = people[0], people[1]
+    category = categories[0]
+    answer[first][category], answer[second][category] = answer[second][category], answer[first][category]
+    text = "Final Answer: " + "; ".join(f"{p}: " + ", ".join(answer[p][c] for c in categories) for p in people)
+    cells = len(people) * len(categories)
+    assert score(text, example)[0] == pytest.approx((cells - 2) / cells)
+
+
+def test_false_arithmetic_steps_lower_step_validity_not_correctness():
+    example = generate_example("chain_of_thought", "basic", 0)
+    text = render_response(example, "concise")
+    steps = re.findall(r"= (\d+)", text)
+    assert steps, text
+    broken = text.replace(f"= {steps[0]}", f"= {int(steps[0]) + 1}", 1)
+    correctness, _, validity = score(broken, example)
+    assert correctness == 1.0 and 0.0 <= validity < 1.0
+
+
+def test_arithmetic_answered_without_work_earns_no_step_validity():
+    example = generate_example("chain_of_thought", "basic", 0)
+    assert score(f"Final Answer: {example.problem_spec['answer']}", example) == (1.0, 1.0, 0.0)
+
+
+def test_the_rewards_take_trls_keyword_arguments_and_plain_strings():
+    """GRPOTrainer passes prompts, completion_ids, trainer_state and log_* callables besides the columns; TRL's CLI
+    resolves `cognitive.rl.rewards.correctness_reward` by its dotted path."""
+    import importlib
+
+    example = generate_example("memory_recall", "basic", 0)
+    module, name = "cognitive.rl.rewards.correctness_reward".rsplit(".", 1)
+    reward = getattr(importlib.import_module(module), name)
+    out = reward(
+        prompts=["p", "p"],
+        completions=[render_response(example, "concise"), "no idea"],
+        completion_ids=[[1], [2]],
+        task_type=["memory_recall"] * 2,
+        problem_spec=[json.dumps(example.problem_spec)] * 2,
+        trainer_state=None,
+        log_extra=lambda *a: None,
+        log_metric=lambda *a: None,
+    )
+    assert out == [1.0, 0.0]
+
+
+def test_reward_names_and_weights_are_checked():
+    assert reward_functions(["correctness", "format"], [1.0, 0.5]) == [correctness_reward, format_reward]
+    with pytest.raises(UserError, match=r"unknown reward 'accuracy'.*known: correctness, format, step_validity"):
+        reward_functions(["correctness", "accuracy"])
+    with pytest.raises(UserError, match=r"reward_weights: 1 weight\(s\) \[1.0\] for 2 reward_funcs"):
+        reward_functions(["correctness", "format"], [1.0])
+    with pytest.raises(UserError, match="names a reward twice"):
+        reward_functions(["format", "format"])
+    assert set(rewards.REWARDS) == {"correctness", "format", "step_validity"}
