@@ -196,13 +196,14 @@ def test_cpu_estimate_tracks_the_measured_peak_rss(config, batch, length):
 
 
 # GRPO, grpo_135m_cpu.yaml from an SFT run (runs/ablation/lora-seed0), micro-batch 8: peak RSS (GiB) by
-# max_completion_length, measured with /usr/bin/time -v around recipes/grpo.py (tests/performance/bench_grpo.py).
-MEASURED_GRPO_CPU_PEAKS = {96: 6.22, 192: 6.96}
+# max_completion_length, measured with /usr/bin/time -v around recipes/grpo.py: 96 over 2 steps, 192 over the 30 steps
+# of tests/performance/bench_grpo.py (6.96 after 3 steps: the heap keeps growing over a run).
+MEASURED_GRPO_CPU_PEAKS = {96: 6.22, 192: 8.36}
 
 
 @pytest.mark.parametrize("completion", list(MEASURED_GRPO_CPU_PEAKS))
 def test_grpo_cpu_estimate_tracks_the_measured_peak_rss(completion):
-    """Within 15% of the measured GRPO peaks, through the GRPO recipe's own settings; the generation phase and the
+    """Within 10% of the measured GRPO peaks, through the GRPO recipe's own settings; the generation phase and the
     step are both counted, the peak is the larger one."""
     from cognitive.train.args import parse_grpo_args
 
@@ -213,7 +214,7 @@ def test_grpo_cpu_estimate_tracks_the_measured_peak_rss(completion):
     setup = hardware.setup_from_args(training_args, model_args, 0, script_args.max_prompt_tokens)
     assert setup.device == "cpu" and setup.generation_batch == 8 and setup.completion_len == completion
     est = estimate(shape, setup)
-    assert est.generation > 0 and est.total / GIB == pytest.approx(MEASURED_GRPO_CPU_PEAKS[completion], rel=0.15)
+    assert est.generation > 0 and est.total / GIB == pytest.approx(MEASURED_GRPO_CPU_PEAKS[completion], rel=0.10)
 
 
 def test_grpo_estimate_counts_generation_and_the_reference():
