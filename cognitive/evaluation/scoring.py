@@ -338,17 +338,22 @@ def score_reasoning(output: str | None, spec: dict) -> dict[str, float]:
     return score_numeric(output, spec["answer"])
 
 
+def score_output(task: tasks.TaskType, output: str | None, spec: dict, doc_id=None) -> dict[str, float]:
+    """The task type's metrics of one output (its scorer); a scorer bug must not lose a whole run (an evaluation, or
+    an RL step that scores with it): it is logged and the output scores 0."""
+    try:
+        return task.scorer_function()(output, spec)
+    except Exception:
+        log.exception("scoring %s document %s failed; scored 0", task.eval_task, doc_id)
+        return task.zero_metrics()
+
+
 def score_document(doc: dict, output: str | None) -> dict[str, float]:
     """lm-eval process_results of a cognitive_* document (doc["task"] names its eval task): the task type's
     metrics (cognitive.tasks), `score` (its headline metric) and `score_<difficulty>` (present only for
     documents of that difficulty)."""
     task = tasks.get(doc["task"])
-    spec = json.loads(doc["problem_spec"])
-    try:
-        metrics = task.scorer_function()(output, spec)
-    except Exception:  # a scorer bug must not lose a whole run: log it, score this document 0
-        log.exception("scoring %s document %s failed; scored 0", task.eval_task, doc.get("id"))
-        metrics = task.zero_metrics()
+    metrics = score_output(task, output, json.loads(doc["problem_spec"]), doc.get("id"))
     score = metrics[task.headline]
     return {**metrics, "score": score, f"score_{doc['difficulty']}": score, **step_metrics(output)}
 

@@ -65,6 +65,17 @@ def resolve_base(name: str) -> str:
     return name  # a hub id: from_pretrained downloads or reads the HF cache
 
 
+def same_base(a: str, b: str) -> bool:
+    """Two base names name one base: equal, or local paths to the same directory (hub ids and embedded names are
+    compared as written)."""
+
+    def canonical(name: str) -> str:
+        path = Path(name).expanduser()
+        return str(path.resolve()) if path.exists() else name
+
+    return a == b or canonical(a) == canonical(b)
+
+
 def load_tokenizer(name: str, **kwargs):
     from transformers import AutoTokenizer
 

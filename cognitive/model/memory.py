@@ -344,10 +344,10 @@ def setup_from_args(training_args, model_args, module_params: int = 0, prompt_le
         quant = "fp32"  # fp32 weights, bf16 autocast when bf16 is on (the CPU recipes)
     else:
         quant = "bf16" if half_compute else "fp32"
-    grpo = {"seq_len": getattr(training_args, "max_length", None) or 1024}
+    sequences = {"seq_len": getattr(training_args, "max_length", None) or 1024}  # SFT: one length
     if hasattr(training_args, "num_generations"):  # a GRPOConfig: prompt + completion, and the generation phase
         completion = training_args.max_completion_length or 256
-        grpo = dict(
+        sequences = dict(
             seq_len=(prompt_len or 512) + completion,
             completion_len=completion,
             generation_batch=max(1, training_args.generation_batch_size // max(1, training_args.world_size)),
@@ -363,7 +363,7 @@ def setup_from_args(training_args, model_args, module_params: int = 0, prompt_le
         deepspeed_bucket_elems=buckets,
         compute="bf16" if half_compute else "fp32",
         device="cpu" if getattr(training_args, "use_cpu", False) else "cuda",
-        **grpo,
+        **sequences,
     )
 
 

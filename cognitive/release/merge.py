@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
-from cognitive.model.base import EMBEDDED_PREFIX, load_base, load_tokenizer, resolve_base
+from cognitive.model.base import EMBEDDED_PREFIX, load_base, load_tokenizer, resolve_base, same_base
 from cognitive.atomic import make_shareable, output_dir
 from cognitive.errors import UserError
 from cognitive.model.remote_code import trust_release_code
@@ -84,13 +84,7 @@ def check_adapter_base(run: FinishedRun) -> None:
     recorded = json.loads((run.run_dir / PEFT_CONFIG).read_text()).get("base_model_name_or_path")
     if not recorded:
         return
-    configured = resolve_base(run.base)
-
-    def canonical(name: str) -> str:
-        path = Path(name).expanduser()
-        return str(path.resolve()) if path.exists() else name
-
-    if canonical(recorded) == canonical(configured):
+    if same_base(recorded, resolve_base(run.base)):
         return
     if run.base.startswith(EMBEDDED_PREFIX) and Path(recorded).parts[-2:] == ("embedded", run.base.removeprefix(EMBEDDED_PREFIX)):
         return  # the same embedded base, converted into another cache folder

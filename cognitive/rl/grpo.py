@@ -27,6 +27,7 @@ from trl import GRPOTrainer
 
 from cognitive.atomic import partial_path
 from cognitive.errors import UserError
+from cognitive.model.base import same_base
 from cognitive.model.inject import load_cognitive_adapter, mark_cognitive_trainable
 from cognitive.model.modules import unwrap_model
 from cognitive.rl.rewards import reward_functions
@@ -55,16 +56,6 @@ class ResolvedGRPO:
             meta = json.loads((self.init_run.run_dir / COGNITIVE_CONFIG).read_text())
             return config_from_dict(meta.get("cognitive_modules"))
         return self.modules
-
-
-def same_base(a: str, b: str) -> bool:
-    """Two base names are one base: equal names, or local paths to the same directory."""
-
-    def canonical(name: str) -> str:
-        path = Path(name).expanduser()
-        return str(path.resolve()) if path.exists() else name
-
-    return a == b or canonical(a) == canonical(b)
 
 
 def check_init_from(init_from: str, model_args) -> FinishedRun:

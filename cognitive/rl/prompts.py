@@ -101,8 +101,7 @@ def prompt_length_check(tokenizer, max_tokens: int | None):
         return None
 
     def fits(row) -> bool:
-        ids = tokenizer.apply_chat_template(row["prompt"], add_generation_prompt=True, tokenize=True)
-        ids = ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids
+        ids = tokenizer.apply_chat_template(row["prompt"], add_generation_prompt=True, tokenize=True, return_dict=False)
         return len(ids) <= max_tokens
 
     return fits

@@ -30,7 +30,7 @@ from cognitive import tasks
 from cognitive.data.generators import _arith
 from cognitive.data.generators.planning import task_violations
 from cognitive.errors import UserError
-from cognitive.evaluation.scoring import answer_region, final_answer_text, parse_plan
+from cognitive.evaluation.scoring import answer_region, final_answer_text, parse_plan, score_output
 
 
 def completion_text(completion) -> str:
@@ -46,20 +46,13 @@ def _spec(problem_spec) -> dict:
     return json.loads(problem_spec) if isinstance(problem_spec, str) else problem_spec
 
 
-def _metrics(task, text: str, spec: dict) -> dict[str, float]:
-    try:
-        return task.scorer_function()(text, spec)
-    except Exception:  # as in evaluation (scoring.score_document): a scorer bug scores 0, it does not stop training
-        return task.zero_metrics()
-
-
 # ------------------------------------------------------------------------------------------------ the rewards
 def correctness_reward(completions, task_type, problem_spec, **kwargs) -> list[float]:
     """The task's scorer on each completion, weighted by the registry's partial credit (TaskType.credit)."""
     rewards = []
     for completion, name, spec in zip(completions, task_type, problem_spec, strict=True):
         task = tasks.get(name)
-        metrics = _metrics(task, completion_text(completion), _spec(spec))
+        metrics = score_output(task, completion_text(completion), _spec(spec))
         rewards.append(sum(weight * metrics[metric] for metric, weight in task.credit().items()))
     return rewards
 
@@ -70,7 +63,7 @@ def format_reward(completions, task_type, problem_spec, **kwargs) -> list[float]
     for completion, name, spec in zip(completions, task_type, problem_spec, strict=True):
         text = completion_text(completion)
         _, marked = final_answer_text(text)
-        answered = marked and _metrics(tasks.get(name), text, _spec(spec))["answered"] > 0
+        answered = marked and score_output(tasks.get(name), text, _spec(spec))["answered"] > 0
         rewards.append(float(answered))
     return rewards
 
