@@ -1,34 +1,31 @@
-"""The main job on the embedded default base, end to end on a CPU: data -> LoRA SFT -> lm_eval -> merge.
+"""The main job on the embedded default base, end to end on a CPU: data -> LoRA SFT -> evaluation -> merge.
 
     bash recipes/demo.sh            # sets up .venv if needed, then runs this file
-    python recipes/demo.py [--steps 60] [--eval-limit 60]
+    python recipes/demo.py [--steps 30] [--eval-limit 6]
 
-Each stage is the command a user would type (printed before it runs); at the end a base-vs-tuned table
-from real lm_eval runs is printed and saved, with a bar chart, to results/demo/.
+Each stage is the command a user would type (printed before it runs): the five-type CPU mix, the CPU recipe of
+the ablation's best arm (recipes/configs/demo_cpu.yaml: LoRA only, see the README's ablation), then base and tuned
+on the in-distribution and transfer suites (score, standard error and step accuracy per suite and task type), then
+the merged release. The table is printed at the end and saved, with plots, to results/demo/.
 """
 
 import json
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-from cognitive.atomic import output_dir
+from cognitive import PROJECT_ROOT
 from cognitive.errors import ArgumentParser, UserError, exit_on_user_error
-from cognitive.evaluation.harness import evaluate, headline_scores, lm_eval_command, score_table
-from cognitive.model.base import DEFAULT_EMBEDDED, resolve_base
-from cognitive.plots import plot_score_comparison
+from cognitive.evaluation.harness import suites_table
+from cognitive.model.base import DEFAULT_EMBEDDED
 
-ROOT = Path(__file__).resolve().parent.parent
-TASKS = ["cognitive_reasoning"]
-# The demo trains on basic + intermediate problems (data/configs/demo.yaml): evaluate those, with room for
-# the trained answer format (2-4 steps: under 250 tokens).
-EVAL_OPTIONS = dict(metadata={"difficulty": "basic,intermediate"}, gen_kwargs={"max_gen_toks": 320})
+DEMO_SUITES = "cognitive,transfer"  # in-distribution and third-party problems (cognitive.evaluation.harness.SUITES)
+MAX_GEN_TOKS = 320  # the ablation's cap: room for a concise answer; the base's long ones are cut there too
 
 
 def run(stage: str, args: list[str]) -> None:
     print(f"\n=== {stage}\n$ python {' '.join(args)}", flush=True)
-    code = subprocess.run([sys.executable, *args], cwd=ROOT).returncode
+    code = subprocess.run([sys.executable, *args], cwd=PROJECT_ROOT).returncode
     if code != 0:  # the stage printed its own error above
         raise UserError(f"stage {stage} failed (exit {code}): python {' '.join(args)}")
 
@@ -37,24 +34,22 @@ def run(stage: str, args: list[str]) -> None:
 def main() -> None:
     parser = ArgumentParser(description="End-to-end demo on the embedded base (CPU).")
     parser.add_argument("--steps", type=int, default=None, help="training steps (default: the recipe's)")
-    parser.add_argument("--eval-limit", type=int, default=60, help="eval documents per task")
-    parser.add_argument("--batch-size", type=int, default=16, help="lm_eval generation batch size")
+    parser.add_argument("--eval-limit", type=int, default=6, help="documents per evaluation task")
+    parser.add_argument("--batch-size", type=int, default=16, help="generation batch size")
     args = parser.parse_args()
     started = time.time()
-    out = ROOT / "results" / "demo"
 
     run(
-        "1/4 generate verified training data",
+        "1/4 generate verified training data (all five task types)",
         [
             "recipes/generate_data.py",
             "--config",
-            "data/configs/demo.yaml",
+            "data/configs/cpu_mix.yaml",
             "--out",
-            "data/synthetic/demo",
+            "data/synthetic/cpu_mix",
             "--overwrite",
         ],
     )
-    steps = ["--max_steps", str(args.steps)] if args.steps else []
     run(
         "2/4 LoRA fine-tuning (TRL SFTTrainer)",
         [
@@ -65,37 +60,31 @@ def main() -> None:
             "runs/demo",
             "--overwrite",
             "true",
-            *steps,
+            *(["--max_steps", str(args.steps)] if args.steps else []),
         ],
     )
-
-    base_dir = resolve_base(DEFAULT_EMBEDDED)
-    scores = {}
-    for name, peft in (("base", None), ("tuned", "runs/demo")):
-        print(
-            f"\n=== 3/4 evaluate {name}\n"
-            f"$ {lm_eval_command(base_dir, peft, TASKS, args.eval_limit, args.batch_size, **EVAL_OPTIONS)}",
-            flush=True,
-        )
-        scores[name] = evaluate(
-            base_dir,
-            peft=str(ROOT / peft) if peft else None,
-            tasks=TASKS,
-            limit=args.eval_limit,
-            batch_size=args.batch_size,
-            **EVAL_OPTIONS,
-        )
-
-    report = score_table(scores)
-    with output_dir(out, overwrite=True) as tmp:
-        (tmp / "scores.json").write_text(json.dumps(scores, indent=1))
-        (tmp / "table.md").write_text(report + "\n")
-        plot_score_comparison(
-            headline_scores(scores), tmp / "scores.png", title="embedded SmolLM2-135M-Instruct: base vs LoRA-tuned"
-        )
-
     run(
-        "4/4 merge the adapter into a release (its model card carries the table)",
+        "3/4 evaluate base and tuned: in-distribution (cognitive) and transfer (reasoning-gym) suites",
+        [
+            "recipes/evaluate.py",
+            "--base",
+            DEFAULT_EMBEDDED,
+            "--adapter",
+            "runs/demo",
+            "--suite",
+            DEMO_SUITES,
+            "--limit",
+            str(args.eval_limit),
+            "--max-gen-toks",
+            str(MAX_GEN_TOKS),
+            "--batch-size",
+            str(args.batch_size),
+            "--out",
+            "results/demo",
+        ],
+    )
+    run(
+        "4/4 merge the adapter into a release (its model card carries every task's scores)",
         [
             "recipes/merge.py",
             "--run",
@@ -104,13 +93,14 @@ def main() -> None:
             "release/demo",
             "--overwrite",
             "--eval-results",
-            "results/demo/scores.json",
+            "results/demo/results.json",
         ],
     )
-    print(f"\n=== base vs tuned (lm_eval, {args.eval_limit} documents per task)\n{report}")
+    results = json.loads((PROJECT_ROOT / "results/demo/results.json").read_text())
+    print(f"\n=== base vs tuned ({args.eval_limit} documents per task)\n{suites_table(results['suites'])}")
     print(
-        f"\nSaved {out}/scores.json, table.md, scores.png; release in release/demo. "
-        f"Wall time: {(time.time() - started) / 60:.1f} min"
+        "\nSaved results/demo/ (results.json, table.md with every task's metrics, suites.png); release in "
+        f"release/demo. Wall time: {(time.time() - started) / 60:.1f} min"
     )
 
 

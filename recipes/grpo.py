@@ -48,7 +48,9 @@ def main(script_args, training_args, model_args):
 
     # TRL GRPOTrainer: generate num_generations completions per prompt, score them with the rewards, update LoRA
     # (+ the modules) towards the better ones of each group; then the run dir is finished (adapter, log, curves).
-    trainer = build_grpo_trainer(model, tokenizer, training_args, model_args, prompts, resolved)
+    trainer = build_grpo_trainer(
+        model, tokenizer, training_args, model_args, prompts, resolved, script_args.cpu_heap_trim_mb
+    )
     train_and_finish(trainer, resume, script_args, training_args, model_args, final_dir)
     return trainer
 

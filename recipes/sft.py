@@ -39,7 +39,14 @@ def main(script_args, training_args, model_args):
 
     # TRL SFTTrainer + LoRA on the base's linear layers (+ the modules, trained fully, saved beside the adapter).
     trainer = build_trainer(
-        model, tokenizer, training_args, model_args, train_dataset, eval_dataset, resolved.aux_labels
+        model,
+        tokenizer,
+        training_args,
+        model_args,
+        train_dataset,
+        eval_dataset,
+        resolved.aux_labels,
+        script_args.cpu_heap_trim_mb,
     )
     train_and_finish(trainer, resume, script_args, training_args, model_args, final_dir, eval_dataset is not None)
     return trainer

@@ -156,6 +156,7 @@ TINY_RECIPE_OVERRIDES = {
     "save_steps": 2,
     "max_eval_examples": 2,
     "report_to": "none",
+    "response_style": "guide",  # the guide's layout (the aux labels need its planning lines); concise: test_styles
 }
 
 

@@ -10,7 +10,9 @@ Sources, all optional except the run itself:
                                JSONL files are counted
     eval results               --eval-results FILE, else the newest of results/<run name>/results.json
                                (recipes/evaluate.py --out results/<run name>), results/<run name>/scores.json
-                               (recipes/demo.py) and results/<run name>/**/results_*.json (lm_eval --output_path);
+                               ({model: {task: {metric: value}}}: cognitive.evaluation.harness.evaluate's scores, as
+                               the demo wrote them before it moved to recipes/evaluate.py) and
+                               results/<run name>/**/results_*.json (lm_eval --output_path);
                                results/ is the folder beside the run's runs/ folder
 """
 
@@ -74,9 +76,11 @@ def load_eval_scores(path: Path) -> tuple[dict[str, dict[str, dict[str, float]]]
         label = data.get("model_name") or config.get("model_args") or "model"
         limit = config.get("limit")
         return {str(label): flatten_scores(data)}, f"lm_eval, limit {f'{limit:g}' if limit else 'none'}"
-    if isinstance(data, dict) and data and all(_is_scores(v) for v in data.values()):  # recipes/demo.py
-        return data, "recipes/demo.py"
-    raise UserError(f"eval results {path}: not a recipes/evaluate.py, recipes/demo.py or lm_eval results file")
+    if isinstance(data, dict) and data and all(_is_scores(v) for v in data.values()):  # harness.evaluate's scores
+        return data, "cognitive.evaluation.harness.evaluate"
+    raise UserError(
+        f"eval results {path}: not a recipes/evaluate.py, lm_eval or {{model: {{task: {{metric: value}}}}}} results file"
+    )
 
 
 def _is_scores(value) -> bool:

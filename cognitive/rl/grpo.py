@@ -34,7 +34,7 @@ from cognitive.rl.rewards import reward_functions
 from cognitive.train.args import cognitive_modules
 from cognitive.train.run import CheckpointMarker, FinishedRun, read_run
 from cognitive.train.sft_data import check_styles
-from cognitive.train.trainer import CognitiveModulesMixin, load_model_and_tokenizer, lora_config
+from cognitive.train.trainer import CognitiveModulesMixin, attach_heap_trimmer, load_model_and_tokenizer, lora_config
 
 
 @dataclass(frozen=True)
@@ -159,9 +159,12 @@ class CognitiveGRPOTrainer(CognitiveModulesMixin, TimedGRPOTrainer):
         self.cognitive_config = unwrap_model(self.model).cognitive_config
 
 
-def build_grpo_trainer(model, tokenizer, training_args, model_args, train_dataset, resolved: ResolvedGRPO):
+def build_grpo_trainer(
+    model, tokenizer, training_args, model_args, train_dataset, resolved: ResolvedGRPO, cpu_heap_trim_mb=None
+):
     """TRL's GRPOTrainer on the prompts with the recipe's rewards; a fresh LoRA adapter (ModelConfig) for the bare
-    base, the run's adapter for init_from; CognitiveGRPOTrainer when the model has cognitive modules."""
+    base, the run's adapter for init_from; CognitiveGRPOTrainer when the model has cognitive modules. On a CPU,
+    `cpu_heap_trim_mb` as in SFT (cognitive.train.trainer.attach_heap_trimmer)."""
     kwargs = dict(
         model=model,
         reward_funcs=resolved.rewards,
@@ -175,4 +178,5 @@ def build_grpo_trainer(model, tokenizer, training_args, model_args, train_datase
     else:
         trainer = CognitiveGRPOTrainer(**kwargs)
     trainer.add_callback(CheckpointMarker())  # marks each checkpoint complete, last (cognitive/train/run.py)
+    attach_heap_trimmer(trainer, training_args, cpu_heap_trim_mb)
     return trainer

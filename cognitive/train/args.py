@@ -45,6 +45,14 @@ class RunArguments:
         default=None,
         metadata={"help": "The guide's cognitive_modules block (a YAML mapping; on the command line, JSON)."},
     )
+    cpu_heap_trim_mb: int | None = field(
+        default=None,
+        metadata={
+            "help": "On a CPU with glibc: malloc_trim before a decoder layer runs when the RSS has grown by more than "
+            "this many MiB since the last trim (returns gradient checkpointing's freed working sets; "
+            "cognitive/train/heap.py; the preflight's estimate is the untrimmed peak). None: off."
+        },
+    )
     prompt_styles: dict[str, Any] | str | None = field(
         default=None,
         metadata={
@@ -55,6 +63,8 @@ class RunArguments:
     )
 
     def __post_init__(self):
+        if self.cpu_heap_trim_mb is not None and self.cpu_heap_trim_mb <= 0:
+            raise UserError(f"cpu_heap_trim_mb: {self.cpu_heap_trim_mb}; a positive number of MiB, or unset (off)")
         if isinstance(self.prompt_styles, str) and self.prompt_styles.lstrip().startswith("{"):
             try:
                 self.prompt_styles = json.loads(self.prompt_styles)
@@ -76,7 +86,7 @@ class ScriptArguments(RunArguments):
     """recipes/sft.py: the records it trains on and how they are rendered."""
 
     dataset_path: str = field(
-        default="data/synthetic/demo",
+        default="data/synthetic/cpu_mix",
         metadata={"help": "A .jsonl file of records, or a generated data directory (reads train*.jsonl)."},
     )
     eval_dataset_path: str | None = field(

@@ -50,6 +50,7 @@ RESUMABLE_CHANGES = {
     "logging_steps",
     "disable_tqdm",
     "run_name",
+    "cpu_heap_trim_mb",  # returns freed memory, computes the same numbers (tests/integration/test_heap_trim_recipe.py)
 }
 
 

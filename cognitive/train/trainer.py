@@ -48,6 +48,7 @@ from cognitive.train.aux_labels import (
     add_token_labels,
     check_padded_batches,
 )
+from cognitive.train.heap import install_heap_trimmer
 from cognitive.train.run import CheckpointMarker
 
 
@@ -117,9 +118,12 @@ def lora_config(model_args, model=None):
     return get_peft_config(model_args)
 
 
-def build_trainer(model, tokenizer, training_args, model_args, train_dataset, eval_dataset, aux_labels=None):
+def build_trainer(
+    model, tokenizer, training_args, model_args, train_dataset, eval_dataset, aux_labels=None, cpu_heap_trim_mb=None
+):
     """SFTTrainer with LoRA (PEFT); with cognitive modules, the subclass below that trains and saves them too (and,
-    with `aux_labels`, turns the datasets' aux_spans into token labels and batches them: aux_labels.py)."""
+    with `aux_labels`, turns the datasets' aux_spans into token labels and batches them: aux_labels.py). On a CPU,
+    `cpu_heap_trim_mb` hooks cognitive.train.heap's trimmer before every decoder layer (`trainer.heap_trimmer`)."""
     from transformers.trainer_utils import IntervalStrategy
 
     if eval_dataset is None and training_args.eval_strategy != IntervalStrategy.NO:
@@ -134,14 +138,27 @@ def build_trainer(model, tokenizer, training_args, model_args, train_dataset, ev
         processing_class=tokenizer,
         peft_config=lora_config(model_args, model),
     )
-    if training_args.use_cpu or not torch.cuda.is_available():
+    if on_cpu(training_args):
         use_cpu_lm_head_tiles()
     if getattr(model, "cognitive_config", None) is None:
         trainer = SFTTrainer(**kwargs)
     else:
         trainer = CognitiveSFTTrainer(**kwargs, aux_labels=aux_labels)
     trainer.add_callback(CheckpointMarker())  # marks each checkpoint complete, last (cognitive/train/run.py)
+    attach_heap_trimmer(trainer, training_args, cpu_heap_trim_mb)
     return trainer
+
+
+def on_cpu(training_args) -> bool:
+    return bool(training_args.use_cpu) or not torch.cuda.is_available()
+
+
+def attach_heap_trimmer(trainer, training_args, cpu_heap_trim_mb: int | None) -> None:
+    """`trainer.heap_trimmer`: cognitive.train.heap's trimmer before every decoder layer when the run is on a CPU and
+    the recipe sets cpu_heap_trim_mb (SFT and GRPO), else None."""
+    trainer.heap_trimmer = None
+    if cpu_heap_trim_mb and on_cpu(training_args):
+        trainer.heap_trimmer = install_heap_trimmer(trainer.model, cpu_heap_trim_mb * 2**20)
 
 
 # TRL's fused LM head (trl.kernels.chunked_logprob, which SFTTrainer computes the loss with) scores the vocabulary in

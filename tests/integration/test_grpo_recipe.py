@@ -18,6 +18,7 @@ from safetensors.torch import load_file
 
 from cognitive.model.inject import COGNITIVE_CONFIG, COGNITIVE_WEIGHTS
 from cognitive.rl import rewards
+from cognitive.train import heap
 from tests.conftest import ROOT, TINY_MODULES, tiny_recipe
 from tests.integration.test_bad_input import assert_one_line_error
 
@@ -77,7 +78,9 @@ def sft_run(model_dir, data_dir, output_dir, modules=True):
 def test_two_grpo_steps_train_only_lora_and_the_modules(varied_reward, tiny_model_dir, tmp_path):
     model_dir = tiny_model_dir("qwen2")
     run_dir = tmp_path / "run"
-    trainer = grpo(grpo_argv(model_dir, run_dir, cognitive_modules=TINY_MODULES))
+    trainer = grpo(grpo_argv(model_dir, run_dir, cognitive_modules=TINY_MODULES, cpu_heap_trim_mb=1))
+    if heap._MALLOC_TRIM is not None:  # the recipe's cpu_heap_trim_mb reaches GRPO's decoder layers too
+        assert trainer.heap_trimmer.calls > 0
 
     base = load_file(model_dir / "model.safetensors")
     lora_b = checked_base = 0

@@ -517,14 +517,14 @@ def test_model_card_reads_the_four_eval_result_formats(tmp_path):
         "config": {"limit": 2.0},
         "model_name": "release/x",
     }
-    demo = {
+    api = {  # cognitive.evaluation.harness.evaluate's scores per model
         "base": {"cognitive_reasoning": {"exact_match": 0.1}},
         "tuned": {"cognitive_reasoning": {"exact_match": 0.3}},
     }
     expected = {
         "evaluate": (EVAL_RESULTS, {"release:modules": {"cognitive_reasoning": {"score": 0.25, "exact_match": 0.25}}}),
         "lm_eval": (lm_eval, {"release/x": {"cognitive_reasoning": {"exact_match": 0.5, "exact_match_stderr": 0.1}}}),
-        "demo": (demo, demo),
+        "api": (api, api),
         "suites": (
             suites,
             {

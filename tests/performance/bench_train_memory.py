@@ -15,6 +15,7 @@ Configurations (the recipes' `--<key> <value>` overrides):
     modules_fp32    the same with every cognitive module (the 135M recipe's widths)
     lora            the CPU recipe now: LoRA, bf16 autocast, gradient checkpointing
     modules         the same with every cognitive module
+    lora_trim<N>, modules_trim<N>   the same with `cpu_heap_trim_mb: N` (N = 256, 512, 1024; cognitive/train/heap.py)
 
 `--breakdown` also prints, for the warm-up step, the bytes of weights, trainable parameters + gradients + AdamW state,
 and the tensors autograd saves for backward, by the module that saved them (attention, MLP, norms, LM head / loss,
@@ -50,6 +51,11 @@ CONFIGS = {
     "lora": dict(modules=False, overrides={"bf16": "true", "gradient_checkpointing": "true"}),
     "modules": dict(modules=True, overrides={"bf16": "true", "gradient_checkpointing": "true"}),
 }
+for _mb in (256, 512, 1024):  # the same with cognitive/train/heap.py's trimmer: malloc_trim past this RSS growth (MiB)
+    for _name in ("lora", "modules"):
+        CONFIGS[f"{_name}_trim{_mb}"] = dict(
+            modules=CONFIGS[_name]["modules"], overrides={**CONFIGS[_name]["overrides"], "cpu_heap_trim_mb": str(_mb)}
+        )
 MB = 2**20
 
 
@@ -166,7 +172,9 @@ def run_one(config: str, shape: str, steps: int, breakdown: bool) -> dict:
         resolved = resolve_arguments(script_args)
         train, _ = load_sft_datasets(script_args, resolved)
         model, tokenizer = load_model_and_tokenizer(model_args, training_args, resolved.modules)
-        trainer = build_trainer(model, tokenizer, training_args, model_args, train, None, resolved.aux_labels)
+        trainer = build_trainer(
+            model, tokenizer, training_args, model_args, train, None, resolved.aux_labels, script_args.cpu_heap_trim_mb
+        )
         times, ledger = [], None
         state = {}
 
@@ -209,6 +217,7 @@ def run_one(config: str, shape: str, steps: int, breakdown: bool) -> dict:
             "weights_mib": round(params["base"] / MB, 1),
             "trainable_mib": round(params["trainable"] / MB, 1),
             "optimizer_state_mib": round(optimizer_state / MB, 1),
+            "heap_trims": trainer.heap_trimmer.trims if trainer.heap_trimmer else None,
         }
         if ledger is not None:
             result["saved_for_backward_mib"] = {
@@ -219,7 +228,7 @@ def run_one(config: str, shape: str, steps: int, breakdown: bool) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--configs", default=",".join(CONFIGS))
+    parser.add_argument("--configs", default=",".join(c for c in CONFIGS if "_trim" not in c))
     parser.add_argument("--shapes", default="4x512,4x1024")
     parser.add_argument("--steps", type=int, default=3, help="timed optimizer steps (after one warm-up)")
     parser.add_argument("--breakdown", action="store_true")
@@ -247,11 +256,21 @@ def main() -> None:
             print(json.dumps(row), flush=True)
     for shape in args.shapes.split(","):
         by = {r["config"]: r for r in rows if r["shape"] == shape}
-        if "lora" in by and "modules" in by and by["lora"]["s_per_step"]:
-            print(
-                f"{shape}: modules / lora step time {by['modules']['s_per_step'] / by['lora']['s_per_step']:.2f}x "
-                f"(target <= 1.3); modules peak RSS {by['modules']['peak_rss_gib']} GiB (target <= 4)"
-            )
+        for suffix in ["", *sorted({c[c.index("_trim") :] for c in by if "_trim" in c})]:
+            lora, modules = by.get(f"lora{suffix}"), by.get(f"modules{suffix}")
+            if lora and modules and lora["s_per_step"]:
+                peak = modules["peak_rss_gib"]
+                print(
+                    f"{shape}: modules{suffix} / lora{suffix} step time "
+                    f"{modules['s_per_step'] / lora['s_per_step']:.2f}x (target <= 1.3); modules{suffix} peak RSS "
+                    f"{peak} GiB = {peak * 2**30 / 1e9:.2f} GB (target <= 4 GB)"
+                )
+            if suffix and modules and by.get("modules", {}).get("s_per_step"):
+                cost = modules["s_per_step"] / by["modules"]["s_per_step"]
+                print(
+                    f"{shape}: modules{suffix} / modules step time {cost:.2f}x, "
+                    f"peak {modules['peak_rss_gib']} vs {by['modules']['peak_rss_gib']} GiB"
+                )
         if "lora_fp32" in by and "lora" in by and by["lora"]["s_per_step"]:
             print(
                 f"{shape}: lora now / lora_fp32 step time "

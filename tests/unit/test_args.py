@@ -85,6 +85,28 @@ def test_unknown_cli_option():
         parse_sft_args(["--config", str(ROOT / "recipes/configs/demo_cpu.yaml"), "--no_such_flag", "1"])
 
 
+def test_cpu_heap_trim_must_be_positive():
+    recipe = str(ROOT / "recipes/configs/demo_cpu.yaml")
+    assert parse_sft_args(["--config", recipe, "--cpu_heap_trim_mb", "256"])[0].cpu_heap_trim_mb == 256
+    for value in ("0", "-5"):
+        with pytest.raises(UserError, match=f"cpu_heap_trim_mb: {value}; a positive number"):
+            parse_sft_args(["--config", recipe, "--cpu_heap_trim_mb", value])
+
+
+# keys the demo recipe may set differently from the ablation's recipe (it is that recipe's best arm: LoRA only)
+DEMO_DIFFERS_IN = {"cognitive_modules", "output_dir", "max_steps", "save_steps"}
+
+
+def test_the_demo_recipe_is_the_ablation_recipe_without_modules():
+    import yaml
+
+    demo = yaml.safe_load((ROOT / "recipes/configs/demo_cpu.yaml").read_text())
+    ablation = yaml.safe_load((ROOT / "recipes/configs/cognitive_135m_cpu.yaml").read_text())
+    differ = {k for k in demo.keys() | ablation.keys() if demo.get(k) != ablation.get(k)}
+    assert differ <= DEMO_DIFFERS_IN, sorted(differ - DEMO_DIFFERS_IN)
+    assert "cognitive_modules" not in demo
+
+
 def test_cognitive_modules_override_from_the_command_line():
     """A dict-valued recipe key takes JSON on the command line (as TrainingArguments' dict options do)."""
     recipe = "recipes/configs/cognitive_135m_cpu.yaml"
@@ -107,11 +129,12 @@ def test_style_settings_from_yaml_and_cli(tmp_path):
     recipe = str(ROOT / "recipes/configs/demo_cpu.yaml")
     data = ["--dataset_path", str(ROOT / "data/examples/cot_math_001.json")]
     script_args, _, _ = parse_sft_args(["--config", recipe, *data])
-    assert script_args.prompt_styles is None and script_args.response_style == "guide"
+    assert script_args.prompt_styles is None and script_args.response_style == "concise"  # the recipe's
     assert resolve_arguments(script_args).prompt_styles == {"guide": 1.0, "user": 1.0, "question": 1.0}
-    argv = ["--config", recipe, *data, "--prompt_styles", '{"user": 3, "guide": 1}', "--response_style", "concise"]
+    argv = ["--config", recipe, *data, "--prompt_styles", '{"user": 3, "guide": 1}', "--response_style", "guide"]
     script_args, _, _ = parse_sft_args(argv)
     assert resolve_arguments(script_args).prompt_styles == {"user": 3.0, "guide": 1.0}
+    assert script_args.response_style == "guide"
     script_args, _, _ = parse_sft_args(["--config", recipe, *data, "--prompt_styles", "question"])
     assert resolve_arguments(script_args).prompt_styles == {"question": 1.0}
     script_args, _, _ = parse_sft_args(["--config", recipe, *data, "--prompt_styles", '{"chat": 1}'])
