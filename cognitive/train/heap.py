@@ -37,7 +37,7 @@ def _malloc_trim():
 
 
 _MALLOC_TRIM = _malloc_trim()
-_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+_PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 def rss_bytes() -> int:
