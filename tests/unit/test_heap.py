@@ -14,7 +14,8 @@ pytestmark = pytest.mark.skipif(heap._MALLOC_TRIM is None, reason="the trimmer n
 
 def fragmented_garbage(megabytes: int) -> list:
     """Free `megabytes` of 64 KB heap blocks that glibc keeps mapped: each is pinned by a small live block after it,
-    so none of them is at the top of the heap (which free() would return by itself). Returns the pins."""
+    so none of them is at the top of the heap (which free() would return by itself). Returns the pins.
+    The tests trim the heap first (earlier tests leave plenty free), so these blocks fault in fresh pages."""
     blocks, pins = [], []
     for _ in range(megabytes * 16):
         block = bytearray(64 * 1024)  # above pymalloc's 512 bytes and below glibc's mmap threshold: the heap
@@ -36,6 +37,7 @@ def test_trims_once_the_rss_grew_past_the_threshold(tiny):
     model, ids = tiny
     with torch.no_grad():
         expected = model(ids).logits
+    heap._MALLOC_TRIM(0)  # start from a heap with nothing free: the garbage below grows the RSS
     trimmer = heap.install_heap_trimmer(model, growth_bytes=64 * MB)
     pins = fragmented_garbage(200)
     before = heap.rss_bytes()
@@ -63,6 +65,7 @@ def test_checks_before_every_layer_in_forward_and_backward(tiny):
 
 def test_does_not_trim_below_the_threshold(tiny):
     model, ids = tiny
+    heap._MALLOC_TRIM(0)  # start from a heap with nothing free: the garbage below grows the RSS
     trimmer = heap.install_heap_trimmer(model, growth_bytes=100 * 2**30)
     pins = fragmented_garbage(100)
     before = heap.rss_bytes()
