@@ -117,7 +117,8 @@ class TokenCounter:
         if self.tokenizer is not None and getattr(self.tokenizer, "chat_template", None):
             empty = [{"role": r, "content": ""} for r in ("system", "user", "assistant")]
             try:
-                self.overhead = len(self.tokenizer.apply_chat_template(empty, tokenize=True))
+                ids = self.tokenizer.apply_chat_template(empty, tokenize=True, return_dict=False)
+                self.overhead = len(ids)  # (return_dict=False: a BatchEncoding's len is its number of keys)
             except Exception:  # a template that rejects empty turns: count contents only
                 self.overhead = 0
 

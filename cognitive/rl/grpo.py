@@ -160,7 +160,7 @@ class CognitiveGRPOTrainer(CognitiveModulesMixin, TimedGRPOTrainer):
 
 
 def build_grpo_trainer(
-    model, tokenizer, training_args, model_args, train_dataset, resolved: ResolvedGRPO, cpu_heap_trim_mb=None
+    model, tokenizer, training_args, model_args, train_dataset, resolved: ResolvedGRPO, cpu_heap_trim_mb=0
 ):
     """TRL's GRPOTrainer on the prompts with the recipe's rewards; a fresh LoRA adapter (ModelConfig) for the bare
     base, the run's adapter for init_from; CognitiveGRPOTrainer when the model has cognitive modules. On a CPU,

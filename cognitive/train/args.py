@@ -45,12 +45,12 @@ class RunArguments:
         default=None,
         metadata={"help": "The guide's cognitive_modules block (a YAML mapping; on the command line, JSON)."},
     )
-    cpu_heap_trim_mb: int | None = field(
-        default=None,
+    cpu_heap_trim_mb: int = field(
+        default=0,
         metadata={
             "help": "On a CPU with glibc: malloc_trim before a decoder layer runs when the RSS has grown by more than "
             "this many MiB since the last trim (returns gradient checkpointing's freed working sets; "
-            "cognitive/train/heap.py; the preflight's estimate is the untrimmed peak). None: off."
+            "cognitive/train/heap.py; the preflight's estimate is the untrimmed peak). 0: off."
         },
     )
     prompt_styles: dict[str, Any] | str | None = field(
@@ -63,8 +63,8 @@ class RunArguments:
     )
 
     def __post_init__(self):
-        if self.cpu_heap_trim_mb is not None and self.cpu_heap_trim_mb <= 0:
-            raise UserError(f"cpu_heap_trim_mb: {self.cpu_heap_trim_mb}; a positive number of MiB, or unset (off)")
+        if self.cpu_heap_trim_mb < 0:
+            raise UserError(f"cpu_heap_trim_mb: {self.cpu_heap_trim_mb}; a number of MiB, or 0 (off)")
         if isinstance(self.prompt_styles, str) and self.prompt_styles.lstrip().startswith("{"):
             try:
                 self.prompt_styles = json.loads(self.prompt_styles)

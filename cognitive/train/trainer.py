@@ -119,7 +119,7 @@ def lora_config(model_args, model=None):
 
 
 def build_trainer(
-    model, tokenizer, training_args, model_args, train_dataset, eval_dataset, aux_labels=None, cpu_heap_trim_mb=None
+    model, tokenizer, training_args, model_args, train_dataset, eval_dataset, aux_labels=None, cpu_heap_trim_mb=0
 ):
     """SFTTrainer with LoRA (PEFT); with cognitive modules, the subclass below that trains and saves them too (and,
     with `aux_labels`, turns the datasets' aux_spans into token labels and batches them: aux_labels.py). On a CPU,
@@ -153,9 +153,9 @@ def on_cpu(training_args) -> bool:
     return bool(training_args.use_cpu) or not torch.cuda.is_available()
 
 
-def attach_heap_trimmer(trainer, training_args, cpu_heap_trim_mb: int | None) -> None:
+def attach_heap_trimmer(trainer, training_args, cpu_heap_trim_mb: int) -> None:
     """`trainer.heap_trimmer`: cognitive.train.heap's trimmer before every decoder layer when the run is on a CPU and
-    the recipe sets cpu_heap_trim_mb (SFT and GRPO), else None."""
+    the recipe sets cpu_heap_trim_mb > 0 (SFT and GRPO), else None."""
     trainer.heap_trimmer = None
     if cpu_heap_trim_mb and on_cpu(training_args):
         trainer.heap_trimmer = install_heap_trimmer(trainer.model, cpu_heap_trim_mb * 2**20)

@@ -13,9 +13,10 @@ Configurations (the recipes' `--<key> <value>` overrides):
 
     lora_fp32       the old CPU recipe: LoRA, fp32, no gradient checkpointing
     modules_fp32    the same with every cognitive module (the 135M recipe's widths)
-    lora            the CPU recipe now: LoRA, bf16 autocast, gradient checkpointing
+    lora            LoRA, bf16 autocast, gradient checkpointing, no heap trimming (`cpu_heap_trim_mb: 0`)
     modules         the same with every cognitive module
-    lora_trim<N>, modules_trim<N>   the same with `cpu_heap_trim_mb: N` (N = 256, 512, 1024; cognitive/train/heap.py)
+    lora_trim<N>, modules_trim<N>   the same with `cpu_heap_trim_mb: N` (N = 256, 512, 1024; cognitive/train/heap.py);
+                    lora_trim512 and modules_trim512 are the CPU recipes now (demo_cpu.yaml, cognitive_135m_cpu.yaml)
 
 `--breakdown` also prints, for the warm-up step, the bytes of weights, trainable parameters + gradients + AdamW state,
 and the tensors autograd saves for backward, by the module that saved them (attention, MLP, norms, LM head / loss,
@@ -51,6 +52,8 @@ CONFIGS = {
     "lora": dict(modules=False, overrides={"bf16": "true", "gradient_checkpointing": "true"}),
     "modules": dict(modules=True, overrides={"bf16": "true", "gradient_checkpointing": "true"}),
 }
+for _spec in CONFIGS.values():  # untrimmed unless the name says so (the recipe sets cpu_heap_trim_mb)
+    _spec["overrides"]["cpu_heap_trim_mb"] = "0"
 for _mb in (256, 512, 1024):  # the same with cognitive/train/heap.py's trimmer: malloc_trim past this RSS growth (MiB)
     for _name in ("lora", "modules"):
         CONFIGS[f"{_name}_trim{_mb}"] = dict(
@@ -228,7 +231,8 @@ def run_one(config: str, shape: str, steps: int, breakdown: bool) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--configs", default=",".join(c for c in CONFIGS if "_trim" not in c))
+    recipes_now = ("lora_trim512", "modules_trim512")
+    parser.add_argument("--configs", default=",".join(c for c in CONFIGS if "_trim" not in c or c in recipes_now))
     parser.add_argument("--shapes", default="4x512,4x1024")
     parser.add_argument("--steps", type=int, default=3, help="timed optimizer steps (after one warm-up)")
     parser.add_argument("--breakdown", action="store_true")
@@ -265,15 +269,16 @@ def main() -> None:
                     f"{modules['s_per_step'] / lora['s_per_step']:.2f}x (target <= 1.3); modules{suffix} peak RSS "
                     f"{peak} GiB = {peak * 2**30 / 1e9:.2f} GB (target <= 4 GB)"
                 )
-            if suffix and modules and by.get("modules", {}).get("s_per_step"):
-                cost = modules["s_per_step"] / by["modules"]["s_per_step"]
-                print(
-                    f"{shape}: modules{suffix} / modules step time {cost:.2f}x, "
-                    f"peak {modules['peak_rss_gib']} vs {by['modules']['peak_rss_gib']} GiB"
-                )
+            for untrimmed in ("modules", "lora"):  # what the trimming costs, against the untrimmed runs
+                if suffix and modules and by.get(untrimmed, {}).get("s_per_step"):
+                    cost = modules["s_per_step"] / by[untrimmed]["s_per_step"]
+                    print(
+                        f"{shape}: modules{suffix} / {untrimmed} step time {cost:.2f}x, "
+                        f"peak {modules['peak_rss_gib']} vs {by[untrimmed]['peak_rss_gib']} GiB"
+                    )
         if "lora_fp32" in by and "lora" in by and by["lora"]["s_per_step"]:
             print(
-                f"{shape}: lora now / lora_fp32 step time "
+                f"{shape}: lora / lora_fp32 step time "
                 f"{by['lora']['s_per_step'] / by['lora_fp32']['s_per_step']:.2f}x, "
                 f"peak {by['lora']['peak_rss_gib']} vs {by['lora_fp32']['peak_rss_gib']} GiB"
             )

@@ -85,11 +85,12 @@ def test_unknown_cli_option():
         parse_sft_args(["--config", str(ROOT / "recipes/configs/demo_cpu.yaml"), "--no_such_flag", "1"])
 
 
-def test_cpu_heap_trim_must_be_positive():
+def test_cpu_heap_trim_is_a_size_or_off():
     recipe = str(ROOT / "recipes/configs/demo_cpu.yaml")
     assert parse_sft_args(["--config", recipe, "--cpu_heap_trim_mb", "256"])[0].cpu_heap_trim_mb == 256
-    for value in ("0", "-5"):
-        with pytest.raises(UserError, match=f"cpu_heap_trim_mb: {value}; a positive number"):
+    assert parse_sft_args(["--config", recipe, "--cpu_heap_trim_mb", "0"])[0].cpu_heap_trim_mb == 0
+    for value in ("-1", "-5"):
+        with pytest.raises(UserError, match=f"cpu_heap_trim_mb: {value}; a number of MiB, or 0"):
             parse_sft_args(["--config", recipe, "--cpu_heap_trim_mb", value])
 
 

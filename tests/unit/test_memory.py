@@ -157,7 +157,8 @@ def test_cli_counts_the_recipes_modules(capsys):
 
 
 # Peak RSS (GiB) of the 135M CPU recipes measured by tests/performance/bench_train_memory.py (2 cores, torch 2.13,
-# 2026-12-02): (configuration, batch, length) -> GiB. "lora"/"modules": bf16 autocast + gradient checkpointing.
+# 2026-12-02): (configuration, batch, length) -> GiB. "lora"/"modules": bf16 autocast + gradient checkpointing, no heap
+# trimming (the estimate is the untrimmed peak; the CPU recipes' cpu_heap_trim_mb only lowers it).
 MEASURED_CPU_PEAKS = {
     ("lora", 4, 512): 2.07,
     ("lora", 4, 1024): 2.81,
