@@ -91,9 +91,9 @@ CPU_RUNTIME_BYTES = int(0.55 * GIB)  # RSS of the process once torch, transforme
 # A step's peak RSS above everything else, over the live activation bytes of the formula below, fitted to the 135M at
 # 4 x 512 and 4 x 1024 (the estimate is within 25% of every measured peak there, tests/unit/test_memory.py). Without
 # checkpointing it is what the formula leaves out (autocast keeps fp32 and bf16 copies, autograd saves extras);
-# with it, it is mostly glibc's heap: freed blocks it keeps mapped (mallinfo2 counts <= 0.9 GB live at the 4.0 GB
-# peak of the modules recipe at 4 x 1024), because checkpointing frees and reallocates every layer's working set in
-# forward, recompute and backward. malloc_trim or a fixed mmap threshold return it, at 10-100% more step time.
+# with it, it is mostly glibc's heap: freed blocks it keeps mapped (mallinfo2 counts <= 0.9 GB live at the 4.1 GiB
+# untrimmed peak of the modules recipe at 4 x 1024), because checkpointing frees and reallocates every layer's working
+# set in forward, recompute and backward. malloc_trim or a fixed mmap threshold return it, at 10-100% more step time.
 # GRPO on a CPU (recipes/configs/grpo_135m_cpu.yaml from an SFT run, micro-batch 8, completions of 96 and 192 tokens:
 # 6.2 GiB peak RSS over 2 steps, 7.0 over 3 and 8.4 over 30, tests/performance/bench_grpo.py): the same fit for its
 # activations. Generation between the steps (a KV cache grown token by token) and TRL's per-sequence log-prob pass

@@ -50,7 +50,7 @@ class RunArguments:
         metadata={
             "help": "On a CPU with glibc: malloc_trim before a decoder layer runs when the RSS has grown by more than "
             "this many MiB since the last trim (returns gradient checkpointing's freed working sets; "
-            "cognitive/train/heap.py; the preflight's estimate is the untrimmed peak). 0: off."
+            "cognitive/train/heap.py; the preflight estimates the untrimmed peak). 0: off."
         },
     )
     prompt_styles: dict[str, Any] | str | None = field(
@@ -63,8 +63,14 @@ class RunArguments:
     )
 
     def __post_init__(self):
-        if self.cpu_heap_trim_mb < 0:
-            raise UserError(f"cpu_heap_trim_mb: {self.cpu_heap_trim_mb}; a number of MiB, or 0 (off)")
+        if self.cpu_heap_trim_mb is None:  # run_config.yaml of runs made when unset meant off
+            self.cpu_heap_trim_mb = 0
+        if (
+            isinstance(self.cpu_heap_trim_mb, bool)
+            or not isinstance(self.cpu_heap_trim_mb, int)
+            or self.cpu_heap_trim_mb < 0
+        ):
+            raise UserError(f"cpu_heap_trim_mb: {self.cpu_heap_trim_mb!r}; a number of MiB, or 0 (off)")
         if isinstance(self.prompt_styles, str) and self.prompt_styles.lstrip().startswith("{"):
             try:
                 self.prompt_styles = json.loads(self.prompt_styles)

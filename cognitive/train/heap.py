@@ -5,7 +5,8 @@
 Why: with gradient checkpointing every decoder layer's working set (5-25 MB tensors for the 135M at 4 x 1024) is
 allocated and freed in forward, again in the recompute and again in backward. glibc keeps the freed blocks mapped
 (its mmap threshold grows to the largest block freed, up to 32 MB, so these come from the heap), and the process's
-RSS climbs well above the live bytes: at the modules recipe's 4.1 GiB peak, `mallinfo2` counts <= 0.9 GB in use.
+RSS climbs well above the live bytes: at the modules recipe's untrimmed 4.1 GiB peak, `mallinfo2` counts <= 0.9 GB
+in use.
 `malloc_trim` returns the free pages; calling it costs the page faults of reusing them, so the trimmer calls it only
 before a decoder layer runs (in forward, and in backward before its recompute) and only when the RSS has grown by
 more than a threshold since the last trim: a bound on the RSS above what the step needs, paid for when reached.

@@ -26,8 +26,8 @@ def train(model_dir, data_dir, output_dir, **overrides):
 
 def test_trimmer_runs_in_the_recipe_and_changes_no_number(tiny_model_dir, cot_data_dir, tmp_path):
     model_dir = tiny_model_dir("llama")
-    plain, plain_losses = train(model_dir, cot_data_dir, tmp_path / "plain")
-    assert plain.heap_trimmer is None  # off unless the recipe sets it
+    plain, plain_losses = train(model_dir, cot_data_dir, tmp_path / "plain", cpu_heap_trim_mb=0)
+    assert plain.heap_trimmer is None  # 0: off (the CPU recipes set 512)
     trimmed, losses = train(model_dir, cot_data_dir, tmp_path / "trimmed", cpu_heap_trim_mb=1)
     trimmer = trimmed.heap_trimmer
     layers, steps = 2, 2

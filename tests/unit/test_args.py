@@ -94,6 +94,20 @@ def test_cpu_heap_trim_is_a_size_or_off():
             parse_sft_args(["--config", recipe, "--cpu_heap_trim_mb", value])
 
 
+def test_cpu_heap_trim_in_a_yaml(tmp_path):
+    """null (what run_config.yaml held when unset meant off) is off; a YAML boolean is a one-line error."""
+    text = (ROOT / "recipes/configs/demo_cpu.yaml").read_text()
+    assert "cpu_heap_trim_mb: 512\n" in text
+    for value, expected in (("null", 0), ("1024", 1024), ("true", None)):
+        config = tmp_path / f"trim_{value}.yaml"
+        config.write_text(text.replace("cpu_heap_trim_mb: 512\n", f"cpu_heap_trim_mb: {value}\n"))
+        if expected is None:
+            with pytest.raises(UserError, match="cpu_heap_trim_mb: True; a number of MiB, or 0"):
+                parse_sft_args(["--config", str(config)])
+        else:
+            assert parse_sft_args(["--config", str(config)])[0].cpu_heap_trim_mb == expected
+
+
 # keys the demo recipe may set differently from the ablation's recipe (it is that recipe's best arm: LoRA only)
 DEMO_DIFFERS_IN = {"cognitive_modules", "output_dir", "max_steps", "save_steps"}
 
