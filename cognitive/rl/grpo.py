@@ -82,6 +82,32 @@ def check_init_from(init_from: str, model_args) -> FinishedRun:
     return run
 
 
+def prompt_mix(script_args) -> dict:
+    """The data-config overrides of the recipe's prompt keys: `task_types` and `difficulties`, each an equal-share
+    mix in place of the data config's."""
+    from cognitive import tasks
+    from cognitive.data.schema import DifficultyLevel
+
+    known = {
+        "task_types": [t.name for t in tasks.TASK_TYPES],
+        "difficulties": [d.value for d in DifficultyLevel],
+    }
+    field_of = {"task_types": "task_distribution", "difficulties": "difficulty_distribution"}
+    overrides = {}
+    for key, names in known.items():
+        value = getattr(script_args, key)
+        if value is None:
+            continue
+        chosen = list(dict.fromkeys(value))
+        unknown = [v for v in chosen if v not in names]
+        if unknown or not chosen:
+            raise UserError(f"{key}: {unknown or chosen}; choose from {', '.join(names)}")
+        if script_args.dataset_path:
+            raise UserError(f"{key}: applies to generated prompts; records from dataset_path keep their own")
+        overrides[field_of[key]] = {v: 1 / len(chosen) for v in chosen}
+    return overrides
+
+
 def resolve_grpo(script_args, training_args, model_args) -> ResolvedGRPO:
     """Check the recipe's GRPO-specific inputs (rewards and weights, init_from, modules vs beta / vLLM, styles, the
     data config) and resolve them; nothing is loaded."""
@@ -109,7 +135,8 @@ def resolve_grpo(script_args, training_args, model_args) -> ResolvedGRPO:
     if script_args.num_prompts < 1:
         raise UserError(f"num_prompts: {script_args.num_prompts}; generate at least one prompt")
     styles = check_styles(script_args.prompt_styles, "guide")
-    data_config = None if script_args.dataset_path else load_config(script_args.data_config)
+    mix = prompt_mix(script_args)
+    data_config = None if script_args.dataset_path else load_config(script_args.data_config, **mix)
     return ResolvedGRPO(run, modules, rewards, styles, data_config)
 
 

@@ -65,11 +65,7 @@ class RunArguments:
     def __post_init__(self):
         if self.cpu_heap_trim_mb is None:  # run_config.yaml of runs made when unset meant off
             self.cpu_heap_trim_mb = 0
-        if (
-            isinstance(self.cpu_heap_trim_mb, bool)
-            or not isinstance(self.cpu_heap_trim_mb, int)
-            or self.cpu_heap_trim_mb < 0
-        ):
+        if type(self.cpu_heap_trim_mb) is not int or self.cpu_heap_trim_mb < 0:  # a bool is no number of MiB
             raise UserError(f"cpu_heap_trim_mb: {self.cpu_heap_trim_mb!r}; a number of MiB, or 0 (off)")
         if isinstance(self.prompt_styles, str) and self.prompt_styles.lstrip().startswith("{"):
             try:
@@ -123,6 +119,20 @@ class GRPOScriptArguments(RunArguments):
     data_config: str = field(
         default="data/configs/cpu_mix.yaml",
         metadata={"help": "The task, difficulty and domain mix of the prompts (a data config, data/configs/*.yaml)."},
+    )
+    task_types: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "Generate only these task types (cognitive.tasks), in equal shares; default: data_config's "
+            "task mix. Reward only reaches a type the policy sometimes gets right."
+        },
+    )
+    difficulties: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "Generate only these difficulties (e.g. [basic]), in equal shares; default: "
+            "data_config's difficulty mix. Easier prompts give groups with some right completions."
+        },
     )
     num_prompts: int = field(default=1000, metadata={"help": "Problems generated (seeds from RL_SEEDS)."})
     dataset_path: str | None = field(

@@ -1,6 +1,7 @@
 """Does GRPO on the checkers make the embedded 135M better on held-out problems? And what a CPU step costs.
 
     python tests/performance/bench_grpo.py --init-from runs/ablation/lora-seed0 --steps 26 --seeds 0,1 --limit 10
+    python tests/performance/bench_grpo.py --init-from runs/sft-start --grpo-args "--difficulties basic" --out ...
 
 Start: a finished CPU SFT run (the best arm of the module ablation, README "Module ablation"). For each seed,
 recipes/grpo.py (recipes/configs/grpo_135m_cpu.yaml, --init_from, --seed, --max_steps) runs under /usr/bin/time -v
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -69,11 +71,11 @@ def train_figures(run_dir: Path, time_log: Path) -> dict:
     }
 
 
-def estimate_gib() -> float:
+def estimate_gib(overrides: list[str]) -> float:
     from cognitive.model import memory
     from cognitive.train.args import parse_grpo_args
 
-    script_args, training_args, model_args = parse_grpo_args(["--config", RECIPE])
+    script_args, training_args, model_args = parse_grpo_args(["--config", RECIPE, *overrides])
     shape = memory.shape_for(model_args.model_name_or_path)
     setup = memory.setup_from_args(training_args, model_args, 0, script_args.max_prompt_tokens)
     return memory.estimate(shape, setup).total / memory.GIB
@@ -136,9 +138,15 @@ def main() -> None:
     parser.add_argument("--suite", default="cognitive,plain,transfer")
     parser.add_argument("--limit", default="10")
     parser.add_argument("--max-gen-toks", type=int, default=320)
+    parser.add_argument(
+        "--grpo-args",
+        default="",
+        help='overrides of the GRPO recipe for every seed, e.g. "--difficulties basic --num_generations 8"',
+    )
     parser.add_argument("--runs", type=Path, default=Path("runs/bench_grpo"))
     parser.add_argument("--out", type=Path, default=Path("results/bench_grpo"))
     args = parser.parse_args()
+    overrides = shlex.split(args.grpo_args)
 
     start = evaluate(args.init_from, args.out / "evals" / "start", args)
     tuned, figures = [], {}
@@ -163,6 +171,7 @@ def main() -> None:
                     str(args.steps),
                     "--output_dir",
                     str(run_dir),
+                    *overrides,
                 ],
                 log=time_log,
             )
@@ -179,7 +188,7 @@ def main() -> None:
         f"down on {', '.join(down) or 'no type'} -> target {'MET' if target else 'NOT met'}"
     )
     speed = "; ".join(f"seed {seed}: {describe(f)}" for seed, f in figures.items())
-    memory = f"memory estimate of the recipe: {estimate_gib():.2f} GiB"
+    memory = f"memory estimate of the recipe: {estimate_gib(overrides):.2f} GiB"
     text = f"{table(rows)}\n\n{summary}\n\n{speed}\n{memory}\n"
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "table.md").write_text(text)

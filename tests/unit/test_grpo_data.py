@@ -78,3 +78,57 @@ def test_prompts_from_records_need_a_problem_spec(tmp_path):
     write_jsonl([examples[1], bare], tmp_path / "bad.jsonl")
     with pytest.raises(UserError, match=rf"bad.jsonl:2: record '{bare.id}' has no problem_spec"):
         record_prompts(str(tmp_path / "bad.jsonl"), DEFAULT_PROMPT_STYLES)
+
+
+def _grpo_args(*extra):
+    from cognitive.train.args import parse_grpo_args
+
+    return parse_grpo_args(["--config", "recipes/configs/grpo_135m_cpu.yaml", "--init_from", "", *extra])
+
+
+def test_task_types_and_difficulties_restrict_the_generated_prompts():
+    from cognitive import tasks
+    from cognitive.rl.grpo import resolve_grpo
+
+    script_args, training_args, model_args = _grpo_args("--difficulties", "basic")
+    script_args.init_from = None
+    config = resolve_grpo(script_args, training_args, model_args).data_config
+    assert config.difficulty_distribution == {"basic": 1.0}
+    assert config.task_distribution == load_config(CONFIG).task_distribution  # the task mix is the data config's
+    rows = generate_prompts(config, 20, DEFAULT_PROMPT_STYLES)
+    assert {r["difficulty"] for r in rows} == {"basic"}
+    script_args.difficulties = ["basic", "advanced", "basic"]
+    config = resolve_grpo(script_args, training_args, model_args).data_config
+    assert config.difficulty_distribution == pytest.approx({"basic": 0.5, "advanced": 0.5})
+    two = [t.name for t in tasks.TASK_TYPES[-2:]]
+    script_args.task_types, script_args.difficulties = two, None
+    config = resolve_grpo(script_args, training_args, model_args).data_config
+    assert config.task_distribution == pytest.approx(dict.fromkeys(two, 0.5))
+    assert config.difficulty_distribution == load_config(CONFIG).difficulty_distribution
+    rows = generate_prompts(config, 20, DEFAULT_PROMPT_STYLES)
+    assert Counter(r["task_type"] for r in rows) == dict.fromkeys(two, 10)
+
+
+@pytest.mark.parametrize(
+    "key, value, dataset_path, message",
+    [
+        (
+            "difficulties",
+            ["basic", "easy"],
+            None,
+            r"difficulties: \['easy'\]; choose from basic, intermediate, advanced",
+        ),
+        ("difficulties", [], None, r"difficulties: \[\]; choose from"),
+        ("difficulties", ["basic"], "data/synthetic/x", "difficulties: applies to generated prompts"),
+        ("task_types", ["planning", "maths"], None, r"task_types: \['maths'\]; choose from chain_of_thought, "),
+        ("task_types", ["planning"], "data/synthetic/x", "task_types: applies to generated prompts"),
+    ],
+)
+def test_bad_prompt_mixes_are_one_line_errors(key, value, dataset_path, message):
+    from cognitive.rl.grpo import resolve_grpo
+
+    script_args, training_args, model_args = _grpo_args()
+    script_args.init_from, script_args.dataset_path = None, dataset_path
+    setattr(script_args, key, value)
+    with pytest.raises(UserError, match=message):
+        resolve_grpo(script_args, training_args, model_args)
