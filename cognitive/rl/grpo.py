@@ -88,13 +88,11 @@ def prompt_mix(script_args) -> dict:
     from cognitive import tasks
     from cognitive.data.schema import DifficultyLevel
 
-    known = {
-        "task_types": [t.name for t in tasks.TASK_TYPES],
-        "difficulties": [d.value for d in DifficultyLevel],
-    }
-    field_of = {"task_types": "task_distribution", "difficulties": "difficulty_distribution"}
     overrides = {}
-    for key, names in known.items():
+    for key, field, names in (
+        ("task_types", "task_distribution", [t.name for t in tasks.TASK_TYPES]),
+        ("difficulties", "difficulty_distribution", [d.value for d in DifficultyLevel]),
+    ):
         value = getattr(script_args, key)
         if value is None:
             continue
@@ -104,7 +102,7 @@ def prompt_mix(script_args) -> dict:
             raise UserError(f"{key}: {unknown or chosen}; choose from {', '.join(names)}")
         if script_args.dataset_path:
             raise UserError(f"{key}: applies to generated prompts; records from dataset_path keep their own")
-        overrides[field_of[key]] = {v: 1 / len(chosen) for v in chosen}
+        overrides[field] = dict.fromkeys(chosen, 1 / len(chosen))
     return overrides
 
 
