@@ -91,7 +91,9 @@ def test_task_types_and_difficulties_restrict_the_generated_prompts():
     from cognitive.rl.grpo import resolve_grpo
 
     script_args, training_args, model_args = _grpo_args("--difficulties", "basic")
-    script_args.init_from = None
+    shipped = script_args.task_types  # the CPU recipe's own restriction, read from its YAML
+    assert shipped and set(shipped) < {t.name for t in tasks.TASK_TYPES}
+    script_args.init_from, script_args.task_types = None, None
     config = resolve_grpo(script_args, training_args, model_args).data_config
     assert config.difficulty_distribution == {"basic": 1.0}
     assert config.task_distribution == load_config(CONFIG).task_distribution  # the task mix is the data config's
@@ -129,6 +131,7 @@ def test_bad_prompt_mixes_are_one_line_errors(key, value, dataset_path, message)
 
     script_args, training_args, model_args = _grpo_args()
     script_args.init_from, script_args.dataset_path = None, dataset_path
+    script_args.task_types = script_args.difficulties = None  # the shipped recipe's restriction off: one key at a time
     setattr(script_args, key, value)
     with pytest.raises(UserError, match=message):
         resolve_grpo(script_args, training_args, model_args)
