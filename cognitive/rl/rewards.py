@@ -12,6 +12,10 @@ returns one float per completion, or None where it does not apply (TRL adds up t
                     written with no checkable step); for planning, the share of the tasks the plan places with
                     their duration after their dependencies (cognitive.data.generators.planning.task_violations);
                     None for an entity or grid answer without arithmetic (nothing to check)
+    state_steps     (opt-in) the work of state tracking: the share of the state lines that match the replay after
+                    each operation (state_step_validity: a loop of repeated lines counts against it, 0 without a
+                    state line); None for the other task types. Not in the default mix: on the 135M it did not
+                    raise state tracking (README, "Reinforcement learning")
 
 The recipe names them (`reward_funcs: [correctness, format, step_validity]`, REWARDS) and weights them with
 GRPOConfig's `reward_weights`. They are importable for TRL's own CLI too:
@@ -24,11 +28,14 @@ GRPOConfig's `reward_weights`. They are importable for TRL's own CLI too:
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 
 from cognitive import tasks
 from cognitive.data.generators import _arith
 from cognitive.data.generators.planning import task_violations
+from cognitive.data.generators.state_transition import replay_states
+from cognitive.data.response import PLANNING_HEADER
 from cognitive.errors import UserError
 from cognitive.evaluation.scoring import answer_region, final_answer_text, parse_plan, score_output
 
@@ -94,11 +101,68 @@ def plan_step_validity(text: str, spec: dict) -> float:
     return sum(not task_violations(name, plan, spec) for name in names) / len(names)
 
 
+# The work of a state-tracking completion ends at its first final-answer line (or the guide layout's planning steps,
+# which repeat the changes as transitions); a state line is "<entity>: <value>" pairs, split at "," and ";", the
+# value after an arrow where a step shows its arithmetic first ("0 + 50 = 50 → credit: 50").
+_WORK_END = re.compile(r"(?im)^\W*final answer|" + re.escape(PLANNING_HEADER))
+_ARROW = re.compile(r"→|->")
+_ARTICLE = re.compile(r"^(?:(?:in|at|on|into) )?(?:the |a |an )?")
+
+
+def _norm(value: str) -> str:
+    return _ARTICLE.sub("", value.strip().strip(".*").strip().lower())
+
+
+def _line_state(line: str, spec: dict, machine_states: set[str]) -> dict[str, str]:
+    """The {entity: value} pairs a line writes about the problem's entities (others are ignored)."""
+    entities = {k.lower() for k in spec["initial"]} if spec["kind"] in ("holdings", "locations") else set()
+    pairs = {}
+    for part in re.split(r"[;,]", _ARROW.split(line)[-1]):
+        tokens = part.split(":")
+        if len(tokens) < 2:
+            continue
+        key, value = _norm(re.sub(r"^[^A-Za-z]+", "", tokens[-2])), _norm(tokens[-1])
+        if key in entities:
+            pairs[key] = value
+        elif spec["kind"] == "machine" and (key == "state" or value in machine_states):
+            pairs["state"] = value
+        elif spec["kind"] == "vending" and key == "credit" and re.search(r"\d+", value):
+            pairs["credit"] = re.search(r"\d+", value).group()
+    return pairs
+
+
+def state_step_validity(text: str, spec: dict) -> float:
+    """The share of a state-tracking completion's state lines that match the replay (replay_states): the i-th line
+    that names the problem's entities (people, items, the machine's state, the credit) against the state after
+    operation i, every entity it names right. Lines beyond the operations (a loop) count against it, missing ones
+    leave steps unearned; a first line restating the start is not counted. 0 without a state line."""
+    expected = [{k.lower(): _norm(v) for k, v in state.items()} for state in replay_states(spec)]
+    machine_states = {_norm(s) for rule in spec.get("rules", []) for s in (rule[0], rule[2])}
+    work = _WORK_END.split(text, maxsplit=1)[0]
+    lines = [s for s in (_line_state(line, spec, machine_states) for line in work.splitlines()) if s]
+    start, after = expected[0], expected[1:]
+    if len(lines) == len(after) + 1 and all(start.get(k) == v for k, v in lines[0].items()):
+        lines = lines[1:]
+    if not lines:
+        return 0.0
+    valid = sum(all(after[i].get(k) == v for k, v in got.items()) for i, got in enumerate(lines[: len(after)]))
+    return valid / max(len(lines), len(after))
+
+
+def state_steps_reward(completions, task_type, problem_spec, **kwargs) -> list[float | None]:
+    """State tracking's share of state lines that match the replay (state_step_validity); None for other types."""
+    return [
+        state_step_validity(completion_text(completion), _spec(spec)) if name == "state_transition" else None
+        for completion, name, spec in zip(completions, task_type, problem_spec, strict=True)
+    ]
+
+
 # The recipe's names for them (ScriptArguments.reward_funcs); TRL logs each as rewards/<function name>/mean.
 REWARDS: dict[str, Callable] = {
     "correctness": correctness_reward,
     "format": format_reward,
     "step_validity": step_validity_reward,
+    "state_steps": state_steps_reward,
 }
 
 

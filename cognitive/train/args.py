@@ -145,7 +145,8 @@ class GRPOScriptArguments(RunArguments):
     reward_funcs: list[str] = field(
         default_factory=lambda: ["correctness", "format", "step_validity"],
         metadata={
-            "help": "Rewards (cognitive/rl/rewards.py: correctness, format, step_validity); their weights are "
+            "help": "Rewards (cognitive/rl/rewards.py REWARDS: correctness, format, step_validity, state_steps); "
+            "their weights are "
             "reward_weights, in the same order."
         },
     )

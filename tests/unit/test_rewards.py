@@ -14,7 +14,13 @@ from cognitive.data.generators.planning import plan_violations
 from cognitive.data.response import render_response
 from cognitive.errors import UserError
 from cognitive.rl import rewards
-from cognitive.rl.rewards import correctness_reward, format_reward, reward_functions, step_validity_reward
+from cognitive.rl.rewards import (
+    correctness_reward,
+    format_reward,
+    reward_functions,
+    state_steps_reward,
+    step_validity_reward,
+)
 
 TYPES = [t.name for t in tasks.TASK_TYPES]
 HAS_STEPS = {"chain_of_thought", "planning"}  # types whose step validity always applies
@@ -137,6 +143,75 @@ def test_arithmetic_answered_without_work_earns_no_step_validity():
     assert score(f"Final Answer: {example.problem_spec['answer']}", example) == (1.0, 1.0, 0.0)
 
 
+@pytest.mark.parametrize("difficulty", ["basic", "intermediate", "advanced"])
+def test_every_state_kind_replays_its_own_steps(difficulty):
+    """The records' own steps (people's items, places, a machine's states, a vending machine's credit) are all valid
+    in both response styles; the guide layout's transitions do not count as extra lines."""
+    kinds = set()
+    for seed in range(60):
+        example = generate_example("state_transition", difficulty, seed)
+        kinds.add(example.problem_spec["kind"])
+        for style in ("guide", "concise"):
+            assert rewards.state_step_validity(render_response(example, style), example.problem_spec) == 1.0, seed
+    assert {"holdings", "locations", "machine"} <= kinds
+
+
+def state_example(kind: str):
+    for seed in range(100):
+        example = generate_example("state_transition", "basic", seed)
+        if example.problem_spec["kind"] == kind and len(example.reasoning_steps) >= 3:
+            return example
+    raise AssertionError(f"no basic {kind} problem with three steps")
+
+
+@pytest.mark.parametrize("kind", ["holdings", "locations", "machine"])
+def test_a_wrong_state_line_loses_its_step_not_correctness(kind):
+    example = state_example(kind)
+    spec = example.problem_spec
+    *steps, answer = render_response(example, "concise").split("\n")
+    # the second step claims a value no operation left there: another state of the machine, or the first entity
+    # given another of the problem's items or places
+    if kind == "machine":
+        states = sorted({s for rule in spec["rules"] for s in (rule[0], rule[2])})
+        line = "state: " + next(s for s in states if not steps[1].endswith(f"state: {s}"))
+    else:
+        key = next(iter(spec["initial"]))
+        true_value = re.search(rf"{re.escape(key)}: ([^,]+)", steps[1]).group(1)
+        line = f"{key}: " + next(v for v in sorted(spec["initial"].values()) if v != true_value)
+    broken = "\n".join([steps[0], line, *steps[2:], answer])
+    assert score(broken, example)[0] == 1.0
+    kwargs = dict(task_type=["state_transition"], problem_spec=[json.dumps(spec)])
+    (validity,) = state_steps_reward([[{"role": "assistant", "content": broken}]], **kwargs)
+    assert validity == pytest.approx((len(steps) - 1) / len(steps))
+
+
+@pytest.mark.parametrize("task_type", TYPES)
+def test_state_steps_applies_to_state_tracking_only(task_type):
+    example = generate_example(task_type, "basic", 0)
+    kwargs = dict(task_type=[task_type] * 2, problem_spec=[json.dumps(example.problem_spec)] * 2)
+    right, malformed = state_steps_reward([render_response(example, "concise"), "I am not sure."], **kwargs)
+    assert (right, malformed) == ((1.0, 0.0) if task_type == "state_transition" else (None, None))
+
+
+def test_a_loop_of_state_lines_counts_against_the_work():
+    example = state_example("holdings")
+    *steps, answer = render_response(example, "concise").split("\n")
+    looped = "\n".join(steps * 3 + [answer])
+    assert rewards.state_step_validity(looped, example.problem_spec) == pytest.approx(1 / 3)
+    only_first = "\n".join([steps[0], answer])
+    assert rewards.state_step_validity(only_first, example.problem_spec) == pytest.approx(1 / len(steps))
+
+
+def test_restating_the_start_is_not_a_step():
+    example = state_example("holdings")
+    *steps, answer = render_response(example, "concise").split("\n")
+    start = ", ".join(f"{k}: {v}" for k, v in example.problem_spec["initial"].items())
+    text = "\n".join([f"At first: {start}", *steps, answer])
+    assert rewards.state_step_validity(text, example.problem_spec) == 1.0
+    # answered at once, no work written: nothing to credit
+    assert rewards.state_step_validity(answer, example.problem_spec) == 0.0
+
+
 def test_the_rewards_take_trls_keyword_arguments_and_plain_strings():
     """GRPOTrainer passes prompts, completion_ids, trainer_state and log_* callables besides the columns; TRL's CLI
     resolves `cognitive.rl.rewards.correctness_reward` by its dotted path."""
@@ -166,4 +241,4 @@ def test_reward_names_and_weights_are_checked():
         reward_functions(["correctness", "format"], [1.0])
     with pytest.raises(UserError, match="names a reward twice"):
         reward_functions(["format", "format"])
-    assert set(rewards.REWARDS) == {"correctness", "format", "step_validity"}
+    assert set(rewards.REWARDS) == {"correctness", "format", "step_validity", "state_steps"}

@@ -610,6 +610,18 @@ def _replay(spec) -> tuple[list, object]:
     return states, answer
 
 
+def replay_states(spec) -> list[dict[str, str]]:
+    """What memory holds at the start and after each operation, as the records' memory lines write it ({entity: item
+    or place}, {"state": s} for a machine, {"credit": "n"} for a vending machine): what a completion's state lines
+    are checked against (cognitive.rl.rewards.state_step_validity)."""
+    states, _ = _replay(spec)
+    if spec["kind"] == "machine":
+        return [{"state": s} for s in [spec["initial"], *states]]
+    if spec["kind"] == "vending":
+        return [{"credit": "0"}] + [{"credit": str(s[1])} for s in states]
+    return [dict(spec["initial"]), *states]
+
+
 def _says(text: str, phrase: str) -> bool:
     return re.search(r"(?<!\w)" + re.escape(phrase.lower()) + r"(?!\w)", text.lower()) is not None
 
