@@ -113,9 +113,8 @@ def _norm(value: str) -> str:
     return _ARTICLE.sub("", value.strip().strip(".*").strip().lower())
 
 
-def _line_state(line: str, spec: dict, machine_states: set[str]) -> dict[str, str]:
+def _line_state(line: str, kind: str, entities: set[str], machine_states: set[str]) -> dict[str, str]:
     """The {entity: value} pairs a line writes about the problem's entities (others are ignored)."""
-    entities = {k.lower() for k in spec["initial"]} if spec["kind"] in ("holdings", "locations") else set()
     pairs = {}
     for part in re.split(r"[;,]", _ARROW.split(line)[-1]):
         tokens = part.split(":")
@@ -124,10 +123,10 @@ def _line_state(line: str, spec: dict, machine_states: set[str]) -> dict[str, st
         key, value = _norm(re.sub(r"^[^A-Za-z]+", "", tokens[-2])), _norm(tokens[-1])
         if key in entities:
             pairs[key] = value
-        elif spec["kind"] == "machine" and (key == "state" or value in machine_states):
+        elif kind == "machine" and (key == "state" or value in machine_states):
             pairs["state"] = value
-        elif spec["kind"] == "vending" and key == "credit" and re.search(r"\d+", value):
-            pairs["credit"] = re.search(r"\d+", value).group()
+        elif kind == "vending" and key == "credit" and (amount := re.search(r"\d+", value)):
+            pairs["credit"] = amount.group()
     return pairs
 
 
@@ -137,9 +136,11 @@ def state_step_validity(text: str, spec: dict) -> float:
     operation i, every entity it names right. Lines beyond the operations (a loop) count against it, missing ones
     leave steps unearned; a first line restating the start is not counted. 0 without a state line."""
     expected = [{k.lower(): _norm(v) for k, v in state.items()} for state in replay_states(spec)]
+    kind = spec["kind"]
+    entities = {k.lower() for k in spec["initial"]} if kind in ("holdings", "locations") else set()
     machine_states = {_norm(s) for rule in spec.get("rules", []) for s in (rule[0], rule[2])}
     work = _WORK_END.split(text, maxsplit=1)[0]
-    lines = [s for s in (_line_state(line, spec, machine_states) for line in work.splitlines()) if s]
+    lines = [s for s in (_line_state(line, kind, entities, machine_states) for line in work.splitlines()) if s]
     start, after = expected[0], expected[1:]
     if len(lines) == len(after) + 1 and all(start.get(k) == v for k, v in lines[0].items()):
         lines = lines[1:]

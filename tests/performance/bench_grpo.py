@@ -102,39 +102,35 @@ def verdict(base: float, mean: float, spread: float) -> str:
     return "up" if mean - spread > base + 1e-9 else "down" if mean + spread < base - 1e-9 else "="
 
 
+def row(suite: str, task: str, base: float, values: list, start_step=None, steps: list | None = None) -> dict:
+    """One line of the table: the start's score, the tuned seeds' mean and half range, and the verdict."""
+    mean, spread = ablation.mean_and_spread(values)
+    step_mean, step_spread = ablation.mean_and_spread(steps or [])
+    return dict(
+        suite=suite,
+        type=task,
+        start=base,
+        mean=mean,
+        spread=spread,
+        verdict=verdict(base, mean, spread),
+        start_step=start_step,
+        step_mean=step_mean,
+        step_spread=step_spread,
+    )
+
+
 def compare(start: dict, tuned: list[dict]) -> list[dict]:
     rows = []
     for suite, summary in start.items():
         for task_type, cell in summary["types"].items():
             values = [t[suite]["types"].get(task_type, {}).get("score") for t in tuned]
             steps = [t[suite]["types"].get(task_type, {}).get("step_accuracy") for t in tuned]
-            mean, spread = ablation.mean_and_spread(values)
-            step_mean, step_spread = ablation.mean_and_spread(steps)
-            base = cell["score"]
-            rows.append(
-                dict(
-                    suite=suite,
-                    type=task_type,
-                    start=base,
-                    mean=mean,
-                    spread=spread,
-                    verdict=verdict(base, mean, spread),
-                    start_step=cell.get("step_accuracy"),
-                    step_mean=step_mean,
-                    step_spread=step_spread,
-                )
-            )
+            rows.append(row(suite, task_type, cell["score"], values, cell.get("step_accuracy"), steps))
     return rows
 
 
 def compare_focus(start: dict[str, float], tuned: list[dict[str, float]], label: str) -> list[dict]:
-    rows = []
-    for task, base in start.items():
-        mean, spread = ablation.mean_and_spread([t.get(task) for t in tuned])
-        none = dict(start_step=None, step_mean=None, step_spread=None)
-        rows.append(dict(suite=label, type=task, start=base, mean=mean, spread=spread, **none))
-        rows[-1]["verdict"] = verdict(base, mean, spread)
-    return rows
+    return [row(label, task, base, [t.get(task) for t in tuned]) for task, base in start.items()]
 
 
 def table(rows: list[dict]) -> str:
