@@ -145,9 +145,8 @@ class GRPOScriptArguments(RunArguments):
     reward_funcs: list[str] = field(
         default_factory=lambda: ["correctness", "format", "step_validity"],
         metadata={
-            "help": "Rewards (cognitive/rl/rewards.py REWARDS: correctness, format, step_validity, state_steps); "
-            "their weights are "
-            "reward_weights, in the same order."
+            "help": "Rewards by name (cognitive.rl.rewards.REWARDS; an unknown name's error lists them); their "
+            "weights are reward_weights, in the same order."
         },
     )
 

@@ -133,6 +133,11 @@ def compare_focus(start: dict[str, float], tuned: list[dict[str, float]], label:
     return [row(label, task, base, [t.get(task) for t in tuned]) for task, base in start.items()]
 
 
+def moved(rows: list[dict], way: str) -> list[str]:
+    """The task types whose verdict is `way` ("up" or "down"), sorted."""
+    return sorted({r["type"] for r in rows if r["verdict"] == way})
+
+
 def table(rows: list[dict]) -> str:
     lines = [
         "| suite | task type | SFT start | + GRPO (mean ± spread) | | step acc. start | step acc. + GRPO |",
@@ -214,12 +219,10 @@ def main() -> None:
 
     rows = compare(start, tuned)
     held_out = [r for r in rows if r["suite"] in ("cognitive", "plain")]
-    up = sorted({r["type"] for r in held_out if r["verdict"] == "up"})
-    down = sorted({r["type"] for r in held_out if r["verdict"] == "down"})
+    up, down = moved(held_out, "up"), moved(held_out, "down")
     label = f"focus ({args.focus_difficulty or 'all'}, {args.focus_limit} docs)"
     focus_rows = compare_focus(focus_start, focused, label) if args.focus else []
-    focus_up = sorted({r["type"] for r in focus_rows if r["verdict"] == "up"})
-    focus_down = sorted({r["type"] for r in focus_rows if r["verdict"] == "down"})
+    focus_up, focus_down = moved(focus_rows, "up"), moved(focus_rows, "down")
     over = [seed for seed, f in figures.items() if f["minutes"] > args.budget_min]
     few_seeds = len(figures) < 2  # the target is "beyond the spread of two seeds": one seed has no spread
     target = (len(up) >= 2 or len(focus_up) >= 2) and not down and not focus_down and not over and not few_seeds
