@@ -10,7 +10,9 @@ Suites (cognitive.evaluation.harness.SUITES; default: the offline ones, cognitiv
     transfer   third-party problems (reasoning-gym) asked and scored their own way
     standard   stock lm-eval benchmarks of the same skills (needs the Hugging Face Hub)
 Each has CPU-sized default document counts (--limit N or --limit all to change them); every score comes with its
-standard error. `--tasks` runs named tasks instead of suites; `--fast` is the in-training check.
+standard error. `--tasks` runs named tasks instead of suites; `--fast` is the in-training check. `--split validation`
+asks the cognitive and plain suites fresh generator problems instead of the eval snapshots: choose settings on it,
+report on the snapshots (cognitive/evaluation/snapshots.py).
 
 Every model runs through lm_eval's Python API (the equivalent `lm_eval` command is printed before it; a modules run
 is the base with its cognitive modules and LoRA adapter loaded, which the CLI cannot do). Writes (into <out>.partial,
@@ -25,7 +27,7 @@ from cognitive.atomic import output_dir
 from cognitive.errors import ArgumentParser, exit_on_user_error
 from cognitive.evaluation.harness import FAST_CHECK, OFFLINE_SUITES, SUITES, ModelSpec, compare, evaluate_suites
 from cognitive.evaluation.report import write_report
-from cognitive.evaluation.snapshots import parse_difficulties
+from cognitive.evaluation.snapshots import SPLITS, doc_metadata, parse_difficulties
 
 
 @exit_on_user_error
@@ -39,6 +41,13 @@ def main(argv=None) -> None:
     parser.add_argument("--tasks", help="run these tasks or groups instead of suites")
     parser.add_argument("--limit", default=None, help="documents per task: N or all (default: each suite's)")
     parser.add_argument("--difficulty", default=None, help="only these difficulties, e.g. basic or basic,advanced")
+    parser.add_argument(
+        "--split",
+        choices=list(SPLITS),
+        default="test",
+        help="the cognitive and plain suites' documents: test (the eval snapshots; report on these) or validation "
+        "(fresh generator problems; choose settings on these)",
+    )
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-gen-toks", type=int, default=None, help="override every task's max_gen_toks")
     parser.add_argument(
@@ -76,18 +85,26 @@ def main(argv=None) -> None:
                 tasks,
                 FAST_CHECK["limit"] if args.fast else limit,
                 args.batch_size,
-                metadata={"difficulty": difficulty} if difficulty else None,
+                metadata=doc_metadata(difficulty, None if args.fast else args.split),
                 gen_kwargs={"max_gen_toks": max_gen_toks} if max_gen_toks else None,
                 samples_dir=tmp / "samples",
             )
             suite_results = None
         else:
             suite_results = evaluate_suites(
-                specs, suites, limit, args.batch_size, args.difficulty, args.max_gen_toks, samples_dir=tmp / "samples"
+                specs,
+                suites,
+                limit,
+                args.batch_size,
+                args.difficulty,
+                args.max_gen_toks,
+                samples_dir=tmp / "samples",
+                split=args.split,
             )
             tasks_results = None
         settings = {
-            k: getattr(args, k) for k in ("suite", "tasks", "limit", "difficulty", "batch_size", "max_gen_toks", "fast")
+            k: getattr(args, k)
+            for k in ("suite", "tasks", "limit", "difficulty", "split", "batch_size", "max_gen_toks", "fast")
         }
         table = write_report(tmp, settings, suite_results, tasks_results)
     print(f"\n{table}\n\nWrote {args.out}/results.json, table.md, plots in {(time.time() - started) / 60:.1f} min")

@@ -37,7 +37,7 @@ from pathlib import Path
 from cognitive.data.schema import DifficultyLevel
 from cognitive.errors import UserError
 from cognitive.evaluation.pinning import STANDARD_DIR, TASKS_DIR
-from cognitive.evaluation.snapshots import parse_difficulties
+from cognitive.evaluation.snapshots import doc_metadata, parse_difficulties, parse_split
 from cognitive.model.base import inference_device_and_dtype
 from cognitive.model.inject import COGNITIVE_WEIGHTS
 from cognitive.model.remote_code import trust_release_code
@@ -58,18 +58,26 @@ class Suite:
     limit: int | None
     max_gen_toks: int | None = None
     needs_hub: bool = False  # its datasets come from the Hugging Face Hub
+    generated: bool = False  # its documents come from our generators: --difficulty and --split apply
 
 
 SUITES = {
     s.name: s
     for s in (
-        Suite("cognitive", "cognitive", "our generators' problems, our system prompt and answer format", limit=6),
+        Suite(
+            "cognitive",
+            "cognitive",
+            "our generators' problems, our system prompt and answer format",
+            limit=6,
+            generated=True,
+        ),
         Suite(
             "plain",
             "cognitive_plain",
             "the same problems asked as a person would, any answer form",
             limit=12,
             max_gen_toks=768,
+            generated=True,
         ),
         Suite("transfer", "cognitive_transfer", "third-party problems (reasoning-gym), their scorers", limit=20),
         Suite(
@@ -195,7 +203,9 @@ def run_suite(
 
     from cognitive.model.base import resolve_base
 
-    parse_difficulties((metadata or {}).get("difficulty"))  # an unknown difficulty: a UserError before any work
+    # an unknown difficulty or split: a UserError before any work
+    parse_difficulties((metadata or {}).get("difficulty"))
+    parse_split((metadata or {}).get("split"))
     device, dtype = inference_device_and_dtype()
     if spec.cognitive_run:
         model, model_args = _modules_lm(spec, batch_size, device, dtype), None
@@ -456,18 +466,25 @@ def evaluate_suites(
     max_gen_toks: int | None = None,
     samples_dir: Path | None = None,
     log=print,
+    split: str | None = None,
 ) -> dict:
     """Every model on every suite: {model label: {suite: {"headline", "headline_stderr", "types", "scores",
     "documents", "wall_s", "limit", "command"}}}. `limit`: documents per task (None: each suite's default, "all":
-    whole snapshots); `max_gen_toks` overrides every task's (None: each suite's default)."""
+    whole snapshots); `max_gen_toks` overrides every task's (None: each suite's default); `difficulty` and `split`
+    (test or validation: cognitive.evaluation.snapshots) apply to the suites of generated documents."""
     chosen = [SUITES[s] for s in suites]
+    if parse_split(split) != "test" and (other := [s.name for s in chosen if not s.generated]):
+        raise UserError(
+            f"the {other[0]} suite has no {split} split (only the suites of our generators' documents have one: "
+            f"{', '.join(s.name for s in SUITES.values() if s.generated)})"
+        )
     if any(s.needs_hub for s in chosen):
         check_hub()
     out = {spec.label: {} for spec in specs}
     for suite in chosen:
         suite_limit = None if limit == "all" else (limit if limit is not None else suite.limit)
         tokens = max_gen_toks or suite.max_gen_toks
-        metadata = {"difficulty": difficulty} if difficulty and suite.name in ("cognitive", "plain") else None
+        metadata = doc_metadata(difficulty, split) if suite.generated else None
         results = compare(
             specs,
             [suite.group],

@@ -15,6 +15,12 @@ which records each snapshot's sha256 in its task YAML (cognitive/evaluation/pinn
 registry. A task refuses to load a snapshot whose sha256 differs, and the tests check the same. The data pipeline
 decontaminates training sets against every eval/data/*.jsonl by normalised-text hash
 (cognitive.data.filters.load_eval_hashes).
+
+The snapshots are the test split: report on them, never choose settings on them. Settings (a recipe's defaults,
+GRPO's completion length, ...) are chosen on the validation split, `--metadata '{"split": "validation"}'`
+(`recipes/evaluate.py --split validation`): the same tasks, prompts and scorers on documents built when loaded, in
+the snapshots' layout, from VALIDATION_SEEDS (disjoint from the training, RL and eval seeds), none with the normalised
+problem text of a document of the task's snapshot.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ import sys
 from pathlib import Path
 
 from cognitive import tasks
-from cognitive.data.generators import EVAL_SEEDS, generate_example
+from cognitive.data.generators import EVAL_SEEDS, VALIDATION_SEEDS, generate_example
 from cognitive.data.response import bare_question
 from cognitive.data.schema import CognitiveTrainingExample, DifficultyLevel, iter_jsonl, write_jsonl
 from cognitive.errors import ArgumentParser, UserError
@@ -45,30 +51,37 @@ from cognitive.evaluation.transfer import write_transfer_snapshot
 # The difficulties a snapshot holds (expert problems are left out: beyond the models this project trains).
 SNAPSHOT_DIFFICULTIES = (DifficultyLevel.BASIC, DifficultyLevel.INTERMEDIATE, DifficultyLevel.ADVANCED)
 DOCS_PER_DIFFICULTY = 200
+# The splits of the cognitive and plain tasks: the pinned snapshots (test) and documents built on load (validation).
+SPLITS = {"test": EVAL_SEEDS, "validation": VALIDATION_SEEDS}
 
 
-def eval_seed(task: str, difficulty: DifficultyLevel, index: int) -> int:
-    """A seed in EVAL_SEEDS, distinct per (task, difficulty, index)."""
+def eval_seed(task: str, difficulty: DifficultyLevel, index: int, seeds: range = EVAL_SEEDS) -> int:
+    """A seed in `seeds` (EVAL_SEEDS: the snapshots), distinct per (task, difficulty, index)."""
 
     key = f"{task}/{difficulty.value}/{index}".encode()
-    offset = int.from_bytes(hashlib.sha256(key).digest()[:8], "big") % len(EVAL_SEEDS)
-    return EVAL_SEEDS[offset]
+    offset = int.from_bytes(hashlib.sha256(key).digest()[:8], "big") % len(seeds)
+    return seeds[offset]
 
 
 def build_snapshot(
-    task: str, per_difficulty: int = DOCS_PER_DIFFICULTY, difficulties=SNAPSHOT_DIFFICULTIES
+    task: str,
+    per_difficulty: int = DOCS_PER_DIFFICULTY,
+    difficulties=SNAPSHOT_DIFFICULTIES,
+    seeds: range = EVAL_SEEDS,
+    exclude: frozenset[str] = frozenset(),
 ) -> list[CognitiveTrainingExample]:
-    """Verified eval records, `per_difficulty` of each difficulty, interleaved; a record whose normalised
-    problem text repeats an earlier one, or that fails its checker, is skipped (the next index is tried)."""
+    """Verified records from `seeds`, `per_difficulty` of each difficulty, interleaved; a record whose normalised
+    problem text repeats an earlier one or is in `exclude`, or that fails its checker, is skipped (the next index is
+    tried)."""
     from cognitive.data.filters import normalized_hash
 
     task_type = tasks.get(task).name
-    seen: set[str] = set()
+    seen: set[str] = set(exclude)
 
     def fresh(difficulty):
         index = 0
         while True:
-            example = generate_example(task_type, difficulty, eval_seed(task, difficulty, index))
+            example = generate_example(task_type, difficulty, eval_seed(task, difficulty, index, seeds))
             index += 1
             key = normalized_hash(example)
             if example.verified and key not in seen:
@@ -111,6 +124,32 @@ def plain_prompt(example: CognitiveTrainingExample) -> str:
     return f"{example.context}\n\n{request.format(question=bare_question(example))}"
 
 
+def validation_records(task: str, difficulties=SNAPSHOT_DIFFICULTIES) -> list[CognitiveTrainingExample]:
+    """The validation split of `task`: laid out as its snapshot, from VALIDATION_SEEDS, without a problem of the
+    snapshot (normalised text)."""
+    from cognitive.data.filters import normalized_hash
+
+    test = frozenset(normalized_hash(ex) for ex in iter_jsonl(snapshot_path(task)))
+    return build_snapshot(task, DOCS_PER_DIFFICULTY, difficulties, VALIDATION_SEEDS, exclude=test)
+
+
+def parse_split(split) -> str:
+    """'test' (None too) or 'validation'; another name is a UserError naming it."""
+    split = split or "test"
+    if split not in SPLITS:
+        raise UserError(f"split '{split}' is not one of {', '.join(SPLITS)}")
+    return split
+
+
+def doc_metadata(difficulty=None, split=None) -> dict | None:
+    """lm-eval's --metadata for the cognitive and plain tasks: the difficulties and the split, when not the
+    defaults (all; test)."""
+    metadata = {"difficulty": difficulty} if difficulty else {}
+    if parse_split(split) != "test":
+        metadata["split"] = split
+    return metadata or None
+
+
 def parse_difficulties(difficulty) -> set[str] | None:
     """None (all), or the difficulty names in 'basic', 'basic,advanced' or ['basic', 'advanced']; an unknown name is a
     UserError naming it."""
@@ -124,12 +163,17 @@ def parse_difficulties(difficulty) -> set[str] | None:
     return {name.strip() for name in names}
 
 
-def load_docs(task: str, difficulty=None):
-    """A DatasetDict {'test': docs} for lm-eval's `custom_dataset`; `difficulty` keeps only those docs."""
+def load_docs(task: str, difficulty=None, split=None):
+    """A DatasetDict {'test': docs} for lm-eval's `custom_dataset`: the snapshot (split test) or the validation
+    documents; `difficulty` keeps only those docs."""
     from datasets import Dataset, DatasetDict
 
-    docs = [to_doc(ex) for ex in iter_jsonl(snapshot_path(task))]
     keep = parse_difficulties(difficulty)
+    if parse_split(split) == "test":
+        records = iter_jsonl(snapshot_path(task))
+    else:
+        records = validation_records(task, [d for d in SNAPSHOT_DIFFICULTIES if keep is None or d.value in keep])
+    docs = [to_doc(ex) for ex in records]
     if keep is not None:
         docs = [d for d in docs if d["difficulty"] in keep]
     return DatasetDict({"test": Dataset.from_list(docs)})
@@ -139,11 +183,12 @@ def load_task_docs(task: str, **metadata):
     """The `custom_dataset` of eval/tasks/cognitive/<task>.yaml and of its plain variant (through utils.load_docs,
     which the YAML names with `dataset_kwargs: {task: <task>}`). lm-eval passes the YAML's metadata (version,
     snapshot_sha256) and anything given with `--metadata` (plus the model args) as keyword arguments: the snapshot
-    must have the recorded sha256, and `--metadata '{"difficulty": "basic"}'` keeps one difficulty (comma-separated
-    for several; an unknown one ends the run with a one-line error, exit 2)."""
+    must have the recorded sha256, `--metadata '{"difficulty": "basic"}'` keeps one difficulty (comma-separated
+    for several) and `{"split": "validation"}` asks the validation documents (an unknown difficulty or split ends the
+    run with a one-line error, exit 2)."""
     check_pinned(snapshot_path(task), metadata.get("snapshot_sha256"), task_yaml_path(task))
     try:
-        return load_docs(task, metadata.get("difficulty"))
+        return load_docs(task, metadata.get("difficulty"), metadata.get("split"))
     except UserError as e:  # lm_eval's CLI would print a traceback: one line and exit 2 instead
         print(f"error: --metadata {e}", file=sys.stderr)
         raise SystemExit(2) from None

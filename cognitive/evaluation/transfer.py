@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import sys
 from pathlib import Path
 
 from cognitive import tasks
@@ -77,9 +78,17 @@ def snapshot_text(entries: list[dict]) -> str:
 
 def load_transfer_docs(task: str, **metadata):
     """The `custom_dataset` of a transfer task (through eval/tasks/transfer/utils.py): its snapshot (sha256 checked
-    against the YAML's metadata) as lm-eval documents {id, task, prompt, answer, entry}."""
+    against the YAML's metadata) as lm-eval documents {id, task, prompt, answer, entry}. It has only the test split:
+    `--metadata '{"split": "validation"}'` ends the run with a one-line error, exit 2 (not the snapshot in its place).
+    A `difficulty` in the metadata is for the cognitive tasks beside it (the in-training check) and is ignored."""
     from datasets import Dataset, DatasetDict
 
+    if (split := metadata.get("split") or "test") != "test":
+        print(
+            f"error: --metadata split '{split}': {task} has only the test split (a reasoning-gym snapshot)",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
     transfer = transfer_task(task)
     path = snapshot_path(transfer)
     check_pinned(path, metadata.get("snapshot_sha256"), task_yaml_path(transfer))

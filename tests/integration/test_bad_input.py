@@ -155,6 +155,13 @@ def cases(tmp_path: Path, tiny_model_dir, cot_data_dir) -> dict[str, Case]:
             "difficulty 'hard' is not one of basic, intermediate, advanced, expert",
             [out],
         ),
+        "evaluate: validation split of the transfer suite": Case(
+            "evaluate",
+            ["--base", str(tiny_model_dir("llama")), "--split", "validation", "--out", str(out)],
+            "the transfer suite has no validation split (only the suites of our generators' documents have one: "
+            "cognitive, plain)",
+            [out],
+        ),
         "evaluate: not a run": Case(
             "evaluate", ["--adapter", str(not_a_run), "--out", str(out)], f"{not_a_run} has no adapter", [out]
         ),
@@ -190,6 +197,7 @@ CASE_IDS = [
     "sft: missing base",
     "sft: missing dataset",
     "evaluate: unknown difficulty",
+    "evaluate: validation split of the transfer suite",
     "evaluate: not a run",
     "merge: base with its own code",
     "merge: no run",

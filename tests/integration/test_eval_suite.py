@@ -66,6 +66,34 @@ def test_difficulty_metadata_reaches_the_loader():
     assert len(docs) == DOCS_PER_DIFFICULTY and {d["difficulty"] for d in docs} == {"advanced"}
 
 
+def test_split_metadata_reaches_the_loader():
+    from lm_eval.tasks import TaskManager
+
+    from cognitive.data.generators import EVAL_SEEDS, VALIDATION_SEEDS
+
+    for split, seeds in (("validation", VALIDATION_SEEDS), ("test", EVAL_SEEDS)):
+        manager = TaskManager(include_path=str(TASKS_DIR), include_defaults=False, metadata={"split": split})
+        docs = list(manager.load(["cognitive_state_plain"])["tasks"]["cognitive_state_plain"].test_docs())
+        assert len(docs) == len(SNAPSHOT_DIFFICULTIES) * DOCS_PER_DIFFICULTY
+        assert all(int(d["id"].rsplit("-", 1)[1]) in seeds for d in docs), split
+
+
+def test_evaluate_recipe_on_the_validation_split(tiny_model_dir, tmp_path):
+    """--split validation: the cognitive and plain suites score validation documents, and the report says so."""
+    import recipes.evaluate as recipe
+    from cognitive.data.generators import VALIDATION_SEEDS
+
+    out = tmp_path / "eval"
+    argv = ["--base", str(tiny_model_dir("llama")), "--suite", "cognitive,plain", "--split", "validation"]
+    recipe.main([*argv, "--limit", "1", "--difficulty", "basic", "--max-gen-toks", "8", "--out", str(out)])
+    report = json.loads((out / "results.json").read_text())
+    assert report["settings"]["split"] == "validation"
+    assert '"split": "validation"' in report["suites"]["base"]["plain"]["command"]
+    samples = [json.loads(line) for f in (out / "samples").rglob("*.jsonl") for line in f.read_text().splitlines()]
+    assert len(samples) == 2 * len(TASK_TYPES)
+    assert all(int(s["id"].rsplit("-", 1)[1]) in VALIDATION_SEEDS and s["difficulty"] == "basic" for s in samples)
+
+
 @pytest.mark.parametrize(
     "tasks, include", [("cognitive_nope", "eval/tasks"), ("cognitive_reasoning", "eval/no_such_dir")]
 )

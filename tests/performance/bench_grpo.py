@@ -2,6 +2,7 @@
 
     python tests/performance/bench_grpo.py --init-from runs/ablation/lora-seed0 --steps 26 --seeds 0,1 --limit 10
     python tests/performance/bench_grpo.py --init-from runs/sft-start --grpo-args "--difficulties basic" --out ...
+    python tests/performance/bench_grpo.py ... --split validation --suite cognitive,plain    # to choose settings on
 
 Start: a finished CPU SFT run (the best arm of the module ablation, README "Module ablation"). For each seed,
 recipes/grpo.py (recipes/configs/grpo_135m_cpu.yaml, --init_from, --seed, --max_steps) runs under /usr/bin/time -v
@@ -16,7 +17,9 @@ chosen tasks again on more of their documents (e.g. the trained types' plain tas
 verdicts; the target (two types up, none down, within --budget-min of GRPO per seed) may be met on either
 measurement, with no type down on the other.
 Also steps/min, the generation share of the step time (the log's generation_time / step_time), and peak RSS beside
-the memory estimate. Finished runs and evaluations are reused (an interrupted benchmark resumes). Writes
+the memory estimate. `--split validation` scores fresh generator problems instead of the eval snapshots (the
+cognitive and plain suites only): choose settings there, report on the snapshots. Finished runs and evaluations are
+reused (an interrupted benchmark resumes). Writes
 <out>/results.json, table.md and grpo.png (start vs GRPO per type).
 """
 
@@ -35,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from cognitive.evaluation import ablation  # noqa: E402
 from cognitive.evaluation.harness import plus_minus  # noqa: E402
+from cognitive.evaluation.snapshots import SPLITS  # noqa: E402
 
 RECIPE = "recipes/configs/grpo_135m_cpu.yaml"
 
@@ -52,7 +56,7 @@ def run(argv: list[str], log: Path | None = None) -> str:
 
 def evaluate(run_dir: Path, out: Path, args) -> dict:
     if not (out / "results.json").exists():
-        extra = ["--max-gen-toks", str(args.max_gen_toks)]
+        extra = ["--max-gen-toks", str(args.max_gen_toks), "--split", args.split]
         run([sys.executable, *ablation.eval_command("lora", "", run_dir, out, args.suite, args.limit, extra)])
     report = json.loads((out / "results.json").read_text())
     (by_suite,) = report["suites"].values()
@@ -62,7 +66,7 @@ def evaluate(run_dir: Path, out: Path, args) -> dict:
 def evaluate_focus(run_dir: Path, out: Path, args) -> dict[str, float]:
     """{task: score} of the --focus tasks, on --focus-limit documents of --focus-difficulty."""
     if not (out / "results.json").exists():
-        extra = ["--max-gen-toks", str(args.max_gen_toks), "--tasks", args.focus]
+        extra = ["--max-gen-toks", str(args.max_gen_toks), "--split", args.split, "--tasks", args.focus]
         extra += ["--difficulty", args.focus_difficulty] if args.focus_difficulty else []
         run([sys.executable, *ablation.eval_command("lora", "", run_dir, out, "plain", args.focus_limit, extra)])
     report = json.loads((out / "results.json").read_text())
@@ -178,6 +182,7 @@ def main() -> None:
     parser.add_argument("--focus", default="", help="tasks scored again on more documents, comma-separated")
     parser.add_argument("--focus-limit", default="50")
     parser.add_argument("--focus-difficulty", default="basic", help="only these difficulties ('' for all)")
+    parser.add_argument("--split", choices=list(SPLITS), default="test", help="recipes/evaluate.py --split")
     parser.add_argument("--budget-min", type=float, default=30.0, help="the target's minutes of GRPO per seed")
     parser.add_argument("--runs", type=Path, default=Path("runs/bench_grpo"))
     parser.add_argument("--out", type=Path, default=Path("results/bench_grpo"))
@@ -221,13 +226,14 @@ def main() -> None:
     held_out = [r for r in rows if r["suite"] in ("cognitive", "plain")]
     up, down = moved(held_out, "up"), moved(held_out, "down")
     label = f"focus ({args.focus_difficulty or 'all'}, {args.focus_limit} docs)"
+    label += "" if args.split == "test" else f" [{args.split}]"
     focus_rows = compare_focus(focus_start, focused, label) if args.focus else []
     focus_up, focus_down = moved(focus_rows, "up"), moved(focus_rows, "down")
     over = [seed for seed, f in figures.items() if f["minutes"] > args.budget_min]
     few_seeds = len(figures) < 2  # the target is "beyond the spread of two seeds": one seed has no spread
     target = (len(up) >= 2 or len(focus_up) >= 2) and not down and not focus_down and not over and not few_seeds
     summary = (
-        f"held-out (cognitive, plain): up beyond the seed spread on {', '.join(up) or 'no type'}; "
+        f"held-out (cognitive, plain; {args.split} split): up beyond the seed spread on {', '.join(up) or 'no type'}; "
         f"down on {', '.join(down) or 'no type'}"
     )
     if args.focus:

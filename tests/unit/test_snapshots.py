@@ -1,5 +1,6 @@
 """The eval snapshots: versioned by sha256, sized and interleaved, derived only from EVAL_SEEDS, and
-decontaminated against training data by normalised-text hash."""
+decontaminated against training data by normalised-text hash; the validation split: the same layout from
+VALIDATION_SEEDS, sharing no problem with the snapshots."""
 
 from __future__ import annotations
 
@@ -9,13 +10,14 @@ import pytest
 from lm_eval.tasks._yaml_loader import load_yaml
 
 from cognitive.data.filters import load_eval_hashes, normalized_hash
-from cognitive.data.generators import EVAL_SEEDS, TRAIN_SEEDS, generate_example
+from cognitive.data.generators import EVAL_SEEDS, RL_SEEDS, TRAIN_SEEDS, VALIDATION_SEEDS, generate_example
 from cognitive.data.schema import DifficultyLevel, iter_jsonl
 from cognitive.evaluation.pinning import DATA_DIR, TASKS_DIR, SnapshotChanged
 from cognitive.evaluation.snapshots import (
     DOCS_PER_DIFFICULTY,
     SNAPSHOT_DIFFICULTIES,
     build_snapshot,
+    doc_metadata,
     eval_seed,
     load_task_docs,
     snapshot_path,
@@ -77,6 +79,56 @@ def test_difficulty_filter_from_metadata(capsys):
     assert capsys.readouterr().err == (
         "error: --metadata difficulty 'hard' is not one of basic, intermediate, advanced, expert\n"
     )
+
+
+def test_the_four_seed_ranges_are_disjoint():
+    ranges = [TRAIN_SEEDS, EVAL_SEEDS, RL_SEEDS, VALIDATION_SEEDS]
+    for i, a in enumerate(ranges):
+        for b in ranges[i + 1 :]:
+            assert a.stop <= b.start or b.stop <= a.start, (a, b)
+
+
+@pytest.mark.parametrize("task", list(TASKS))
+def test_validation_split_is_fresh_problems_in_the_snapshot_layout(task, snapshots):
+    """`--metadata '{"split": "validation"}'`: verified documents of the task from VALIDATION_SEEDS, interleaved like
+    the snapshot, none with a snapshot document's problem text or id, the same on every load."""
+    meta = task_yaml(task)["metadata"]
+    docs = load_task_docs(task, **meta, split="validation")["test"]
+    assert len(docs) == len(SNAPSHOT_DIFFICULTIES) * DOCS_PER_DIFFICULTY
+    assert docs["difficulty"][:6] == [d.value for d in SNAPSHOT_DIFFICULTIES] * 2
+    assert all(int(i.rsplit("-", 1)[1]) in VALIDATION_SEEDS for i in docs["id"])
+    assert not set(docs["id"]) & {r.id for r in snapshots[task]}
+    records = [
+        generate_example(TASKS[task], d, int(i.rsplit("-", 1)[1])) for i, d in zip(docs["id"][:30], docs["difficulty"])
+    ]
+    assert all(r.verified for r in records)
+    test_hashes = {normalized_hash(r) for r in snapshots[task]}
+    assert not {normalized_hash(r) for r in records} & test_hashes
+    assert docs["id"] == load_task_docs(task, **meta, split="validation")["test"]["id"]
+    assert docs["id"] != load_task_docs(task, **meta)["test"]["id"]  # the default split is the snapshot
+
+
+def test_the_builder_skips_excluded_problems(snapshots):
+    """What keeps a validation document off the snapshot's problems (no draw collided when measured; this forces
+    it): built from the eval seeds themselves, with the snapshot's first documents excluded, it skips exactly them."""
+    first = snapshots["cognitive_planning"][:12]
+    again = build_snapshot("cognitive_planning", per_difficulty=4, exclude=frozenset(map(normalized_hash, first)))
+    assert len(again) == 12 and not {r.id for r in again} & {r.id for r in first}
+    assert [r.id for r in again] == [r.id for r in snapshots["cognitive_planning"][12:24]]
+
+
+def test_validation_split_with_a_difficulty_and_a_bad_split(capsys):
+    meta = task_yaml("cognitive_state")["metadata"]
+    docs = load_task_docs("cognitive_state", **meta, split="validation", difficulty="basic")["test"]
+    assert len(docs) == DOCS_PER_DIFFICULTY and set(docs["difficulty"]) == {"basic"}
+    everything = load_task_docs("cognitive_state", **meta, split="validation")["test"]
+    assert docs["id"] == [i for i, d in zip(everything["id"], everything["difficulty"]) if d == "basic"]
+    assert doc_metadata("basic", "validation") == {"difficulty": "basic", "split": "validation"}
+    assert doc_metadata(None, "test") is None and doc_metadata("basic", None) == {"difficulty": "basic"}
+    with pytest.raises(SystemExit) as exit_info:
+        load_task_docs("cognitive_state", **meta, split="dev")
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == "error: --metadata split 'dev' is not one of test, validation\n"
 
 
 @pytest.mark.parametrize("task", list(TASKS))

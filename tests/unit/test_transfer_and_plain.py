@@ -55,6 +55,19 @@ def test_transfer_snapshot_loads_and_refuses_a_changed_one(task, tmp_path, monke
         utils("transfer").load_docs(task=task.eval_task, **meta)
 
 
+def test_transfer_tasks_refuse_a_validation_split(capsys):
+    """No validation split for reasoning-gym's snapshots: one line and exit 2, not the test documents in its place."""
+    task = TRANSFER[0]
+    meta = load_yaml(transfer.task_yaml_path(task), resolve_func=False)["metadata"]
+    assert len(utils("transfer").load_docs(task=task.eval_task, **meta, split="test")["test"]) == transfer.TRANSFER_DOCS
+    with pytest.raises(SystemExit) as exit_info:
+        utils("transfer").load_docs(task=task.eval_task, **meta, split="validation")
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == (
+        f"error: --metadata split 'validation': {task.eval_task} has only the test split (a reasoning-gym snapshot)\n"
+    )
+
+
 @pytest.mark.parametrize("task", TRANSFER, ids=lambda t: t.name)
 def test_transfer_snapshot_is_what_reasoning_gym_generates(task):
     """The pinned documents are exactly reasoning-gym's (pinned version, seed, config from the registry)."""

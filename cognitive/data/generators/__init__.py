@@ -9,8 +9,10 @@ the structured problem in `problem_spec`) and `check(example, strict) -> list[st
 `problem_spec` on its own code path and re-reads the text (cognitive.data.verify runs it). An example is marked
 verified only when its checker finds nothing.
 
-Seeds: training data is drawn only from TRAIN_SEEDS, evaluation documents only from EVAL_SEEDS, and the prompts of
-reinforcement learning (recipes/grpo.py) only from RL_SEEDS: three disjoint ranges.
+Seeds: training data is drawn only from TRAIN_SEEDS, evaluation documents only from EVAL_SEEDS, the prompts of
+reinforcement learning (recipes/grpo.py) only from RL_SEEDS, and the validation documents that settings are chosen
+on (`recipes/evaluate.py --split validation`, so that nobody tunes on the eval snapshots) only from
+VALIDATION_SEEDS: four disjoint ranges.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from cognitive.errors import UserError
 TRAIN_SEEDS = range(0, 2**40)
 EVAL_SEEDS = range(2**40, 2**41)
 RL_SEEDS = range(2**41, 2**42)
+VALIDATION_SEEDS = range(2**42, 2**43)
 
 
 def _difficulty(difficulty) -> DifficultyLevel:
