@@ -27,7 +27,7 @@ from cognitive.atomic import output_dir
 from cognitive.errors import ArgumentParser, exit_on_user_error
 from cognitive.evaluation.harness import FAST_CHECK, OFFLINE_SUITES, SUITES, ModelSpec, compare, evaluate_suites
 from cognitive.evaluation.report import write_report
-from cognitive.evaluation.snapshots import SPLITS, doc_metadata, parse_difficulties
+from cognitive.evaluation.snapshots import EVAL_SPLITS, doc_metadata, parse_difficulties
 
 
 @exit_on_user_error
@@ -43,7 +43,7 @@ def main(argv=None) -> None:
     parser.add_argument("--difficulty", default=None, help="only these difficulties, e.g. basic or basic,advanced")
     parser.add_argument(
         "--split",
-        choices=list(SPLITS),
+        choices=EVAL_SPLITS,
         default="test",
         help="the cognitive and plain suites' documents: test (the eval snapshots; report on these) or validation "
         "(fresh generator problems; choose settings on these)",

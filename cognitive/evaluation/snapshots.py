@@ -52,7 +52,7 @@ from cognitive.evaluation.transfer import write_transfer_snapshot
 SNAPSHOT_DIFFICULTIES = (DifficultyLevel.BASIC, DifficultyLevel.INTERMEDIATE, DifficultyLevel.ADVANCED)
 DOCS_PER_DIFFICULTY = 200
 # The splits of the cognitive and plain tasks: the pinned snapshots (test) and documents built on load (validation).
-SPLITS = {"test": EVAL_SEEDS, "validation": VALIDATION_SEEDS}
+EVAL_SPLITS = ("test", "validation")
 
 
 def eval_seed(task: str, difficulty: DifficultyLevel, index: int, seeds: range = EVAL_SEEDS) -> int:
@@ -136,8 +136,8 @@ def validation_records(task: str, difficulties=SNAPSHOT_DIFFICULTIES) -> list[Co
 def parse_split(split) -> str:
     """'test' (None too) or 'validation'; another name is a UserError naming it."""
     split = split or "test"
-    if split not in SPLITS:
-        raise UserError(f"split '{split}' is not one of {', '.join(SPLITS)}")
+    if split not in EVAL_SPLITS:
+        raise UserError(f"split '{split}' is not one of {', '.join(EVAL_SPLITS)}")
     return split
 
 

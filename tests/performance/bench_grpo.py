@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from cognitive.evaluation import ablation  # noqa: E402
 from cognitive.evaluation.harness import plus_minus  # noqa: E402
-from cognitive.evaluation.snapshots import SPLITS  # noqa: E402
+from cognitive.evaluation.snapshots import EVAL_SPLITS  # noqa: E402
 
 RECIPE = "recipes/configs/grpo_135m_cpu.yaml"
 
@@ -182,7 +182,7 @@ def main() -> None:
     parser.add_argument("--focus", default="", help="tasks scored again on more documents, comma-separated")
     parser.add_argument("--focus-limit", default="50")
     parser.add_argument("--focus-difficulty", default="basic", help="only these difficulties ('' for all)")
-    parser.add_argument("--split", choices=list(SPLITS), default="test", help="recipes/evaluate.py --split")
+    parser.add_argument("--split", choices=EVAL_SPLITS, default="test", help="recipes/evaluate.py --split")
     parser.add_argument("--budget-min", type=float, default=30.0, help="the target's minutes of GRPO per seed")
     parser.add_argument("--runs", type=Path, default=Path("runs/bench_grpo"))
     parser.add_argument("--out", type=Path, default=Path("results/bench_grpo"))
