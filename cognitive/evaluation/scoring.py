@@ -28,7 +28,9 @@ Per task (every scorer returns floats in [0, 1] and `answered`: a final answer c
 group `cognitive` averages it. `score_<difficulty>` is `score` on that difficulty's documents only.
 
 Every document also gets `step_accuracy` (when its output writes arithmetic): the share of its "a op b = c" steps
-that hold.
+that hold. `answers_first` tells an output that states its final answer on its first line, before any working
+(tests/performance/bench_grpo.py counts them: GRPO taught the 135M to answer first); `works_then_answers` one in
+our solutions' order, working first and the answer once (the `work_then_answer` GRPO reward).
 
 Empty, truncated, unparseable or other-format outputs score 0; nothing here raises on model output
 (`score_document` also guards against a scorer bug: it logs it and scores the document 0).
@@ -70,6 +72,25 @@ def final_answer_text(output: str | None) -> tuple[str, bool]:
                 text = text.split("}", 1)[0]
             return text.strip(), True
     return output.strip(), False
+
+
+def _answer_lines(output: str | None) -> list[bool]:
+    """For each non-empty line of the output: does it carry a final-answer marker?"""
+    lines = [line for line in (output if isinstance(output, str) else "").splitlines() if line.strip()]
+    return [any(marker.search(line) for marker in _MARKERS) for line in lines]
+
+
+def answers_first(output: str | None) -> bool:
+    """True when the output's first non-empty line already states the final answer (carries a final-answer marker):
+    the answer came before any working, so the steps after it, if any, cannot have led to it."""
+    marked = _answer_lines(output)
+    return bool(marked) and marked[0]
+
+
+def works_then_answers(output: str | None) -> bool:
+    """True in the order of our solutions: at least one line of working, then the final answer stated once."""
+    marked = _answer_lines(output)
+    return sum(marked) == 1 and not marked[0]
 
 
 def answer_region(output: str | None, plan: bool = False) -> tuple[str, bool]:

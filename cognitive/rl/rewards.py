@@ -8,6 +8,10 @@ returns one float per completion, or None where it does not apply (TRL adds up t
                     credit (TaskType.credit: a valid plan 0.5, the shortest 1; a logic grid by its share of cells)
     format          1 when the completion has a final-answer line ("Final Answer: ...", "\\boxed{}", "####", ...)
                     and the scorer reads an answer from it, else 0
+    work_then_answer  (opt-in) `format` in our solutions' order: 1 only when at least one line of working comes
+                    before the final-answer line and the answer is stated once (scoring.works_then_answers); the
+                    answer-first completions GRPO taught the 135M ("Final Answer: 13" on the first line, then more
+                    "Final Answer:" lines) earn 0
     step_validity   the work, not the answer: the share of the "a op b = c" steps written that hold (0 for arithmetic
                     written with no checkable step); for planning, the share of the tasks the plan places with
                     their duration after their dependencies (cognitive.data.generators.planning.task_violations);
@@ -37,7 +41,13 @@ from cognitive.data.generators.planning import task_violations
 from cognitive.data.generators.state_transition import replay_states
 from cognitive.data.response import PLANNING_HEADER
 from cognitive.errors import UserError
-from cognitive.evaluation.scoring import answer_region, final_answer_text, parse_plan, score_output
+from cognitive.evaluation.scoring import (
+    answer_region,
+    final_answer_text,
+    parse_plan,
+    score_output,
+    works_then_answers,
+)
 
 
 def completion_text(completion) -> str:
@@ -64,14 +74,26 @@ def correctness_reward(completions, task_type, problem_spec, **kwargs) -> list[f
     return rewards
 
 
+def _answered(text: str, name: str, spec) -> bool:
+    """A final-answer line the task's scorer reads an answer from."""
+    _, marked = final_answer_text(text)
+    return marked and score_output(tasks.get(name), text, _spec(spec))["answered"] > 0
+
+
 def format_reward(completions, task_type, problem_spec, **kwargs) -> list[float]:
     """1 for a final-answer line the task's scorer reads an answer from, else 0."""
+    return [
+        float(_answered(completion_text(completion), name, spec))
+        for completion, name, spec in zip(completions, task_type, problem_spec, strict=True)
+    ]
+
+
+def work_then_answer_reward(completions, task_type, problem_spec, **kwargs) -> list[float]:
+    """`format`, paid only for working first and the final answer once after it (scoring.works_then_answers)."""
     rewards = []
     for completion, name, spec in zip(completions, task_type, problem_spec, strict=True):
         text = completion_text(completion)
-        _, marked = final_answer_text(text)
-        answered = marked and score_output(tasks.get(name), text, _spec(spec))["answered"] > 0
-        rewards.append(float(answered))
+        rewards.append(float(works_then_answers(text) and _answered(text, name, spec)))
     return rewards
 
 
@@ -164,6 +186,7 @@ REWARDS: dict[str, Callable] = {
     "format": format_reward,
     "step_validity": step_validity_reward,
     "state_steps": state_steps_reward,
+    "work_then_answer": work_then_answer_reward,
 }
 
 

@@ -14,8 +14,9 @@ Per suite and task type: the start's score, GRPO's mean ± half the range over t
 > start, "down" when mean + spread < start. Ten documents a task move a score in steps of 0.1, so `--focus` scores
 chosen tasks again on more of their documents (e.g. the trained types' plain tasks on 50 basic problems each,
 `--focus cognitive_memory_plain,cognitive_state_plain --focus-limit 50 --focus-difficulty basic`), with the same
-verdicts; the target (two types up, none down, within --budget-min of GRPO per seed) may be met on either
-measurement, with no type down on the other.
+verdicts, the step accuracy of those that write arithmetic (`cognitive_reasoning_plain`) and the share of answers
+that state the final answer on their first line, before any working; the target (two types up, none down, within
+--budget-min of GRPO per seed) may be met on either measurement, with no type down on the other.
 Also steps/min, the generation share of the step time (the log's generation_time / step_time), and peak RSS beside
 the memory estimate. `--split validation` scores fresh generator problems instead of the eval snapshots (the
 cognitive and plain suites only): choose settings there, report on the snapshots. Finished runs and evaluations are
@@ -38,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 from cognitive.evaluation import ablation  # noqa: E402
 from cognitive.evaluation.harness import plus_minus  # noqa: E402
+from cognitive.evaluation.scoring import answers_first  # noqa: E402
 from cognitive.evaluation.snapshots import EVAL_SPLITS  # noqa: E402
 
 RECIPE = "recipes/configs/grpo_135m_cpu.yaml"
@@ -63,15 +65,29 @@ def evaluate(run_dir: Path, out: Path, args) -> dict:
     return by_suite
 
 
-def evaluate_focus(run_dir: Path, out: Path, args) -> dict[str, float]:
-    """{task: score} of the --focus tasks, on --focus-limit documents of --focus-difficulty."""
+def evaluate_focus(run_dir: Path, out: Path, args) -> dict[str, dict]:
+    """{task: {"score", "step_accuracy"}} of the --focus tasks, on --focus-limit documents of --focus-difficulty
+    (step_accuracy None for a task whose answers write no arithmetic)."""
     if not (out / "results.json").exists():
         extra = ["--max-gen-toks", str(args.max_gen_toks), "--split", args.split, "--tasks", args.focus]
         extra += ["--difficulty", args.focus_difficulty] if args.focus_difficulty else []
         run([sys.executable, *ablation.eval_command("lora", "", run_dir, out, "plain", args.focus_limit, extra)])
     report = json.loads((out / "results.json").read_text())
     (model,) = report["models"].values()
-    return {task: metrics["score"] for task, metrics in model["scores"].items()}
+    return {
+        task: {
+            "score": metrics["score"],
+            "step_accuracy": metrics.get("step_accuracy"),
+            "answer_first": answer_first_share(out, task),
+        }
+        for task, metrics in model["scores"].items()
+    }
+
+
+def answer_first_share(out: Path, task: str) -> float | None:
+    """The share of the task's answers that state the final answer on their first line (scoring.answers_first)."""
+    outputs = [json.loads(line)["output"] for path in out.glob(f"samples/*/{task}.jsonl") for line in path.open()]
+    return sum(map(answers_first, outputs)) / len(outputs) if outputs else None
 
 
 def train_figures(run_dir: Path, time_log: Path) -> dict:
@@ -133,8 +149,25 @@ def compare(start: dict, tuned: list[dict]) -> list[dict]:
     return rows
 
 
-def compare_focus(start: dict[str, float], tuned: list[dict[str, float]], label: str) -> list[dict]:
-    return [row(label, task, base, [t.get(task) for t in tuned]) for task, base in start.items()]
+def compare_focus(start: dict[str, dict], tuned: list[dict[str, dict]], label: str) -> list[dict]:
+    rows = []
+    for task, base in start.items():
+        cells = [t.get(task, {}) for t in tuned]
+        values, steps = [c.get("score") for c in cells], [c.get("step_accuracy") for c in cells]
+        rows.append(row(label, task, base["score"], values, base["step_accuracy"], steps))
+        rows[-1].update(answer_first_start=base["answer_first"], answer_first=[c.get("answer_first") for c in cells])
+    return rows
+
+
+def answer_first_lines(rows: list[dict]) -> str:
+    """One line per focus task: how often the answer comes before any working, start and per seed."""
+    lines = []
+    for r in rows:
+        if "answer_first" in r:
+            shares = ", ".join("n/a" if v is None else f"{v:.2f}" for v in r["answer_first"])
+            start = "n/a" if r["answer_first_start"] is None else f"{r['answer_first_start']:.2f}"
+            lines.append(f"{r['type']}: final answer on the first line (before any working) {start} -> {shares}")
+    return "\n".join(lines)
 
 
 def moved(rows: list[dict], way: str) -> list[str]:
@@ -246,7 +279,7 @@ def main() -> None:
     rows += focus_rows
     speed = "; ".join(f"seed {seed}: {describe(f)}" for seed, f in figures.items())
     memory = f"memory estimate of the recipe: {estimate_gib(overrides):.2f} GiB"
-    text = f"{table(rows)}\n\n{summary}\n\n{speed}\n{memory}\n"
+    text = f"{table(rows)}\n\n{summary}\n\n{answer_first_lines(focus_rows)}\n\n{speed}\n{memory}\n"
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "table.md").write_text(text)
     (args.out / "results.json").write_text(

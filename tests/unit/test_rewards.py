@@ -20,6 +20,7 @@ from cognitive.rl.rewards import (
     reward_functions,
     state_steps_reward,
     step_validity_reward,
+    work_then_answer_reward,
 )
 
 TYPES = [t.name for t in tasks.TASK_TYPES]
@@ -241,4 +242,23 @@ def test_reward_names_and_weights_are_checked():
         reward_functions(["correctness", "format"], [1.0])
     with pytest.raises(UserError, match="names a reward twice"):
         reward_functions(["format", "format"])
-    assert set(rewards.REWARDS) == {"correctness", "format", "step_validity", "state_steps"}
+    assert set(rewards.REWARDS) == {"correctness", "format", "step_validity", "state_steps", "work_then_answer"}
+
+
+@pytest.mark.parametrize("style", ["guide", "concise"])
+@pytest.mark.parametrize("task_type", TYPES)
+def test_work_then_answer_pays_our_solutions_order(task_type, style):
+    example = generate_example(task_type, "basic", 0)
+    kwargs = dict(task_type=[example.task_type.value], problem_spec=[json.dumps(example.problem_spec)])
+    text = render_response(example, style)
+    answer = f"Final Answer: {example.final_answer}"
+    work = text.rsplit("Final Answer", 1)[0].rstrip("* \n")
+    completions = [
+        text,  # working, then the answer once
+        answer,  # the answer with no working
+        f"{answer}\n{work}",  # the answer first, the working after it
+        f"{work}\n{answer}\n{answer}",  # the answer stated again and again
+        work,  # working and no answer
+    ]
+    assert work_then_answer_reward(completions, **{k: v * 5 for k, v in kwargs.items()}) == [1.0, 0.0, 0.0, 0.0, 0.0]
+    assert format_reward(completions[:2], **{k: v * 2 for k, v in kwargs.items()}) == [1.0, 1.0]

@@ -3,7 +3,13 @@ score 0 without crashing."""
 
 import pytest
 
-from cognitive.evaluation.scoring import answer_region, extract_final_number, final_answer_text, score_numeric
+from cognitive.evaluation.scoring import (
+    answer_region,
+    answers_first,
+    extract_final_number,
+    final_answer_text,
+    score_numeric,
+)
 
 
 @pytest.mark.parametrize(
@@ -64,3 +70,13 @@ def test_step_accuracy_is_the_share_of_true_arithmetic_steps():
     assert step_metrics("3 × 12 = 36\n36 - 13 = 23") == {"step_accuracy": 1.0}
     assert step_metrics("8 trays × 15 rolls = 130 rolls; 130 rolls - 6 trays = 124") == {"step_accuracy": 0.5}
     assert step_metrics("No arithmetic here.") == {} and step_metrics(None) == {}
+
+
+def test_answers_first_tells_an_answer_before_the_working_from_one_after_it():
+    assert answers_first("\n  Final Answer: $19 - $5 = $13.\nFinal Answer: $13 + $5 = $28.")
+    assert answers_first("**Final Answer:** 30 km\nbecause 27 + 3 = 30")
+    assert answers_first("The answer is 4.")
+    assert not answers_first("Budget: $19 + $5 = $24\nFinal Answer: $24")
+    assert not answers_first("Speed: 8 km/h, so the answer follows.\nAnswer: 30 km")
+    assert not answers_first("")
+    assert not answers_first(None)
