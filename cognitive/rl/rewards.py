@@ -11,7 +11,8 @@ returns one float per completion, or None where it does not apply (TRL adds up t
     work_then_answer  (opt-in) `format` in our solutions' order: 1 only when at least one line of working comes
                     before the final-answer line and the answer is stated once (scoring.works_then_answers); the
                     answer-first completions GRPO taught the 135M ("Final Answer: 13" on the first line, then more
-                    "Final Answer:" lines) earn 0
+                    "Final Answer:" lines) earn 0. Not in the default mix: on the 135M it ended the answer-first
+                    habit but gained half as much on memory and state (README, "Reinforcement learning")
     step_validity   the work, not the answer: the share of the "a op b = c" steps written that hold (0 for arithmetic
                     written with no checkable step); for planning, the share of the tasks the plan places with
                     their duration after their dependencies (cognitive.data.generators.planning.task_violations);
