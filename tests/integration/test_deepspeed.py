@@ -140,3 +140,23 @@ def test_zero3_offload_config_trains(tmp_path, tiny_model_dir, cot_data_dir, qua
     adapter = load_file(tmp_path / "run" / "adapter_model.safetensors")
     lora_b = [t for k, t in adapter.items() if "lora_B" in k]
     assert lora_b and all(t.numel() > 0 and t.abs().sum() > 0 for t in lora_b)  # gathered from the partitions, trained
+
+
+def test_grpo_launch_command_runs_under_zero2_offload(tmp_path, tiny_model_dir):
+    """`deepspeed recipes/grpo.py --ds ds_configs/zero2_3090ti.json --config ...` (the README's GRPO launch) trains two
+    steps under ZeRO-2 with the optimizer on the CPU and finishes its run. A random model earns no reward, so its
+    weights need not move here: which weights GRPO trains is tested in test_grpo_recipe.py; this is the launch path."""
+    import torch
+
+    from tests.integration.test_grpo_recipe import grpo_argv
+
+    run_dir = tmp_path / "run"
+    argv = grpo_argv(tiny_model_dir("llama"), str(run_dir), **ZERO_ON_CPU)
+    _deepspeed(["recipes/grpo.py", "--ds", "ds_configs/zero2_3090ti.json", *argv], tmp_path)
+    [optim_file] = (run_dir / "checkpoint-2" / "global_step2").glob("zero_pp_rank_0_*optim_states.pt")
+    saved = torch.load(optim_file, weights_only=False)  # our own test artifact (DeepSpeed pickles its state)
+    assert int(saved["optimizer_state_dict"]["zero_stage"]) == 2
+    assert saved["ds_config"]["zero_optimization"]["offload_optimizer"]["device"] == "cpu"
+    history = json.loads((run_dir / "log_history.json").read_text())
+    assert [e["step"] for e in history if "reward" in e] == [1, 2]
+    assert json.loads((run_dir / "run_info.json").read_text())["versions"]["deepspeed"]

@@ -97,12 +97,13 @@ def _atom(t, i):
 
 
 class Chain:
-    """One `... = ... = ...` chain: the evaluable segments' values, the first segment's operands."""
+    """One `... = ... = ...` chain: the evaluable segments' values, the first evaluable segment as an expression
+    ("475 - 25": words, units and `$` dropped, × as *) and its operands."""
 
-    __slots__ = ("operands", "text", "values")
+    __slots__ = ("expression", "operands", "text", "values")
 
-    def __init__(self, values, operands, text):
-        self.values, self.operands, self.text = values, operands, text
+    def __init__(self, values, operands, text, expression=""):
+        self.values, self.operands, self.text, self.expression = values, operands, text, expression
 
     @property
     def ok(self) -> bool:
@@ -119,16 +120,16 @@ def chains(text: str) -> list[Chain]:
     for clause in _CLAUSE_SPLIT.split(text):
         if "=" not in clause:
             continue
-        values, operands = [], None
+        values, operands, expression = [], None, ""
         for segment in clause.split("="):
             cleaned = _WORD.sub(" ", _TIMES_X.sub("*", segment).translate(_NORMALISE))
             v = evaluate(cleaned)
             if v is not None:
                 values.append(v)
                 if operands is None:
-                    operands = numbers(cleaned)
+                    operands, expression = numbers(cleaned), " ".join(cleaned.split())
         if len(values) >= 2:
-            found.append(Chain(values, operands, clause.strip()))
+            found.append(Chain(values, operands, clause.strip(), expression))
     return found
 
 

@@ -1,0 +1,219 @@
+"""Which arithmetic steps can a model compute? The ceiling under step accuracy.
+
+Step accuracy (cognitive.evaluation.scoring.step_metrics) is the share of the "a op b = c" steps a model writes that
+hold. This module says where the false ones come from, in two readings over the same classes of step (the operation
+and the digits of its operands, `step_class`: "- 3d2d" is a three-digit number minus a two-digit one):
+
+    probe_items(per_class, seed)     single steps asked in a step's context: the chat template's assistant turn is
+                                     begun with "<label>: a op b = " and the model writes the next number (greedy);
+                                     what it can compute, apart from choosing what to compute
+    step_breakdown(outputs)          the steps a model wrote in its answers (an evaluation's samples), true and false,
+                                     by class: what it does compute
+
+    items = probe_items(40, seed=0)
+    scores = probe_scores(items, complete)      # complete(prompts) -> continuations; {class: share right}
+
+and whether practice moves that ceiling: `worksheet(rng, n, form)` is a drill of n steps as a prompt-completion
+pair, answered directly ("654 - 327 = 327") or with column working, one digit at a time, right to left, carries and
+borrows written out ("654 - 327: 14 - 7 = 7, 4 - 2 = 2, 6 - 3 = 3; 654 - 327 = 327"; every clause an "a op b = c"
+step the checkers' reader checks); `worksheet_scores` reads a model's answers to held-out worksheets.
+
+tests/performance/bench_arithmetic.py runs all three for a base and its runs.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from cognitive.data.generators import _arith
+
+OPERATORS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "×": lambda a, b: a * b}
+# (operator, digits of the first operand, digits of the second): the steps our generators write, basic to advanced
+PROBE_CLASSES = (
+    ("+", 1, 1),
+    ("+", 2, 1),
+    ("+", 2, 2),
+    ("+", 3, 2),
+    ("-", 1, 1),
+    ("-", 2, 1),
+    ("-", 2, 2),
+    ("-", 3, 2),
+    ("×", 1, 1),
+    ("×", 2, 1),
+    ("×", 3, 1),
+)
+LABELS = ("Total", "Money left", "Balance", "Flour left", "Distance", "Result")
+REQUEST = "Work it out one step at a time."  # the user turn before the step
+# the operators of a chain's expression (cognitive.data.generators._arith writes × as *) as the classes name them
+_OPERATORS_WRITTEN = {"+": "+", "-": "-", "*": "×", "/": "÷"}
+_FIRST_NUMBER = re.compile(r"\s*\$?\s*(\d+)")
+
+
+def class_name(operator: str, digits_a: int, digits_b: int) -> str:
+    """ "× 2d1d": the operator, then the operands' digits (3 for three or more), the larger first."""
+    longer, shorter = sorted((min(digits_a, 3), min(digits_b, 3)), reverse=True)
+    return f"{operator} {longer}d{shorter}d"
+
+
+@dataclass(frozen=True)
+class ProbeItem:
+    step_class: str
+    a: int
+    operator: str
+    b: int
+    label: str
+
+    @property
+    def answer(self) -> int:
+        return OPERATORS[self.operator](self.a, self.b)
+
+    @property
+    def prefix(self) -> str:
+        """What the assistant turn begins with; the model writes the result next."""
+        return f"{self.label}: {self.a} {self.operator} {self.b} = "
+
+    def right(self, continuation: str) -> bool:
+        """The first number the model writes is the result."""
+        found = _FIRST_NUMBER.match(continuation)
+        return bool(found) and int(found.group(1)) == self.answer
+
+
+DRILL_FORMS = ("direct", "column")
+WORKSHEET_REQUEST = "Work these out:"
+
+
+def column_working(a: int, operator: str, b: int) -> str:
+    """A sum or difference worked one column at a time, right to left, then the whole step: "654 - 327: 14 - 7 = 7,
+    4 - 2 = 2, 6 - 3 = 3; 654 - 327 = 327" (a borrowed column is written from 10 up, "14 - 7"; a carry as "+ 1").
+    A product (one factor below 10 in the drills) is written as one step."""
+    whole = f"{a} {operator} {b} = {OPERATORS[operator](a, b)}"
+    if operator not in "+-":
+        return whole
+    columns, carry = [], 0
+    top, bottom = str(a)[::-1], str(b)[::-1]
+    for i in range(max(len(top), len(bottom))):  # a difference is never negative: its top number is the longer
+        x, y = (int(digits[i]) if i < len(digits) else 0 for digits in (top, bottom))
+        if operator == "+":
+            columns.append(f"{x} + {y}{' + 1' if carry else ''} = {x + y + carry}")
+            carry = (x + y + carry) // 10
+        else:
+            x -= carry
+            carry = int(x < y)
+            columns.append(f"{x + 10 * carry} - {y} = {x + 10 * carry - y}")
+    return f"{a} {operator} {b}: {', '.join(columns)}; {whole}"
+
+
+def worksheet(rng: random.Random, n: int, form: str) -> tuple[list[ProbeItem], dict]:
+    """n drill steps (sums and differences of numbers up to 999, products of a number up to 99 and one digit) and
+    the prompt-completion pair that asks and answers them in `form` (DRILL_FORMS)."""
+    if form not in DRILL_FORMS:
+        raise ValueError(f"unknown drill form {form!r} (known: {', '.join(DRILL_FORMS)})")
+    items = []
+    for _ in range(n):
+        operator = rng.choice(tuple(OPERATORS))
+        a, b = (
+            (rng.randint(2, 99), rng.randint(2, 9)) if operator == "×" else (rng.randint(10, 999), rng.randint(1, 999))
+        )
+        if operator == "-" and b > a:
+            a, b = b, a
+        items.append(ProbeItem(class_name(operator, len(str(a)), len(str(b))), a, operator, b, ""))
+    question = "\n".join(f"{i}. {t.a} {t.operator} {t.b}" for i, t in enumerate(items, 1))
+    answer = "\n".join(
+        f"{i}. "
+        + (column_working(t.a, t.operator, t.b) if form == "column" else f"{t.a} {t.operator} {t.b} = {t.answer}")
+        for i, t in enumerate(items, 1)
+    )
+    pair = {
+        "prompt": [{"role": "user", "content": f"{WORKSHEET_REQUEST}\n{question}"}],
+        "completion": [{"role": "assistant", "content": answer}],
+    }
+    return items, pair
+
+
+_LAST_NUMBER = re.compile(r"=\s*(\d+)\s*$")
+
+
+def worksheet_scores(items: list[ProbeItem], reply: str) -> dict[str, tuple[int, int]]:
+    """{operator: (right, asked)} of a reply to a worksheet: line i's last "= c" is the answer to item i."""
+    lines = [line for line in reply.splitlines() if line.strip()]
+    right, asked = Counter(), Counter()
+    for i, item in enumerate(items):
+        found = _LAST_NUMBER.search(lines[i]) if i < len(lines) else None
+        asked[item.operator] += 1
+        right[item.operator] += bool(found) and int(found.group(1)) == item.answer
+    return {op: (right[op], asked[op]) for op in asked}
+
+
+def _operand(rng: random.Random, digits: int) -> int:
+    return rng.randint(2 if digits == 1 else 10 ** (digits - 1), 10**digits - 1)
+
+
+def probe_items(per_class: int, seed: int = 0, classes=PROBE_CLASSES) -> list[ProbeItem]:
+    """`per_class` steps of each class, deterministic in the seed; a difference is never negative."""
+    rng = random.Random(f"arithmetic-probe|{seed}")
+    items = []
+    for operator, digits_a, digits_b in classes:
+        for _ in range(per_class):
+            a, b = _operand(rng, digits_a), _operand(rng, digits_b)
+            if operator == "-" and b > a:
+                a, b = b, a
+            items.append(ProbeItem(class_name(operator, digits_a, digits_b), a, operator, b, rng.choice(LABELS)))
+    return items
+
+
+def probe_scores(items: list[ProbeItem], complete: Callable[[list[ProbeItem]], list[str]]) -> dict[str, float]:
+    """{class: the share of its items whose continuation starts with the right result}; `complete` maps items to
+    the model's continuations of their prefixes."""
+    right, total = Counter(), Counter()
+    for item, continuation in zip(items, complete(items), strict=True):
+        total[item.step_class] += 1
+        right[item.step_class] += item.right(continuation)
+    return {name: right[name] / total[name] for name in total}
+
+
+def step_class(chain: _arith.Chain) -> str:
+    """The class of a written step: its operator and operand digits ("- 3d2d"); "mixed" for a first segment with
+    more than one operator or other than two whole numbers."""
+    operators = {_OPERATORS_WRITTEN[c] for c in chain.expression if c in _OPERATORS_WRITTEN}
+    operands = chain.operands or []
+    if len(operators) != 1 or len(operands) != 2 or any(int(v) != v or v < 0 for v in operands):
+        return "mixed"
+    a, b = (int(v) for v in operands)
+    return class_name(operators.pop(), len(str(a)), len(str(b)))
+
+
+def step_breakdown(outputs) -> dict[str, tuple[int, int]]:
+    """{class: (true steps, steps)} over the "a op b = c" steps (the checkers' reader) of model outputs."""
+    true, total = Counter(), Counter()
+    for output in outputs:
+        for chain in _arith.chains(output if isinstance(output, str) else ""):
+            name = step_class(chain)
+            total[name] += 1
+            true[name] += chain.ok
+    return {name: (true[name], total[name]) for name in sorted(total)}
+
+
+def model_continuations(model, tokenizer, items: list[ProbeItem], batch_size: int = 44, max_new_tokens: int = 6):
+    """Greedy continuations of each item's prefix after the chat template's user turn (REQUEST) and assistant start."""
+    import torch
+
+    head = tokenizer.apply_chat_template(
+        [{"role": "user", "content": REQUEST}], add_generation_prompt=True, tokenize=False
+    )
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    side, tokenizer.padding_side = tokenizer.padding_side, "left"
+    out = []
+    try:
+        for start in range(0, len(items), batch_size):
+            prompts = [head + item.prefix for item in items[start : start + batch_size]]
+            batch = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+            with torch.no_grad():
+                ids = model.generate(**batch, do_sample=False, max_new_tokens=max_new_tokens, pad_token_id=pad)
+            out += tokenizer.batch_decode(ids[:, batch["input_ids"].shape[1] :], skip_special_tokens=True)
+    finally:
+        tokenizer.padding_side = side
+    return out

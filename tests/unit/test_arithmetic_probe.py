@@ -1,0 +1,154 @@
+"""The arithmetic probe, the breakdown of written steps and the drills (cognitive.evaluation.arithmetic): items are
+right and deterministic, continuations are read as the model's result, written steps land in the right class, column
+working writes only true one-digit steps, and a worksheet reply is scored line by line."""
+
+import pytest
+
+from cognitive.evaluation.arithmetic import (
+    DRILL_FORMS,
+    OPERATORS,
+    PROBE_CLASSES,
+    class_name,
+    column_working,
+    model_continuations,
+    probe_items,
+    probe_scores,
+    step_breakdown,
+    worksheet,
+    worksheet_scores,
+)
+
+
+def test_items_cover_every_class_with_true_answers_and_are_deterministic():
+    items = probe_items(5, seed=3)
+    assert len(items) == 5 * len(PROBE_CLASSES)
+    assert {i.step_class for i in items} == {class_name(*c) for c in PROBE_CLASSES}
+    for item in items:
+        assert item.answer == eval(f"{item.a} {item.operator.replace('×', '*')} {item.b}")
+        assert item.answer >= 0  # a difference is never negative
+        digits = sorted((len(str(item.a)), len(str(item.b))), reverse=True)
+        assert item.step_class.endswith(f"{digits[0]}d{digits[1]}d")
+        assert item.prefix.endswith(f"{item.a} {item.operator} {item.b} = ")
+    assert probe_items(5, seed=3) == items
+    assert probe_items(5, seed=4) != items
+
+
+@pytest.mark.parametrize(
+    "continuation, right",
+    [
+        ("450", True),
+        (" $450 left", True),
+        ("450.\nNext", True),
+        ("451", False),
+        ("4500", False),
+        ("", False),
+        ("about 450", False),
+    ],
+)
+def test_continuation_is_read_as_the_first_number(continuation, right):
+    item = next(i for i in probe_items(20) if i.step_class == "- 3d2d")
+    item = type(item)(item.step_class, 475, "-", 25, item.label)
+    assert item.right(continuation) is right
+
+
+def test_probe_scores_are_the_share_right_per_class():
+    items = probe_items(4)
+
+    def half_right(batch):  # right on even positions of each class, wrong on odd
+        return [str(i.answer if n % 4 < 2 else i.answer + 1) for n, i in enumerate(batch)]
+
+    scores = probe_scores(items, half_right)
+    assert scores == {class_name(*c): 0.5 for c in PROBE_CLASSES}
+    assert set(probe_scores(items, lambda batch: [str(i.answer) for i in batch]).values()) == {1.0}
+
+
+def test_breakdown_of_written_steps():
+    outputs = [
+        "Money: $475 - $25 = $450; 3 boxes × 12 apples = 36 apples. 7 x 8 = 54",
+        "23 × 14 = 23 × 10 + 23 × 4 = 230 + 92 = 322",  # the class of the first segment
+        "4 + 5 + 6 = 15",  # three operands
+        "Final Answer: 19 - 5 = 13",
+        "no arithmetic here",
+        None,
+    ]
+    assert step_breakdown(outputs) == {
+        "- 2d1d": (0, 1),
+        "- 3d2d": (1, 1),
+        "mixed": (1, 1),
+        "× 1d1d": (0, 1),
+        "× 2d1d": (1, 1),
+        "× 2d2d": (1, 1),
+    }
+
+
+def test_model_continuations_generate_greedy_after_the_prefix(embedded_tokenizer, one_thread):
+    """A tiny random model: one continuation per item, the same twice (greedy), the tokenizer's padding side kept."""
+    import torch
+
+    from tests.conftest import tiny_family
+
+    model = tiny_family("llama", len(embedded_tokenizer))
+    items = probe_items(2)[:5]
+    side = embedded_tokenizer.padding_side
+    with torch.no_grad():
+        first = model_continuations(model, embedded_tokenizer, items, batch_size=2, max_new_tokens=3)
+    assert len(first) == len(items) and all(isinstance(c, str) for c in first)
+    assert model_continuations(model, embedded_tokenizer, items, batch_size=5, max_new_tokens=3) == first
+    assert embedded_tokenizer.padding_side == side
+
+
+@pytest.mark.parametrize(
+    "a, operator, b",
+    [
+        (654, "-", 327),
+        (860, "-", 763),
+        (1000, "-", 1),
+        (100, "-", 99),
+        (5, "-", 5),
+        (592, "+", 868),
+        (99, "+", 1),
+        (7, "+", 8),
+        (12, "+", 345),
+        (64, "×", 8),
+    ],
+)
+def test_column_working_writes_only_true_one_digit_steps(a, operator, b):
+    from cognitive.data.generators import _arith
+
+    text = column_working(a, operator, b)
+    steps = _arith.chains(text)
+    assert all(step.ok for step in steps)
+    assert steps[-1].result == OPERATORS[operator](a, b) and steps[-1].operands == [a, b]  # the whole step last
+    if operator in "+-":
+        columns = steps[:-1]
+        assert len(columns) == len(str(max(a, b)))  # one step per column of the longer number
+        # a column adds or takes one digit (a borrowed column starts from 10..18), a carry adds 1
+        assert all(max(c.operands) <= 18 and len(c.operands) <= 3 for c in columns)
+
+
+def test_column_working_is_the_school_method():
+    assert column_working(654, "-", 327) == "654 - 327: 14 - 7 = 7, 4 - 2 = 2, 6 - 3 = 3; 654 - 327 = 327"
+    assert column_working(592, "+", 868) == "592 + 868: 2 + 8 = 10, 9 + 6 + 1 = 16, 5 + 8 + 1 = 14; 592 + 868 = 1460"
+
+
+@pytest.mark.parametrize("form", DRILL_FORMS)
+def test_worksheet_pairs_and_their_scoring(form):
+    import random
+
+    items, pair = worksheet(random.Random(1), 12, form)
+    assert len(items) == 12 and {i.operator for i in items} <= set(OPERATORS)
+    question, answer = pair["prompt"][0]["content"], pair["completion"][0]["content"]
+    assert question.count("\n") == 12 and all(f"{i.a} {i.operator} {i.b}" in question for i in items)
+    assert worksheet(random.Random(1), 12, form) == (items, pair)  # deterministic in the rng
+    # its own answer scores every item right; one answer changed scores that one wrong; a cut reply the rest wrong
+    assert {op: r == n for op, (r, n) in worksheet_scores(items, answer).items()} == dict.fromkeys(
+        {i.operator for i in items}, True
+    )
+    lines = answer.splitlines()
+    wrong = lines[0][: lines[0].rindex("=")] + f"= {items[0].answer + 1}"
+    scores = worksheet_scores(items, "\n".join([wrong, *lines[1:]]))
+    assert sum(n - r for r, n in scores.values()) == 1
+    cut = worksheet_scores(items, "\n".join(lines[:3]))
+    assert sum(r for r, _ in cut.values()) == 3 and sum(n for _, n in cut.values()) == 12
+    with pytest.raises(ValueError, match="unknown drill form"):
+        worksheet(random.Random(1), 2, "abacus")
