@@ -7,6 +7,8 @@ and the digits of its operands, `step_class`: "- 3d2d" is a three-digit number m
     probe_items(per_class, seed)     single steps asked in a step's context: the chat template's assistant turn is
                                      begun with "<label>: a op b = " and the model writes the next number (greedy);
                                      what it can compute, apart from choosing what to compute
+    split_items(per_class, seed)     the same for the pieces a multi-digit step splits into, one place value at a
+                                     time (63 - 27 as 63 - 20, 43 - 3, 40 - 4): are smaller steps computable?
     step_breakdown(outputs)          the steps a model wrote in its answers (an evaluation's samples), true and false,
                                      by class: what it does compute
 
@@ -162,6 +164,30 @@ def probe_items(per_class: int, seed: int = 0, classes=PROBE_CLASSES) -> list[Pr
             if operator == "-" and b > a:
                 a, b = b, a
             items.append(ProbeItem(class_name(operator, digits_a, digits_b), a, operator, b, rng.choice(LABELS)))
+    return items
+
+
+# The pieces a multi-digit step splits into when it is written one place value at a time ("63 - 27": 63 - 20 = 43,
+# 43 - 3 = 40, 40 - 4 = 36): would smaller steps be computable? {name: (operator, a, b) drawn from an rng}
+SPLIT_PIECES = {
+    "- tens (63 - 20)": lambda r: (lambda a: ("-", a, 10 * r.randint(1, a // 10)))(r.randint(21, 99)),
+    "- to round (43 - 3)": lambda r: (lambda a: ("-", a, a % 10))(r.choice([n for n in range(21, 100) if n % 10])),
+    "- from round (40 - 4)": lambda r: ("-", 10 * r.randint(2, 9), r.randint(1, 9)),
+    "+ tens (47 + 30)": lambda r: ("+", r.randint(11, 69), 10 * r.randint(1, 3)),
+    "+ to round (77 + 3)": lambda r: (lambda a: ("+", a, 10 - a % 10))(r.choice([n for n in range(11, 90) if n % 10])),
+    "+ from round (80 + 5)": lambda r: ("+", 10 * r.randint(2, 9), r.randint(1, 9)),
+    "× tens (20 × 4)": lambda r: ("×", 10 * r.randint(1, 9), r.randint(2, 9)),
+}
+
+
+def split_items(per_class: int, seed: int = 0) -> list[ProbeItem]:
+    """`per_class` steps of each of SPLIT_PIECES (their step_class is the piece's name), deterministic in the seed."""
+    rng = random.Random(f"arithmetic-split|{seed}")
+    items = []
+    for name, draw in SPLIT_PIECES.items():
+        for _ in range(per_class):
+            operator, a, b = draw(rng)
+            items.append(ProbeItem(name, a, operator, b, rng.choice(LABELS)))
     return items
 
 

@@ -8,6 +8,8 @@
 1. The probe (cognitive.evaluation.arithmetic): `--per-class` single steps of each class (operation and operand
    digits, "- 3d2d"), the assistant turn begun with "<label>: a op b = ", greedy: the share where the model writes
    the right result next, for the base and each run's LoRA adapter.
+   The same for the pieces a multi-digit step splits into when written one place value at a time (63 - 27 as
+   63 - 20, 43 - 3, 40 - 4; cognitive.evaluation.arithmetic.SPLIT_PIECES): would smaller steps be computable?
 2. With `--samples` (an evaluation's samples directory, recipes/evaluate.py --out X writes X/samples/<model>/): the
    "a op b = c" steps each model wrote in its answers, true / all, by the same classes.
 3. With `--drill-steps N`: can practice move the ceiling? For each of `--drill-forms` (direct answers, or column
@@ -34,6 +36,7 @@ from cognitive.evaluation.arithmetic import (  # noqa: E402
     model_continuations,
     probe_items,
     probe_scores,
+    split_items,
     step_breakdown,
     worksheet,
     worksheet_scores,
@@ -143,14 +146,19 @@ def written_steps(samples_dir: Path) -> dict[str, dict[str, tuple[int, int]]]:
     return found
 
 
-def markdown(probe: dict[str, dict[str, float]], written: dict[str, dict], per_class: int, drills: dict) -> str:
-    labels = list(probe)
-    lines = [f"### Single steps computed right ({per_class} per class, greedy)", ""]
-    lines += ["| class | " + " | ".join(labels) + " |", "|---|" + "---:|" * len(labels)]
-    for name in next(iter(probe.values())):
-        lines.append(f"| {name} | " + " | ".join(f"{probe[m][name]:.2f}" for m in labels) + " |")
-    mean = {m: sum(v.values()) / len(v) for m, v in probe.items()}
-    lines.append("| mean | " + " | ".join(f"{mean[m]:.2f}" for m in labels) + " |")
+def share_table(title: str, scores: dict[str, dict[str, float]]) -> list[str]:
+    """A markdown table of {model: {class: share}}, one column per model, with the mean over classes."""
+    labels = list(scores)
+    lines = [f"### {title}", "", "| class | " + " | ".join(labels) + " |", "|---|" + "---:|" * len(labels)]
+    for name in next(iter(scores.values())):
+        lines.append(f"| {name} | " + " | ".join(f"{scores[m][name]:.2f}" for m in labels) + " |")
+    mean = {m: sum(v.values()) / len(v) for m, v in scores.items()}
+    return lines + ["| mean | " + " | ".join(f"{mean[m]:.2f}" for m in labels) + " |"]
+
+
+def markdown(probe: dict, split: dict, written: dict[str, dict], per_class: int, drills: dict) -> str:
+    lines = share_table(f"Single steps computed right ({per_class} per class, greedy)", probe) + [""]
+    lines += share_table("The pieces of a step written one place value at a time, computed right", split)
     if drills:
         ops = sorted({op for d in drills.values() for op in d})
         lines += ["", "### Held-out worksheets after the drills: answers right, in the drills' own form", ""]
@@ -184,7 +192,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("results/arithmetic"))
     args = parser.parse_args()
 
-    items = probe_items(args.per_class, args.seed)
+    items, pieces = probe_items(args.per_class, args.seed), split_items(args.per_class, args.seed)
     models = {"base": None} | {Path(run).name: run for run in filter(None, args.runs.split(","))}
     forms = args.drill_forms.split(",") if args.drill_steps else []
     for form in forms:
@@ -192,22 +200,25 @@ def main() -> None:
             args.base, form, args.drill_steps, args.drill_batch, args.out / f"drills-{form}-{args.drill_steps}"
         )
         models[f"drills-{form}-{args.drill_steps}"] = run
-    probe, drills = {}, {}
+    probe, split, drills = {}, {}, {}
     for name, run in models.items():
         model, tokenizer = load(args.base, run)
         probe[name] = probe_scores(items, lambda batch, m=model, t=tokenizer: model_continuations(m, t, batch))
+        split[name] = probe_scores(pieces, lambda batch, m=model, t=tokenizer: model_continuations(m, t, batch))
         if name.startswith("drills-"):
             drills[name] = held_out_worksheets(model, tokenizer, name.split("-")[1])
         del model
     written = written_steps(args.samples) if args.samples else {}
-    table = markdown(probe, written, args.per_class, drills)
+    table = markdown(probe, split, written, args.per_class, drills)
     print(table)
     args.out.mkdir(parents=True, exist_ok=True)
     with open_atomic(args.out / "arithmetic.md") as f:
         f.write(table + "\n")
     with open_atomic(args.out / "results.json") as f:
         settings = vars(args) | {"out": str(args.out), "samples": str(args.samples)}
-        json.dump({"settings": settings, "probe": probe, "drills": drills, "written": written}, f, indent=2)
+        json.dump(
+            {"settings": settings, "probe": probe, "split": split, "drills": drills, "written": written}, f, indent=2
+        )
     plot_score_comparison(probe, args.out / "probe.png", title="single arithmetic steps computed right")
     print(f"wrote {args.out}/arithmetic.md, results.json, probe.png")
 

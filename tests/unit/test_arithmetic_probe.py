@@ -8,11 +8,13 @@ from cognitive.evaluation.arithmetic import (
     DRILL_FORMS,
     OPERATORS,
     PROBE_CLASSES,
+    SPLIT_PIECES,
     class_name,
     column_working,
     model_continuations,
     probe_items,
     probe_scores,
+    split_items,
     step_breakdown,
     worksheet,
     worksheet_scores,
@@ -31,6 +33,27 @@ def test_items_cover_every_class_with_true_answers_and_are_deterministic():
         assert item.prefix.endswith(f"{item.a} {item.operator} {item.b} = ")
     assert probe_items(5, seed=3) == items
     assert probe_items(5, seed=4) != items
+
+
+def test_split_pieces_have_their_shape_and_are_deterministic():
+    """Each piece is the easy step its name says: a round operand or a round result, two digits at most."""
+    items = split_items(20, seed=1)
+    assert [i.step_class for i in items[::20]] == list(SPLIT_PIECES)
+    shape = {
+        "- tens (63 - 20)": lambda i: i.b % 10 == 0 and 0 <= i.answer < 90,
+        "- to round (43 - 3)": lambda i: i.answer % 10 == 0 and i.b < 10 and i.a > 20,
+        "- from round (40 - 4)": lambda i: i.a % 10 == 0 and i.b < 10 and i.answer > 10,
+        "+ tens (47 + 30)": lambda i: i.b % 10 == 0 and i.answer < 100,
+        "+ to round (77 + 3)": lambda i: i.answer % 10 == 0 and i.b < 10 and i.answer <= 90,
+        "+ from round (80 + 5)": lambda i: i.a % 10 == 0 and 0 < i.b < 10,
+        "× tens (20 × 4)": lambda i: i.a % 10 == 0 and i.b < 10 and i.operator == "×",
+    }
+    assert set(shape) == set(SPLIT_PIECES)
+    for item in items:
+        assert shape[item.step_class](item), item
+        assert item.a < 100 and item.b < 100
+    assert split_items(20, seed=1) == items
+    assert split_items(20, seed=2) != items
 
 
 @pytest.mark.parametrize(
