@@ -52,7 +52,8 @@ LABELS = ("Total", "Money left", "Balance", "Flour left", "Distance", "Result")
 REQUEST = "Work it out one step at a time."  # the user turn before the step
 # the operators of a chain's expression (cognitive.data.generators._arith writes × as *) as the classes name them
 _OPERATORS_WRITTEN = {"+": "+", "-": "-", "*": "×", "/": "÷"}
-_FIRST_NUMBER = re.compile(r"\s*\$?\s*(\d+)")
+_NUMBER = r"(\d{1,3}(?:,\d{3})+|\d+)"  # 8991 or 8,991
+_FIRST_NUMBER = re.compile(r"\s*\$?\s*" + _NUMBER)
 
 
 def class_name(operator: str, digits_a: int, digits_b: int) -> str:
@@ -81,7 +82,7 @@ class ProbeItem:
     def right(self, continuation: str) -> bool:
         """The first number the model writes is the result."""
         found = _FIRST_NUMBER.match(continuation)
-        return bool(found) and int(found.group(1)) == self.answer
+        return bool(found) and int(found.group(1).replace(",", "")) == self.answer
 
 
 DRILL_FORMS = ("direct", "column")
@@ -92,12 +93,14 @@ def column_working(a: int, operator: str, b: int) -> str:
     """A sum or difference worked one column at a time, right to left, then the whole step: "654 - 327: 14 - 7 = 7,
     4 - 2 = 2, 6 - 3 = 3; 654 - 327 = 327" (a borrowed column is written from 10 up, "14 - 7"; a carry as "+ 1").
     A product (one factor below 10 in the drills) is written as one step."""
+    if operator == "-" and b > a:
+        raise ValueError(f"column working subtracts the smaller number from the larger: {a} - {b}")
     whole = f"{a} {operator} {b} = {OPERATORS[operator](a, b)}"
     if operator not in "+-":
         return whole
     columns, carry = [], 0
     top, bottom = str(a)[::-1], str(b)[::-1]
-    for i in range(max(len(top), len(bottom))):  # a difference is never negative: its top number is the longer
+    for i in range(max(len(top), len(bottom))):
         x, y = (int(digits[i]) if i < len(digits) else 0 for digits in (top, bottom))
         if operator == "+":
             columns.append(f"{x} + {y}{' + 1' if carry else ''} = {x + y + carry}")
@@ -136,17 +139,23 @@ def worksheet(rng: random.Random, n: int, form: str) -> tuple[list[ProbeItem], d
     return items, pair
 
 
-_LAST_NUMBER = re.compile(r"=\s*(\d+)\s*$")
+_NUMBERED_LINE = re.compile(r"^\s*(\d+)\.\s(.*)$", re.MULTILINE)
+_RESULT = re.compile(r"=\s*\$?\s*" + _NUMBER)
 
 
 def worksheet_scores(items: list[ProbeItem], reply: str) -> dict[str, tuple[int, int]]:
-    """{operator: (right, asked)} of a reply to a worksheet: line i's last "= c" is the answer to item i."""
-    lines = [line for line in reply.splitlines() if line.strip()]
+    """{operator: (right, asked)} of a reply to a worksheet: the last "= c" on the line numbered "i." is the answer
+    to item i (the first such line; other lines, a preamble or a wrapped answer, are not read); an item with no
+    numbered line is wrong."""
+    answers = {}
+    for number, line in _NUMBERED_LINE.findall(reply):
+        results = _RESULT.findall(line)
+        if results:
+            answers.setdefault(int(number), int(results[-1].replace(",", "")))
     right, asked = Counter(), Counter()
-    for i, item in enumerate(items):
-        found = _LAST_NUMBER.search(lines[i]) if i < len(lines) else None
+    for i, item in enumerate(items, 1):
         asked[item.operator] += 1
-        right[item.operator] += bool(found) and int(found.group(1)) == item.answer
+        right[item.operator] += answers.get(i) == item.answer
     return {op: (right[op], asked[op]) for op in asked}
 
 
@@ -223,23 +232,34 @@ def step_breakdown(outputs) -> dict[str, tuple[int, int]]:
     return {name: (true[name], total[name]) for name in sorted(total)}
 
 
-def model_continuations(model, tokenizer, items: list[ProbeItem], batch_size: int = 44, max_new_tokens: int = 6):
-    """Greedy continuations of each item's prefix after the chat template's user turn (REQUEST) and assistant start."""
+def greedy_replies(model, tokenizer, texts: list[str], max_new_tokens: int, batch_size: int) -> list[str]:
+    """What the model writes after each of `texts` (already chat-templated), greedy, left-padded in batches; the
+    tokenizer's padding side and pad token are restored afterwards (a tokenizer without one pads with eos)."""
     import torch
 
+    side, pad_token = tokenizer.padding_side, tokenizer.pad_token
+    tokenizer.padding_side = "left"
+    if pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    out = []
+    try:
+        for start in range(0, len(texts), batch_size):
+            batch = tokenizer(
+                texts[start : start + batch_size], return_tensors="pt", padding=True, add_special_tokens=False
+            )
+            with torch.no_grad():
+                ids = model.generate(
+                    **batch, do_sample=False, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id
+                )
+            out += tokenizer.batch_decode(ids[:, batch["input_ids"].shape[1] :], skip_special_tokens=True)
+    finally:
+        tokenizer.padding_side, tokenizer.pad_token = side, pad_token
+    return out
+
+
+def model_continuations(model, tokenizer, items: list[ProbeItem], batch_size: int = 44, max_new_tokens: int = 6):
+    """Greedy continuations of each item's prefix after the chat template's user turn (REQUEST) and assistant start."""
     head = tokenizer.apply_chat_template(
         [{"role": "user", "content": REQUEST}], add_generation_prompt=True, tokenize=False
     )
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    side, tokenizer.padding_side = tokenizer.padding_side, "left"
-    out = []
-    try:
-        for start in range(0, len(items), batch_size):
-            prompts = [head + item.prefix for item in items[start : start + batch_size]]
-            batch = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
-            with torch.no_grad():
-                ids = model.generate(**batch, do_sample=False, max_new_tokens=max_new_tokens, pad_token_id=pad)
-            out += tokenizer.batch_decode(ids[:, batch["input_ids"].shape[1] :], skip_special_tokens=True)
-    finally:
-        tokenizer.padding_side = side
-    return out
+    return greedy_replies(model, tokenizer, [head + item.prefix for item in items], max_new_tokens, batch_size)

@@ -22,7 +22,6 @@ Prints the tables and writes <out>/arithmetic.md, results.json and probe.png.
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import sys
@@ -32,7 +31,10 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from cognitive.atomic import open_atomic  # noqa: E402
+from cognitive.errors import ArgumentParser, UserError, exit_on_user_error  # noqa: E402
 from cognitive.evaluation.arithmetic import (  # noqa: E402
+    DRILL_FORMS,
+    greedy_replies,
     model_continuations,
     probe_items,
     probe_scores,
@@ -70,7 +72,11 @@ def train_drills(base: str, form: str, steps: int, batch: int, out: Path) -> str
 
     from cognitive.train.trainer import build_trainer, load_model_and_tokenizer
 
+    settings = {"base": base, "form": form, "steps": steps, "batch": batch}
     if (out / "adapter_config.json").exists():
+        trained = json.loads((out / "drills.json").read_text()) if (out / "drills.json").exists() else None
+        if trained != settings:
+            raise UserError(f"{out} holds drills trained with {trained}, not {settings}: pass another --out")
         print(f"reusing the drills LoRA in {out}")
         return str(out)
     partial = out.with_name(out.name + ".partial")  # renamed when whole: a killed run leaves no adapter to reuse
@@ -103,6 +109,7 @@ def train_drills(base: str, form: str, steps: int, batch: int, out: Path) -> str
     )
     trainer.train()
     trainer.save_model(str(partial))
+    (partial / "drills.json").write_text(json.dumps(settings))
     shutil.rmtree(out, ignore_errors=True)  # a stale directory without an adapter
     partial.rename(out)
     return str(out)
@@ -112,37 +119,40 @@ def held_out_worksheets(model, tokenizer, form: str, count: int = 32) -> dict[st
     """{operator: the share right} over `count` fresh worksheets asked in `form` (greedy)."""
     import random
 
-    import torch
-
     rng = random.Random(f"held-out drills|{form}")
     sheets = [worksheet(rng, WORKSHEET_STEPS, form) for _ in range(count)]
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    tokenizer.padding_side = "left"
+    prompts = [
+        tokenizer.apply_chat_template(p["prompt"], add_generation_prompt=True, tokenize=False) for _, p in sheets
+    ]
+    # the longest reference answer: ~240 tokens direct, ~640 in columns; room for a wordier reply
+    replies = greedy_replies(model, tokenizer, prompts, max_new_tokens=900 if form == "column" else 360, batch_size=8)
     right, asked = {}, {}
-    for start in range(0, count, 8):
-        chunk = sheets[start : start + 8]
-        prompts = [
-            tokenizer.apply_chat_template(p["prompt"], add_generation_prompt=True, tokenize=False) for _, p in chunk
-        ]
-        batch = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
-        with torch.no_grad():
-            ids = model.generate(
-                **batch, do_sample=False, max_new_tokens=640 if form == "column" else 240, pad_token_id=pad
-            )
-        for (items, _), reply in zip(
-            chunk, tokenizer.batch_decode(ids[:, batch["input_ids"].shape[1] :], skip_special_tokens=True)
-        ):
-            for op, (r, n) in worksheet_scores(items, reply).items():
-                right[op], asked[op] = right.get(op, 0) + r, asked.get(op, 0) + n
+    for (items, _), reply in zip(sheets, replies, strict=True):
+        for op, (r, n) in worksheet_scores(items, reply).items():
+            right[op], asked[op] = right.get(op, 0) + r, asked.get(op, 0) + n
     return {op: right[op] / asked[op] for op in sorted(asked)}
 
 
 def written_steps(samples_dir: Path) -> dict[str, dict[str, tuple[int, int]]]:
-    """{model label: step_breakdown of every output in its samples/*.jsonl}."""
+    """{model label: step_breakdown of every output in its *.jsonl}: recipes/evaluate.py writes samples/<model>/ for
+    --tasks and samples/<suite>/<model>/ for suites; the label is that folder's path under `samples_dir`."""
+    if not samples_dir.is_dir():
+        raise UserError(f"--samples {samples_dir}: no such directory")
+    folders = sorted({f.parent for f in samples_dir.rglob("*.jsonl")})
+    if not folders:
+        raise UserError(f"--samples {samples_dir}: no *.jsonl in it (recipes/evaluate.py --out X writes X/samples)")
     found = {}
-    for model_dir in sorted(p for p in samples_dir.iterdir() if p.is_dir()):
-        outputs = [json.loads(line)["output"] for f in sorted(model_dir.glob("*.jsonl")) for line in f.open()]
-        found[model_dir.name] = step_breakdown(outputs)
+    for folder in folders:
+        outputs = []
+        for path in sorted(folder.glob("*.jsonl")):
+            for number, line in enumerate(path.open(), 1):
+                try:
+                    outputs.append(json.loads(line)["output"])
+                except (ValueError, TypeError, KeyError):
+                    raise UserError(
+                        f"{path}:{number}: not an evaluation sample (a JSON object with an 'output')"
+                    ) from None
+        found[str(folder.relative_to(samples_dir))] = step_breakdown(outputs)
     return found
 
 
@@ -177,8 +187,20 @@ def markdown(probe: dict, split: dict, written: dict[str, dict], per_class: int,
     return "\n".join(lines)
 
 
+def probed(items, model, tokenizer, kept: list) -> dict[str, float]:
+    """probe_scores of `items`, keeping each prefix and continuation in `kept` (results.json shows what was read)."""
+
+    def complete(batch):
+        out = model_continuations(model, tokenizer, batch)
+        kept.extend({"prefix": item.prefix, "continuation": c} for item, c in zip(batch, out, strict=True))
+        return out
+
+    return probe_scores(items, complete)
+
+
+@exit_on_user_error
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base", default="embedded:smollm2-135m-instruct")
     parser.add_argument("--runs", default="", help="comma-separated finished run dirs (LoRA adapters of --base)")
     parser.add_argument("--per-class", type=int, default=40)
@@ -191,24 +213,35 @@ def main() -> None:
     parser.add_argument("--drill-batch", type=int, default=8)
     parser.add_argument("--out", type=Path, default=Path("results/arithmetic"))
     args = parser.parse_args()
+    if args.per_class < 1:
+        parser.error("--per-class must be at least 1")
+    forms = args.drill_forms.split(",") if args.drill_steps else []
+    if unknown := [f for f in forms if f not in DRILL_FORMS]:
+        parser.error(f"--drill-forms: unknown {', '.join(unknown)} (known: {', '.join(DRILL_FORMS)})")
+    models = {"base": None}
+    for run in filter(None, args.runs.split(",")):
+        if not (Path(run) / "adapter_config.json").exists():
+            parser.error(f"--runs: {run} is not a finished run (no adapter_config.json)")
+        if Path(run).name in models or Path(run).name.startswith("drills-"):
+            parser.error(f"--runs: {run} would be labelled {Path(run).name!r}, taken or reserved; rename the folder")
+        models[Path(run).name] = run
+    written = written_steps(args.samples) if args.samples else {}  # read first: a bad path fails before any work
 
     items, pieces = probe_items(args.per_class, args.seed), split_items(args.per_class, args.seed)
-    models = {"base": None} | {Path(run).name: run for run in filter(None, args.runs.split(","))}
-    forms = args.drill_forms.split(",") if args.drill_steps else []
     for form in forms:
         run = train_drills(
             args.base, form, args.drill_steps, args.drill_batch, args.out / f"drills-{form}-{args.drill_steps}"
         )
         models[f"drills-{form}-{args.drill_steps}"] = run
-    probe, split, drills = {}, {}, {}
+    probe, split, drills, continuations = {}, {}, {}, {}
     for name, run in models.items():
         model, tokenizer = load(args.base, run)
-        probe[name] = probe_scores(items, lambda batch, m=model, t=tokenizer: model_continuations(m, t, batch))
-        split[name] = probe_scores(pieces, lambda batch, m=model, t=tokenizer: model_continuations(m, t, batch))
+        continuations[name] = []
+        probe[name] = probed(items, model, tokenizer, continuations[name])
+        split[name] = probed(pieces, model, tokenizer, continuations[name])
         if name.startswith("drills-"):
             drills[name] = held_out_worksheets(model, tokenizer, name.split("-")[1])
         del model
-    written = written_steps(args.samples) if args.samples else {}
     table = markdown(probe, split, written, args.per_class, drills)
     print(table)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -217,7 +250,16 @@ def main() -> None:
     with open_atomic(args.out / "results.json") as f:
         settings = vars(args) | {"out": str(args.out), "samples": str(args.samples)}
         json.dump(
-            {"settings": settings, "probe": probe, "split": split, "drills": drills, "written": written}, f, indent=2
+            {
+                "settings": settings,
+                "probe": probe,
+                "split": split,
+                "drills": drills,
+                "written": written,
+                "continuations": continuations,
+            },
+            f,
+            indent=2,
         )
     plot_score_comparison(probe, args.out / "probe.png", title="single arithmetic steps computed right")
     print(f"wrote {args.out}/arithmetic.md, results.json, probe.png")

@@ -74,6 +74,13 @@ def test_continuation_is_read_as_the_first_number(continuation, right):
     assert item.right(continuation) is right
 
 
+@pytest.mark.parametrize("continuation, right", [("8,991", True), ("8991 cans", True), ("8,99", False), ("8", False)])
+def test_a_thousands_separator_is_read(continuation, right):
+    item = next(i for i in probe_items(20) if i.step_class == "× 3d1d")
+    item = type(item)(item.step_class, 999, "×", 9, item.label)
+    assert item.right(continuation) is right
+
+
 def test_probe_scores_are_the_share_right_per_class():
     items = probe_items(4)
 
@@ -116,6 +123,7 @@ def test_model_continuations_generate_greedy_after_the_prefix(embedded_tokenizer
     with torch.no_grad():
         first = model_continuations(model, embedded_tokenizer, items, batch_size=2, max_new_tokens=3)
     assert len(first) == len(items) and all(isinstance(c, str) for c in first)
+    assert not any(item.prefix.strip() in c for item, c in zip(items, first))  # only what was generated
     assert model_continuations(model, embedded_tokenizer, items, batch_size=5, max_new_tokens=3) == first
     assert embedded_tokenizer.padding_side == side
 
@@ -149,6 +157,27 @@ def test_column_working_writes_only_true_one_digit_steps(a, operator, b):
         assert all(max(c.operands) <= 18 and len(c.operands) <= 3 for c in columns)
 
 
+def test_a_tokenizer_without_a_pad_token_pads_with_eos_and_is_restored(embedded_tokenizer, one_thread):
+    import copy
+
+    from cognitive.evaluation.arithmetic import greedy_replies
+    from tests.conftest import tiny_family
+
+    tokenizer = copy.deepcopy(embedded_tokenizer)
+    tokenizer.pad_token = None
+    model = tiny_family("llama", len(tokenizer))
+    replies = greedy_replies(
+        model, tokenizer, ["1 + 1 =", "a longer prompt: 12 + 30 ="], max_new_tokens=2, batch_size=2
+    )
+    assert len(replies) == 2
+    assert tokenizer.pad_token is None and tokenizer.padding_side == embedded_tokenizer.padding_side
+
+
+def test_column_working_refuses_a_negative_difference():
+    with pytest.raises(ValueError, match="smaller number from the larger"):
+        column_working(5, "-", 12)
+
+
 def test_column_working_is_the_school_method():
     assert column_working(654, "-", 327) == "654 - 327: 14 - 7 = 7, 4 - 2 = 2, 6 - 3 = 3; 654 - 327 = 327"
     assert column_working(592, "+", 868) == "592 + 868: 2 + 8 = 10, 9 + 6 + 1 = 16, 5 + 8 + 1 = 14; 592 + 868 = 1460"
@@ -173,5 +202,8 @@ def test_worksheet_pairs_and_their_scoring(form):
     assert sum(n - r for r, n in scores.values()) == 1
     cut = worksheet_scores(items, "\n".join(lines[:3]))
     assert sum(r for r, _ in cut.values()) == 3 and sum(n for _, n in cut.values()) == 12
+    # answers are found by their item number: a preamble, full stops and a skipped item move nothing else
+    chatty = "Sure, here they are:\n\n" + "\n".join(line + "." for line in lines[1:])
+    assert sum(r for r, _ in worksheet_scores(items, chatty).values()) == 11
     with pytest.raises(ValueError, match="unknown drill form"):
         worksheet(random.Random(1), 2, "abacus")
