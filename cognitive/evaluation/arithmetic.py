@@ -215,7 +215,7 @@ def step_class(chain: _arith.Chain) -> str:
     more than one operator or other than two whole numbers."""
     operators = {_OPERATORS_WRITTEN[c] for c in chain.expression if c in _OPERATORS_WRITTEN}
     operands = chain.operands or []
-    if len(operators) != 1 or len(operands) != 2 or any(int(v) != v or v < 0 for v in operands):
+    if len(operators) != 1 or len(operands) != 2 or any(int(v) != v for v in operands):
         return "mixed"
     a, b = (int(v) for v in operands)
     return class_name(operators.pop(), len(str(a)), len(str(b)))

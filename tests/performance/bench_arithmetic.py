@@ -44,6 +44,7 @@ from cognitive.evaluation.arithmetic import (  # noqa: E402
     worksheet_scores,
 )
 from cognitive.plots import plot_score_comparison  # noqa: E402
+from cognitive.release.merge import check_adapter_base, read_adapter_run  # noqa: E402
 
 
 def load(base: str, run: str | None):
@@ -218,29 +219,29 @@ def main() -> None:
     forms = args.drill_forms.split(",") if args.drill_steps else []
     if unknown := [f for f in forms if f not in DRILL_FORMS]:
         parser.error(f"--drill-forms: unknown {', '.join(unknown)} (known: {', '.join(DRILL_FORMS)})")
-    models = {"base": None}
-    for run in filter(None, args.runs.split(",")):
-        if not (Path(run) / "adapter_config.json").exists():
-            parser.error(f"--runs: {run} is not a finished run (no adapter_config.json)")
-        if Path(run).name in models or Path(run).name.startswith("drills-"):
-            parser.error(f"--runs: {run} would be labelled {Path(run).name!r}, taken or reserved; rename the folder")
-        models[Path(run).name] = run
+    models, drill_forms = {"base": None}, {}  # {label: adapter dir}, {drills label: its form}
+    for run in map(read_adapter_run, filter(None, args.runs.split(","))):  # a finished LoRA run, or one line
+        check_adapter_base(run)
+        if run.has_modules:  # load() attaches the LoRA only: probing without the modules would misreport the run
+            raise UserError(f"--runs: {run.run_dir} has cognitive modules; this bench probes LoRA-only runs")
+        if run.run_dir.name in models or run.run_dir.name.startswith("drills-"):
+            parser.error(f"--runs: {run.run_dir} would be labelled {run.run_dir.name!r}, taken or reserved")
+        models[run.run_dir.name] = str(run.run_dir)
     written = written_steps(args.samples) if args.samples else {}  # read first: a bad path fails before any work
 
     items, pieces = probe_items(args.per_class, args.seed), split_items(args.per_class, args.seed)
     for form in forms:
-        run = train_drills(
-            args.base, form, args.drill_steps, args.drill_batch, args.out / f"drills-{form}-{args.drill_steps}"
-        )
-        models[f"drills-{form}-{args.drill_steps}"] = run
+        label = f"drills-{form}-{args.drill_steps}"
+        models[label] = train_drills(args.base, form, args.drill_steps, args.drill_batch, args.out / label)
+        drill_forms[label] = form
     probe, split, drills, continuations = {}, {}, {}, {}
     for name, run in models.items():
         model, tokenizer = load(args.base, run)
         continuations[name] = []
         probe[name] = probed(items, model, tokenizer, continuations[name])
         split[name] = probed(pieces, model, tokenizer, continuations[name])
-        if name.startswith("drills-"):
-            drills[name] = held_out_worksheets(model, tokenizer, name.split("-")[1])
+        if name in drill_forms:
+            drills[name] = held_out_worksheets(model, tokenizer, drill_forms[name])
         del model
     table = markdown(probe, split, written, args.per_class, drills)
     print(table)
