@@ -33,6 +33,10 @@ guide's `to_training_format()` is always the guide layout:
     response styles  guide      the layout above
                      concise    the same verified steps, one short line each (a step's arithmetic and what it
                                 leaves in memory), then one "Final Answer: <answer>" line
+                     column     the concise style with every sum or difference of whole numbers above 9 worked one
+                                column at a time before it is written whole ("Balance: $90 + $64: 0 + 4 = 4,
+                                9 + 6 = 15; $90 + $64 = $154"): each step written is one a small model can compute
+                                (README, "What caps step accuracy")
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ import random
 import re
 
 from cognitive import tasks
+from cognitive.data import arith
 
 SYSTEM_PROMPT_HEADER = "You are a cognitive AI system capable of reasoning, planning, and problem-solving."
 SYSTEM_PROMPT_INSTRUCTIONS = """Instructions:
@@ -58,8 +63,8 @@ FINAL_ANSWER_MARKER = "**Final Answer:**"
 PART_SEPARATOR = "\n\n"
 CONCISE_ANSWER_MARKER = "Final Answer:"
 PROMPT_STYLES = ("guide", "user", "question")
-RESPONSE_STYLES = ("guide", "concise")
-SEPARATORS = {"guide": PART_SEPARATOR, "concise": "\n"}  # between the parts of a response, by style
+RESPONSE_STYLES = ("guide", "concise", "column")
+SEPARATORS = {"guide": PART_SEPARATOR, "concise": "\n", "column": "\n"}  # between the parts of a response, by style
 
 
 # ------------------------------------------------------------------------------------------------ prompts
@@ -112,8 +117,8 @@ def response_parts(example, style: str = "guide") -> list[tuple[str, int, str]]:
     """The response of a CognitiveTrainingExample as (kind, index, text) parts, in order; kind is "header",
     "step" (index: the reasoning step, 0-based), "transition" (index: the state transition) or "answer".
     Joined with SEPARATORS[style] they are the response."""
-    if style == "concise":
-        parts = [("step", i, concise_step(step)) for i, step in enumerate(example.reasoning_steps)]
+    if style in ("concise", "column"):
+        parts = [("step", i, concise_step(step, style == "column")) for i, step in enumerate(example.reasoning_steps)]
         return parts + [("answer", -1, f"{CONCISE_ANSWER_MARKER} {example.final_answer}")]
     if style != "guide":
         raise ValueError(f"unknown response style {style!r} (known: {', '.join(RESPONSE_STYLES)})")
@@ -157,12 +162,53 @@ def arithmetic_clauses(text: str) -> list[str]:
 CONCISE_LABEL_CHARS = 40  # a step without arithmetic keeps a description this short as its label ("Apply clue 2")
 
 
-def concise_step(step) -> str:
+def column_steps(a: int, operator: str, b: int) -> list[str]:
+    """A sum or difference of whole numbers as the school method writes it, one column at a time from the right,
+    each an "x op y = z" step on one-digit numbers: 654 - 327 -> ["14 - 7 = 7", "4 - 2 = 2", "6 - 3 = 3"] (a
+    borrowed column is written from 10 up, "14 - 7", the column it borrowed from one less, "4 - 2"), 592 + 868 ->
+    ["2 + 8 = 10", "9 + 6 + 1 = 16", "5 + 8 + 1 = 14"] (a carry written "+ 1")."""
+    if operator not in ("+", "-") or a < 0 or b < 0:
+        raise ValueError(f"column working adds or subtracts whole numbers: {a} {operator} {b}")
+    if operator == "-" and b > a:
+        raise ValueError(f"column working subtracts the smaller number from the larger: {a} - {b}")
+    columns, carry = [], 0
+    top, bottom = str(a)[::-1], str(b)[::-1]
+    for i in range(max(len(top), len(bottom))):
+        x, y = (int(digits[i]) if i < len(digits) else 0 for digits in (top, bottom))
+        if operator == "+":
+            columns.append(f"{x} + {y}{' + 1' if carry else ''} = {x + y + carry}")
+            carry = (x + y + carry) // 10
+        else:
+            x -= carry
+            carry = int(x < y)
+            columns.append(f"{x + 10 * carry} - {y} = {x + 10 * carry - y}")
+    return columns
+
+
+def worked_clause(clause: str) -> str:
+    """An arithmetic clause with its column working before it when it adds or subtracts two whole numbers above 0,
+    one of them above 9 ("Tank: $129 - $7 = $122" -> "129 - 7: 9 - 7 = 2, 2 - 0 = 2, 1 - 0 = 1; $129 - $7 = $122");
+    any other clause (a product, a fraction, a zero, a negative difference, more than two operands) unchanged."""
+    found = arith.chains(clause)
+    if len(found) != 1 or not found[0].ok or len(found[0].operands or []) != 2:
+        return clause
+    operators = [c for c in found[0].expression if c in "+-*/"]
+    a, b = found[0].operands
+    if operators not in (["+"], ["-"]) or any(v != int(v) or v < 1 for v in (a, b)) or max(a, b) < 10:
+        return clause
+    if operators == ["-"] and b > a:
+        return clause
+    a, b = int(a), int(b)
+    return f"{a} {operators[0]} {b}: {', '.join(column_steps(a, operators[0], b))}; {clause}"
+
+
+def concise_step(step, column: bool = False) -> str:
     """One short line for a reasoning step: its arithmetic (the equations of its reasoning) with what it leaves in
     memory ("Budget: $30 - $8 = $22", or "end 5 + 50 = 55 → solder: 5-55" when memory holds more than the result);
     without arithmetic, a short description as its label ("Apply clue 2: Jamal: drink ≠ cider"); a step with none
-    of these keeps its reasoning."""
-    equations = "; ".join(arithmetic_clauses(step.reasoning or ""))
+    of these keeps its reasoning. `column`: sums and differences worked one column at a time (worked_clause)."""
+    clauses = arithmetic_clauses(step.reasoning or "")
+    equations = "; ".join(worked_clause(c) if column else c for c in clauses)
     memory = step.memory_update
     if equations:
         label, _, value = (memory or "").partition(": ")

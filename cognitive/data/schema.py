@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from enum import Enum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -141,8 +141,8 @@ class DatasetConfiguration(_Strict):
     tokenizer: str = "embedded:smollm2-135m-instruct"  # for token-length limits; "whitespace" = approximate
     max_tokens: int = Field(default=2048, gt=0)  # longest chat-formatted example kept
     # The response style max_tokens measures (cognitive.data.response.RESPONSE_STYLES; the prompt is always the
-    # guide's, the longest): "concise" for data that trains with response_style concise.
-    length_style: Literal["guide", "concise"] = "guide"
+    # guide's, the longest): the style the data trains with ("concise" for response_style concise).
+    length_style: str = "guide"
     near_duplicate_threshold: float = Field(default=0.7, gt=0.0, le=1.0)  # MinHash Jaccard
     curated_files: list[str] = []  # JSONL records that fill (1 - synthetic_ratio) of target_size
     eval_dir: str | None = None  # decontaminate against every <eval_dir>/*.jsonl; default: the project's eval/data
@@ -153,6 +153,13 @@ class DatasetConfiguration(_Strict):
     @classmethod
     def _sum_to_one(cls, v: dict, info) -> dict:
         return _check_distribution(info.field_name, v)
+
+    @field_validator("length_style")
+    @classmethod
+    def _known_style(cls, v: str) -> str:
+        if v not in response.RESPONSE_STYLES:
+            raise ValueError(f"unknown response style {v!r} (known: {', '.join(response.RESPONSE_STYLES)})")
+        return v
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> DatasetConfiguration:

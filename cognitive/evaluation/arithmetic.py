@@ -15,10 +15,11 @@ and the digits of its operands, `step_class`: "- 3d2d" is a three-digit number m
     items = probe_items(40, seed=0)
     scores = probe_scores(items, complete)      # complete(prompts) -> continuations; {class: share right}
 
-and whether practice moves that ceiling: `worksheet(rng, n, form)` is a drill of n steps as a prompt-completion
-pair, answered directly ("654 - 327 = 327") or with column working, one digit at a time, right to left, carries and
-borrows written out ("654 - 327: 14 - 7 = 7, 4 - 2 = 2, 6 - 3 = 3; 654 - 327 = 327"; every clause an "a op b = c"
-step the checkers' reader checks); `worksheet_scores` reads a model's answers to held-out worksheets.
+and whether practice moves that ceiling: `worksheet(rng, n, form)` is a drill of n steps (cognitive.data.drills) as
+a prompt-completion pair, answered directly ("654 - 327 = 327") or with column working, one digit at a time, right
+to left, carries and borrows written out ("654 - 327: 14 - 7 = 7, 4 - 2 = 2, 6 - 3 = 3; 654 - 327 = 327"; every
+clause an "a op b = c" step the checkers' reader checks); `worksheet_scores` reads a model's answers to held-out
+worksheets.
 
 tests/performance/bench_arithmetic.py runs all three for a base and its runs.
 """
@@ -31,9 +32,9 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from cognitive.data.generators import _arith
+from cognitive.data import arith
+from cognitive.data.drills import OPERATORS, draw_steps, worksheet_pair
 
-OPERATORS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "×": lambda a, b: a * b}
 # (operator, digits of the first operand, digits of the second): the steps our generators write, basic to advanced
 PROBE_CLASSES = (
     ("+", 1, 1),
@@ -50,7 +51,7 @@ PROBE_CLASSES = (
 )
 LABELS = ("Total", "Money left", "Balance", "Flour left", "Distance", "Result")
 REQUEST = "Work it out one step at a time."  # the user turn before the step
-# the operators of a chain's expression (cognitive.data.generators._arith writes × as *) as the classes name them
+# the operators of a chain's expression (cognitive.data.arith writes × as *) as the classes name them
 _OPERATORS_WRITTEN = {"+": "+", "-": "-", "*": "×", "/": "÷"}
 _NUMBER = r"(\d{1,3}(?:,\d{3})+|\d+)"  # 8991 or 8,991
 _FIRST_NUMBER = re.compile(r"\s*\$?\s*" + _NUMBER)
@@ -85,58 +86,12 @@ class ProbeItem:
         return bool(found) and int(found.group(1).replace(",", "")) == self.answer
 
 
-DRILL_FORMS = ("direct", "column")
-WORKSHEET_REQUEST = "Work these out:"
-
-
-def column_working(a: int, operator: str, b: int) -> str:
-    """A sum or difference worked one column at a time, right to left, then the whole step: "654 - 327: 14 - 7 = 7,
-    4 - 2 = 2, 6 - 3 = 3; 654 - 327 = 327" (a borrowed column is written from 10 up, "14 - 7"; a carry as "+ 1").
-    A product (one factor below 10 in the drills) is written as one step."""
-    if operator == "-" and b > a:
-        raise ValueError(f"column working subtracts the smaller number from the larger: {a} - {b}")
-    whole = f"{a} {operator} {b} = {OPERATORS[operator](a, b)}"
-    if operator not in "+-":
-        return whole
-    columns, carry = [], 0
-    top, bottom = str(a)[::-1], str(b)[::-1]
-    for i in range(max(len(top), len(bottom))):
-        x, y = (int(digits[i]) if i < len(digits) else 0 for digits in (top, bottom))
-        if operator == "+":
-            columns.append(f"{x} + {y}{' + 1' if carry else ''} = {x + y + carry}")
-            carry = (x + y + carry) // 10
-        else:
-            x -= carry
-            carry = int(x < y)
-            columns.append(f"{x + 10 * carry} - {y} = {x + 10 * carry - y}")
-    return f"{a} {operator} {b}: {', '.join(columns)}; {whole}"
-
-
 def worksheet(rng: random.Random, n: int, form: str) -> tuple[list[ProbeItem], dict]:
-    """n drill steps (sums and differences of numbers up to 999, products of a number up to 99 and one digit) and
-    the prompt-completion pair that asks and answers them in `form` (DRILL_FORMS)."""
-    if form not in DRILL_FORMS:
-        raise ValueError(f"unknown drill form {form!r} (known: {', '.join(DRILL_FORMS)})")
-    items = []
-    for _ in range(n):
-        operator = rng.choice(tuple(OPERATORS))
-        a, b = (
-            (rng.randint(2, 99), rng.randint(2, 9)) if operator == "×" else (rng.randint(10, 999), rng.randint(1, 999))
-        )
-        if operator == "-" and b > a:
-            a, b = b, a
-        items.append(ProbeItem(class_name(operator, len(str(a)), len(str(b))), a, operator, b, ""))
-    question = "\n".join(f"{i}. {t.a} {t.operator} {t.b}" for i, t in enumerate(items, 1))
-    answer = "\n".join(
-        f"{i}. "
-        + (column_working(t.a, t.operator, t.b) if form == "column" else f"{t.a} {t.operator} {t.b} = {t.answer}")
-        for i, t in enumerate(items, 1)
-    )
-    pair = {
-        "prompt": [{"role": "user", "content": f"{WORKSHEET_REQUEST}\n{question}"}],
-        "completion": [{"role": "assistant", "content": answer}],
-    }
-    return items, pair
+    """n drill steps (cognitive.data.drills) as items, and the prompt-completion pair that asks and answers them in
+    `form` (DRILL_FORMS)."""
+    steps = draw_steps(rng, n)
+    pair = worksheet_pair(steps, form)
+    return [ProbeItem(class_name(op, len(str(a)), len(str(b))), a, op, b, "") for a, op, b in steps], pair
 
 
 _NUMBERED_LINE = re.compile(r"^\s*(\d+)\.\s(.*)$", re.MULTILINE)
@@ -210,7 +165,7 @@ def probe_scores(items: list[ProbeItem], complete: Callable[[list[ProbeItem]], l
     return {name: right[name] / total[name] for name in total}
 
 
-def step_class(chain: _arith.Chain) -> str:
+def step_class(chain: arith.Chain) -> str:
     """The class of a written step: its operator and operand digits ("- 3d2d"); "mixed" for a first segment with
     more than one operator or other than two whole numbers."""
     operators = {_OPERATORS_WRITTEN[c] for c in chain.expression if c in _OPERATORS_WRITTEN}
@@ -221,11 +176,15 @@ def step_class(chain: _arith.Chain) -> str:
     return class_name(operators.pop(), len(str(a)), len(str(b)))
 
 
-def step_breakdown(outputs) -> dict[str, tuple[int, int]]:
-    """{class: (true steps, steps)} over the "a op b = c" steps (the checkers' reader) of model outputs."""
+def step_breakdown(outputs, distinct: bool = False) -> dict[str, tuple[int, int]]:
+    """{class: (true steps, steps)} over the "a op b = c" steps (the checkers' reader) of model outputs; `distinct`:
+    a step written more than once in one output (a greedy loop's "98 + 0 = 98" forty times) counts once."""
     true, total = Counter(), Counter()
     for output in outputs:
-        for chain in _arith.chains(output if isinstance(output, str) else ""):
+        found = arith.chains(output if isinstance(output, str) else "")
+        if distinct:
+            found = list({chain.text: chain for chain in found}.values())
+        for chain in found:
             name = step_class(chain)
             total[name] += 1
             true[name] += chain.ok

@@ -45,7 +45,7 @@ from collections import Counter
 from fractions import Fraction
 
 from cognitive import tasks
-from cognitive.data.generators import _arith
+from cognitive.data import arith
 from cognitive.data.generators.planning import plan_violations
 
 log = logging.getLogger(__name__)
@@ -382,8 +382,8 @@ def score_document(doc: dict, output: str | None) -> dict[str, float]:
 # ------------------------------------------------------------------------------------------ step accuracy
 def step_metrics(output: str | None) -> dict[str, float]:
     """{"step_accuracy": the share of the arithmetic steps ("a op b = c") the output writes that hold}, read with the
-    checkers' arithmetic reader (cognitive.data.generators._arith); {} when it writes none. A model can reach a
+    checkers' arithmetic reader (cognitive.data.arith); {} when it writes none. A model can reach a
     right answer through false steps, or write true steps to a wrong one: this separates reasoning from imitation
     of the answer format."""
-    steps = _arith.chains(output if isinstance(output, str) else "")
+    steps = arith.chains(output if isinstance(output, str) else "")
     return {"step_accuracy": sum(s.ok for s in steps) / len(steps)} if steps else {}

@@ -37,7 +37,7 @@ import re
 from collections.abc import Callable
 
 from cognitive import tasks
-from cognitive.data.generators import _arith
+from cognitive.data import arith
 from cognitive.data.generators.planning import task_violations
 from cognitive.data.generators.state_transition import replay_states
 from cognitive.data.response import PLANNING_HEADER
@@ -106,7 +106,7 @@ def step_validity_reward(completions, task_type, problem_spec, **kwargs) -> list
         if task.name == "planning":
             rewards.append(plan_step_validity(text, _spec(spec)))
             continue
-        steps = _arith.chains(text)
+        steps = arith.chains(text)
         if steps:
             rewards.append(sum(s.ok for s in steps) / len(steps))
         elif task.name == "chain_of_thought":

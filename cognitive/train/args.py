@@ -100,9 +100,24 @@ class ScriptArguments(RunArguments):
     response_style: str = field(
         default="guide",
         metadata={
-            "help": "guide (the guide's Reasoning Process layout) or concise (short steps, a Final Answer line)."
+            "help": "guide (the guide's Reasoning Process layout), concise (short steps, a Final Answer line) or "
+            "column (concise, sums and differences worked one column at a time)."
         },
     )
+    arithmetic_drills: float = field(
+        default=0.0,
+        metadata={
+            "help": "The share of training rows that are arithmetic worksheets (cognitive.data.drills: sums, "
+            "differences and products, answered with column working in response_style column, else directly); "
+            "0: none."
+        },
+    )
+
+    def __post_init__(self):
+        super().__post_init__()
+        share = self.arithmetic_drills
+        if isinstance(share, bool) or not isinstance(share, int | float) or not 0 <= share < 1:
+            raise UserError(f"arithmetic_drills: {share!r}; a share of the training rows, at least 0 and below 1")
 
 
 @dataclass

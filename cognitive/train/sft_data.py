@@ -6,7 +6,8 @@ Each record becomes a *conversational prompt-completion* pair:
 
 in the recipe's styles (cognitive/data/response.py): `prompt_styles` weights the guide's system + user prompt, a
 user-only prompt and a plain question (each record's style picked by its id, so a dataset renders the same every
-time); `response_style` is the guide's layout or the concise one.
+time); `response_style` is the guide's layout, the concise one or the concise one with column working;
+`arithmetic_drills` mixes that share of arithmetic worksheets (cognitive.data.drills) into the training rows.
 
 SFTTrainer renders both with the base's chat template and computes the loss on the completion tokens only
 (`completion_only_loss`, on by default for prompt-completion data). That is "loss on the assistant
@@ -23,6 +24,7 @@ import json
 import random
 from pathlib import Path
 
+from cognitive.data.drills import drill_rows
 from cognitive.data.response import PROMPT_STYLES, RESPONSE_STYLES, prompt_messages, render_response
 from cognitive.data.schema import CognitiveTrainingExample, iter_jsonl
 from cognitive.errors import UserError
@@ -108,6 +110,25 @@ def sft_dataset(examples: list[CognitiveTrainingExample], aux_labels=None, promp
     return Dataset.from_list(rows)
 
 
+DRILL_STEPS = 6  # steps per worksheet mixed into training: ~60 tokens answered directly, ~200 in columns
+
+
+def with_drills(train, share: float, response_style: str, aux_labels=None):
+    """`train` and arithmetic worksheets (cognitive.data.drills) making up `share` of the rows, answered with column
+    working when the response style is column, else directly; with aux labels a worksheet has none (no steps,
+    states or actions to label). The trainer shuffles the rows."""
+    from datasets import Dataset, concatenate_datasets
+
+    count = round(len(train) * share / (1 - share))
+    rows = drill_rows(count, DRILL_STEPS, "column" if response_style == "column" else "direct")
+    if aux_labels is not None:
+        from cognitive.train.aux_labels import SPANS_COLUMN
+
+        empty = json.dumps({"steps": [], "states": [], "actions": [], "plan": []})
+        rows = [row | {SPANS_COLUMN: empty} for row in rows]
+    return concatenate_datasets([train, Dataset.from_list(rows, features=train.features)]) if rows else train
+
+
 def load_sft_datasets(script_args, resolved):
     """(train, eval or None) for SFTTrainer: the resolved data files (cognitive.train.args.resolve_arguments), at
     most max_train_examples / max_eval_examples records, with aux label spans when the recipe needs them."""
@@ -116,6 +137,8 @@ def load_sft_datasets(script_args, resolved):
         raise UserError(f"{', '.join(map(str, resolved.train_files))}: no training records")
     styles = (resolved.prompt_styles, script_args.response_style)
     train = sft_dataset(train_examples, resolved.aux_labels, *styles)
+    if script_args.arithmetic_drills:
+        train = with_drills(train, script_args.arithmetic_drills, script_args.response_style, resolved.aux_labels)
     if not resolved.eval_files:
         return train, None
     evaluation = load_examples(resolved.eval_files, script_args.max_eval_examples)

@@ -113,3 +113,18 @@ def test_packing_with_aux_losses_is_refused_before_training(tiny_model_dir, mixe
 
     with pytest.raises(UserError, match="need padded batches: set packing: false"):
         _trainer(tiny_model_dir("llama"), mixed_data_dir, tmp_path / "run", packing=True)
+
+
+def test_arithmetic_drills_mix_in_with_no_aux_labels(tiny_model_dir, mixed_data_dir, tmp_path):
+    """arithmetic_drills 0.5 beside 2 records: 2 worksheets join the rows, carrying no step, state or action label
+    (they have none), and a batch of a worksheet and a record trains with a finite loss."""
+    trainer = _trainer(tiny_model_dir("llama"), mixed_data_dir, tmp_path / "run", arithmetic_drills=0.5)
+    rows = trainer.train_dataset
+    texts = [trainer.processing_class.decode(row["input_ids"]) for row in rows]
+    drills = [i for i, text in enumerate(texts) if "Work these out:" in text]
+    assert len(rows) == 4 and len(drills) == 2
+    for i in range(4):
+        labelled = any(v != -100 for v in rows[i]["step_labels"])
+        assert labelled == (i not in drills) and (not rows[i]["plan_actions"] or i not in drills)
+    batch = trainer.data_collator([rows[drills[0]], rows[next(i for i in range(4) if i not in drills)]])
+    assert math.isfinite(trainer.compute_loss(trainer.model, dict(batch)).item())

@@ -11,7 +11,8 @@
    The same for the pieces a multi-digit step splits into when written one place value at a time (63 - 27 as
    63 - 20, 43 - 3, 40 - 4; cognitive.evaluation.arithmetic.SPLIT_PIECES): would smaller steps be computable?
 2. With `--samples` (an evaluation's samples directory, recipes/evaluate.py --out X writes X/samples/<model>/): the
-   "a op b = c" steps each model wrote in its answers, true / all, by the same classes.
+   "a op b = c" steps each model wrote in its answers, true / all, by the same classes, and in all counting a step
+   repeated within one answer once (a greedy loop writes "98 + 0 = 98" forty times). `--no-probe`: only this.
 3. With `--drill-steps N`: can practice move the ceiling? For each of `--drill-forms` (direct answers, or column
    working: cognitive.evaluation.arithmetic.worksheet) a LoRA of the base (the CPU recipes' settings: r 16 on all
    linear layers, lr 1e-3 cosine, bf16 autocast, gradient checkpointing) trains N steps of 8 worksheets of 12 steps
@@ -31,9 +32,9 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from cognitive.atomic import open_atomic  # noqa: E402
+from cognitive.data.drills import DRILL_FORMS  # noqa: E402
 from cognitive.errors import ArgumentParser, UserError, exit_on_user_error  # noqa: E402
 from cognitive.evaluation.arithmetic import (  # noqa: E402
-    DRILL_FORMS,
     greedy_replies,
     model_continuations,
     probe_items,
@@ -134,7 +135,7 @@ def held_out_worksheets(model, tokenizer, form: str, count: int = 32) -> dict[st
     return {op: right[op] / asked[op] for op in sorted(asked)}
 
 
-def written_steps(samples_dir: Path) -> dict[str, dict[str, tuple[int, int]]]:
+def written_steps(samples_dir: Path, distinct: bool = False) -> dict[str, dict[str, tuple[int, int]]]:
     """{model label: step_breakdown of every output in its *.jsonl}: recipes/evaluate.py writes samples/<model>/ for
     --tasks and samples/<suite>/<model>/ for suites; the label is that folder's path under `samples_dir`."""
     if not samples_dir.is_dir():
@@ -153,7 +154,7 @@ def written_steps(samples_dir: Path) -> dict[str, dict[str, tuple[int, int]]]:
                     raise UserError(
                         f"{path}:{number}: not an evaluation sample (a JSON object with an 'output')"
                     ) from None
-        found[str(folder.relative_to(samples_dir))] = step_breakdown(outputs)
+        found[str(folder.relative_to(samples_dir))] = step_breakdown(outputs, distinct)
     return found
 
 
@@ -167,9 +168,11 @@ def share_table(title: str, scores: dict[str, dict[str, float]]) -> list[str]:
     return lines + ["| mean | " + " | ".join(f"{mean[m]:.2f}" for m in labels) + " |"]
 
 
-def markdown(probe: dict, split: dict, written: dict[str, dict], per_class: int, drills: dict) -> str:
-    lines = share_table(f"Single steps computed right ({per_class} per class, greedy)", probe) + [""]
-    lines += share_table("The pieces of a step written one place value at a time, computed right", split)
+def markdown(probe: dict, split: dict, written: dict[str, dict], per_class: int, drills: dict, distinct: dict) -> str:
+    lines = []
+    if probe:
+        lines += share_table(f"Single steps computed right ({per_class} per class, greedy)", probe) + [""]
+        lines += share_table("The pieces of a step written one place value at a time, computed right", split)
     if drills:
         ops = sorted({op for d in drills.values() for op in d})
         lines += ["", "### Held-out worksheets after the drills: answers right, in the drills' own form", ""]
@@ -183,8 +186,9 @@ def markdown(probe: dict, split: dict, written: dict[str, dict], per_class: int,
         for name in classes:
             cells = [f"{written[m][name][0]}/{written[m][name][1]}" if name in written[m] else "–" for m in models]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
-        totals = [tuple(map(sum, zip(*written[m].values()))) if written[m] else (0, 0) for m in models]
-        lines.append("| all | " + " | ".join(f"{t}/{n} ({t / n:.2f})" if n else "–" for t, n in totals) + " |")
+        for row, counts in (("all", written), ("all, a step repeated in one answer once", distinct)):
+            totals = [tuple(map(sum, zip(*counts[m].values()))) if counts[m] else (0, 0) for m in models]
+            lines.append(f"| {row} | " + " | ".join(f"{t}/{n} ({t / n:.2f})" if n else "–" for t, n in totals) + " |")
     return "\n".join(lines)
 
 
@@ -212,8 +216,13 @@ def main() -> None:
     )
     parser.add_argument("--drill-forms", default="direct,column", help="the worksheets' answer forms, one LoRA each")
     parser.add_argument("--drill-batch", type=int, default=8)
+    parser.add_argument("--no-probe", action="store_true", help="only the --samples breakdown: no model is loaded")
     parser.add_argument("--out", type=Path, default=Path("results/arithmetic"))
     args = parser.parse_args()
+    if args.no_probe and not args.samples:
+        parser.error("--no-probe reads --samples only: give --samples")
+    if args.no_probe and (args.runs or args.drill_steps):
+        parser.error("--no-probe loads no model: drop --runs and --drill-steps")
     if args.per_class < 1:
         parser.error("--per-class must be at least 1")
     forms = args.drill_forms.split(",") if args.drill_steps else []
@@ -228,6 +237,9 @@ def main() -> None:
             parser.error(f"--runs: {run.run_dir} would be labelled {run.run_dir.name!r}, taken or reserved")
         models[run.run_dir.name] = str(run.run_dir)
     written = written_steps(args.samples) if args.samples else {}  # read first: a bad path fails before any work
+    distinct = written_steps(args.samples, distinct=True) if args.samples else {}
+    if args.no_probe:
+        models = {}
 
     items, pieces = probe_items(args.per_class, args.seed), split_items(args.per_class, args.seed)
     for form in forms:
@@ -243,7 +255,7 @@ def main() -> None:
         if name in drill_forms:
             drills[name] = held_out_worksheets(model, tokenizer, drill_forms[name])
         del model
-    table = markdown(probe, split, written, args.per_class, drills)
+    table = markdown(probe, split, written, args.per_class, drills, distinct)
     print(table)
     args.out.mkdir(parents=True, exist_ok=True)
     with open_atomic(args.out / "arithmetic.md") as f:
@@ -257,13 +269,15 @@ def main() -> None:
                 "split": split,
                 "drills": drills,
                 "written": written,
+                "written_distinct": distinct,
                 "continuations": continuations,
             },
             f,
             indent=2,
         )
-    plot_score_comparison(probe, args.out / "probe.png", title="single arithmetic steps computed right")
-    print(f"wrote {args.out}/arithmetic.md, results.json, probe.png")
+    if probe:
+        plot_score_comparison(probe, args.out / "probe.png", title="single arithmetic steps computed right")
+    print(f"wrote {args.out}/arithmetic.md, results.json{', probe.png' if probe else ''}")
 
 
 if __name__ == "__main__":

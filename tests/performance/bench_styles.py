@@ -1,5 +1,6 @@
-"""Token lengths of the training styles: the guide's response layout against the concise one, per task type and
-difficulty, with the SmolLM2 tokenizer (the embedded model's), and which records fit a token budget.
+"""Token lengths of the training styles: the guide's response layout against the concise one (and the column
+style, the concise one with column working), per task type and difficulty, with the SmolLM2 tokenizer (the
+embedded model's), and which records fit a token budget.
 
     python tests/performance/bench_styles.py                    # 50 records per task type and difficulty
     python tests/performance/bench_styles.py --per-cell 200 --budget 512 --png results/styles/lengths.png
@@ -35,6 +36,7 @@ def measure(per_cell: int, budget: int, tokenizer: str) -> list[dict]:
             examples = [generate_example(task.name, level.value, TRAIN_SEEDS.start + i) for i in range(per_cell)]
             guide = counter.count_texts([render_response(ex) for ex in examples])
             concise = counter.count_texts([render_response(ex, "concise") for ex in examples])
+            column = counter.count_texts([render_response(ex, "column") for ex in examples])
             whole = counter.count_many(examples, "concise")
             rows.append(
                 {
@@ -42,6 +44,7 @@ def measure(per_cell: int, budget: int, tokenizer: str) -> list[dict]:
                     "difficulty": level.value,
                     "guide_p50": statistics.median(guide),
                     "concise_p50": statistics.median(concise),
+                    "column_p50": statistics.median(column),
                     "saving": 1 - sum(concise) / sum(guide),
                     "whole_concise_p50": statistics.median(whole),
                     "fits": sum(n <= budget for n in whole) / len(whole),
@@ -59,8 +62,8 @@ def plot(rows: list[dict], path: Path) -> None:
     labels = [f"{r['task']}\n{r['difficulty']}" for r in rows]
     x = range(len(rows))
     fig, ax = plt.subplots(figsize=(max(8, len(rows) * 0.55), 4.5))
-    ax.bar([i - 0.2 for i in x], [r["guide_p50"] for r in rows], width=0.4, label="guide")
-    ax.bar([i + 0.2 for i in x], [r["concise_p50"] for r in rows], width=0.4, label="concise")
+    for offset, style in ((-0.27, "guide"), (0.0, "concise"), (0.27, "column")):
+        ax.bar([i + offset for i in x], [r[f"{style}_p50"] for r in rows], width=0.27, label=style)
     ax.set_xticks(list(x), labels, rotation=90, fontsize=7)
     ax.set_ylabel("response tokens (median)")
     ax.legend()
@@ -77,12 +80,15 @@ def main() -> None:
     parser.add_argument("--png", type=Path, default=None)
     args = parser.parse_args()
     rows = measure(args.per_cell, args.budget, args.tokenizer)
-    print(f"| task | difficulty | guide p50 | concise p50 | saving | whole example p50 (concise) | fit {args.budget} |")
-    print("|---|---|---:|---:|---:|---:|---:|")
+    print(
+        f"| task | difficulty | guide p50 | concise p50 | saving | column p50 | whole example p50 (concise) "
+        f"| fit {args.budget} |"
+    )
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(
             f"| {r['task']} | {r['difficulty']} | {r['guide_p50']:.0f} | {r['concise_p50']:.0f} | "
-            f"{r['saving']:.0%} | {r['whole_concise_p50']:.0f} | {r['fits']:.0%} |"
+            f"{r['saving']:.0%} | {r['column_p50']:.0f} | {r['whole_concise_p50']:.0f} | {r['fits']:.0%} |"
         )
     for task in tasks.TASK_TYPES:
         mine = [r for r in rows if r["task"] == task.name]

@@ -157,3 +157,12 @@ def test_style_settings_from_yaml_and_cli(tmp_path):
         resolve_arguments(script_args)
     with pytest.raises(UserError, match="--prompt_styles: not valid JSON"):
         parse_sft_args(["--config", recipe, *data, "--prompt_styles", '{"user": }'])
+
+
+@pytest.mark.parametrize("value", ["-0.1", "1", "1.5"])
+def test_arithmetic_drills_is_a_share_below_one(value):
+    recipe = str(ROOT / "recipes/configs/demo_cpu.yaml")
+    with pytest.raises(UserError, match=f"arithmetic_drills: {float(value)!r}; a share of the training rows"):
+        parse_sft_args(["--config", recipe, "--arithmetic_drills", value])
+    script_args, _, _ = parse_sft_args(["--config", recipe, "--arithmetic_drills", "0.2"])
+    assert script_args.arithmetic_drills == 0.2

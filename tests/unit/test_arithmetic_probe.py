@@ -1,16 +1,15 @@
-"""The arithmetic probe, the breakdown of written steps and the drills (cognitive.evaluation.arithmetic): items are
+"""The arithmetic probe, the breakdown of written steps and the drills (cognitive.evaluation.arithmetic,
+cognitive.data.drills): items are
 right and deterministic, continuations are read as the model's result, written steps land in the right class, column
 working writes only true one-digit steps, and a worksheet reply is scored line by line."""
 
 import pytest
 
+from cognitive.data.drills import DRILL_FORMS, OPERATORS, column_working
 from cognitive.evaluation.arithmetic import (
-    DRILL_FORMS,
-    OPERATORS,
     PROBE_CLASSES,
     SPLIT_PIECES,
     class_name,
-    column_working,
     model_continuations,
     probe_items,
     probe_scores,
@@ -111,6 +110,12 @@ def test_breakdown_of_written_steps():
     }
 
 
+def test_breakdown_counts_a_looped_step_once_per_answer_when_distinct():
+    outputs = ["Time: 98 + 0 = 98\n" * 40 + "Time: 98 - 4 = 80", "98 + 0 = 98", "12 - 5 = 7; 12 - 5 = 7"]
+    assert step_breakdown(outputs) == {"+ 2d1d": (41, 41), "- 2d1d": (2, 3)}
+    assert step_breakdown(outputs, distinct=True) == {"+ 2d1d": (2, 2), "- 2d1d": (1, 2)}
+
+
 def test_model_continuations_generate_greedy_after_the_prefix(embedded_tokenizer, one_thread):
     """A tiny random model: one continuation per item, the same twice (greedy), the tokenizer's padding side kept."""
     import torch
@@ -144,10 +149,10 @@ def test_model_continuations_generate_greedy_after_the_prefix(embedded_tokenizer
     ],
 )
 def test_column_working_writes_only_true_one_digit_steps(a, operator, b):
-    from cognitive.data.generators import _arith
+    from cognitive.data import arith
 
     text = column_working(a, operator, b)
-    steps = _arith.chains(text)
+    steps = arith.chains(text)
     assert all(step.ok for step in steps)
     assert steps[-1].result == OPERATORS[operator](a, b) and steps[-1].operands == [a, b]  # the whole step last
     if operator in "+-":

@@ -88,6 +88,7 @@ def _config(tmp_path, **changes) -> Path:
         ({"difficulty_distribution": {"impossible": 1.0}}, "difficulty_distribution.impossible"),
         ({"split": {"train_ratio": 0.9, "val_ratio": 0.2, "test_ratio": 0.1}}, "sum to 1"),
         ({"unknown_key": 1}, "unknown_key"),
+        ({"length_style": "terse"}, "key 'length_style': Value error, unknown response style 'terse'"),
     ],
 )
 def test_bad_configs_are_one_line_errors_naming_the_file(tmp_path, changes, message):

@@ -9,14 +9,17 @@ from collections import Counter
 import pytest
 
 from cognitive import tasks
+from cognitive.data import arith
 from cognitive.data.generators import generate_example
 from cognitive.data.response import (
     CONCISE_ANSWER_MARKER,
     arithmetic_clauses,
     bare_question,
+    column_steps,
     parse_response,
     prompt_messages,
     render_response,
+    worked_clause,
 )
 from cognitive.errors import UserError
 from cognitive.evaluation.scoring import step_metrics
@@ -104,6 +107,54 @@ def test_concise_arithmetic_is_true_by_the_step_accuracy_reader():
         assert step_metrics(render_response(ex, "concise")) == {"step_accuracy": 1.0}
 
 
+def test_column_working_is_the_school_method():
+    assert column_steps(654, "-", 327) == ["14 - 7 = 7", "4 - 2 = 2", "6 - 3 = 3"]
+    assert column_steps(500, "-", 226) == ["10 - 6 = 4", "9 - 2 = 7", "4 - 2 = 2"]
+    assert column_steps(592, "+", 868) == ["2 + 8 = 10", "9 + 6 + 1 = 16", "5 + 8 + 1 = 14"]
+    with pytest.raises(ValueError, match="smaller number from the larger"):
+        column_steps(5, "-", 12)
+    with pytest.raises(ValueError, match="whole numbers"):
+        column_steps(6, "×", 7)
+
+
+@pytest.mark.parametrize(
+    "clause, worked",
+    [
+        ("$129 - $7 = $122", "129 - 7: 9 - 7 = 2, 2 - 0 = 2, 1 - 0 = 1; $129 - $7 = $122"),
+        ("end 20 + 45 = 65", "20 + 45: 0 + 5 = 5, 2 + 4 = 6; end 20 + 45 = 65"),
+        ("108 g + 21 g = 129 g", "108 + 21: 8 + 1 = 9, 0 + 2 = 2, 1 + 0 = 1; 108 g + 21 g = 129 g"),
+        ("3 + 4 = 7", None),  # one digit each: already a step a small model computes
+        ("0 + 15 = 15", None),  # adding nothing
+        ("9 × $10 = $90", None),  # a product
+        ("2.5 + 1.25 = 3.75", None),  # not whole numbers
+        ("12 + 30 + 5 = 47", None),  # three operands
+        ("12 - 30 = -18", None),  # a negative difference
+        ("$30 - $8 = $21", None),  # false: never dressed up as worked
+    ],
+)
+def test_worked_clause_writes_columns_before_a_multi_digit_sum_or_difference(clause, worked):
+    assert worked_clause(clause) == (worked or clause)
+
+
+def test_column_responses_are_the_concise_ones_with_only_true_one_digit_steps_added():
+    """The column style adds column working to the concise lines and nothing else: every line of the concise
+    response is in its column line, every arithmetic step holds, and every added step is on one-digit numbers (a
+    carry's "+ 1" or a borrowed column "14 - 7" aside)."""
+    worked = 0
+    for ex in records(3):
+        concise, column = render_response(ex, "concise"), render_response(ex, "column")
+        for short, long in zip(concise.splitlines(), column.splitlines(), strict=True):
+            assert short.split(": ")[-1] in long
+        assert step_metrics(column) in ({}, {"step_accuracy": 1.0})
+        added = len(arith.chains(column)) - len(arith.chains(concise))
+        worked += added
+        for chain in arith.chains(column):
+            if chain.text not in concise:
+                assert all(v < 20 for v in chain.operands), chain.text
+        assert parse_response(column)["final_answer"] == ex.final_answer
+    assert worked > 50  # the mix has multi-digit sums and differences to work
+
+
 def test_step_labels_of_the_concise_style_cover_its_step_lines():
     """The reasoning heads' step labels (aux_labels.response_spans) land on the concise response's step lines."""
     from cognitive.train.aux_labels import AuxLabelSpec, response_spans
@@ -146,3 +197,22 @@ def test_bad_style_settings_are_one_line_errors(styles, response, message):
 
 def test_one_style_by_name():
     assert check_styles("user", "concise") == {"user": 1.0}
+
+
+@pytest.mark.parametrize("response_style, form_mark", [("column", ": "), ("concise", " = ")])
+def test_arithmetic_drills_are_that_share_of_the_rows_in_the_styles_working(response_style, form_mark):
+    """with_drills adds worksheets making up the share of the rows, the same ones every time, answered with column
+    working in the column style and directly otherwise; every step they write holds."""
+    from cognitive.train.sft_data import DRILL_STEPS, sft_dataset, with_drills
+
+    train = sft_dataset(records(1), response_style=response_style)
+    mixed = with_drills(train, 0.25, response_style)
+    drills = [row for row in mixed if row["prompt"][0]["content"].startswith("Work these out:")]
+    assert len(mixed) == len(train) + len(drills) and len(drills) == round(len(train) / 3)
+    assert [row for row in with_drills(train, 0.25, response_style) if row not in train] == drills  # deterministic
+    for row in drills:
+        answer = row["completion"][0]["content"]
+        assert len(answer.splitlines()) == DRILL_STEPS
+        assert step_metrics(answer) == {"step_accuracy": 1.0}
+        sums = [line for line in answer.splitlines() if " × " not in line]
+        assert all(form_mark in line.split(" ", 1)[1].split("=")[0] for line in sums) == (response_style == "column")

@@ -10,14 +10,14 @@ is written out by place value ("23 × 14 = 23 × 10 + 23 × 4 = 230 + 92 = 322")
     {"values": {"v0": 30, "v1": 4, ...}, "constants": ["c0"], "ops": [["mul", "v1", "v2", "r1"], ...],
      "answer": "23", "unit": "$", "template": "<hash>"}
 `check` re-evaluates the ops with its own interpreter, re-parses every step's arithmetic from the text
-(cognitive.data.generators._arith), and ties steps, context and final answer to the spec.
+(cognitive.data.arith), and ties steps, context and final answer to the spec.
 """
 
 from __future__ import annotations
 
 import random
 
-from cognitive.data.generators import _arith
+from cognitive.data import arith
 from cognitive.data.generators._text import NAMES, Phrases, cap, person
 from cognitive.data.schema import CognitiveTrainingExample, ReasoningStep
 
@@ -712,8 +712,8 @@ _OPS = {
     "add": lambda a, b: a + b,
     "sub": lambda a, b: a - b,
     "mul": lambda a, b: a * b,
-    "div": lambda a, b: _arith.divide(a, b),
-    "pct": lambda a, b: _arith.divide(a * b, 100),
+    "div": lambda a, b: arith.divide(a, b),
+    "pct": lambda a, b: arith.divide(a * b, 100),
 }
 
 
@@ -725,29 +725,29 @@ def check(example: CognitiveTrainingExample, strict: bool = True) -> list[str]:
     problems: list[str] = []
     step_chains = []
     for i, s in enumerate(example.reasoning_steps, 1):
-        cs = _arith.chains(f"{s.reasoning}\n{s.description}")
+        cs = arith.chains(f"{s.reasoning}\n{s.description}")
         for c in cs:
             if not c.ok:
                 problems.append(f"step {i}: arithmetic is wrong in '{c.text}'")
         step_chains.append(cs)
-    answer_numbers = _arith.numbers(example.final_answer)
+    answer_numbers = arith.numbers(example.final_answer)
     spec = example.problem_spec
     if spec is None:
         return problems + _check_from_text(example, step_chains, answer_numbers)
 
-    env = {k: _arith.number(str(v)) for k, v in spec["values"].items()}
+    env = {k: arith.number(str(v)) for k, v in spec["values"].items()}
     for op, a, b, out in spec["ops"]:
         env[out] = _OPS[op](env[a], env[b])
     answer = env[spec["ops"][-1][3]] if spec["ops"] else None
-    if answer is None or _arith.number(str(spec["answer"])) != answer:
+    if answer is None or arith.number(str(spec["answer"])) != answer:
         problems.append(f"problem_spec answer {spec.get('answer')} does not follow from its operations ({answer})")
     if answer not in answer_numbers:
-        problems.append(f"final answer does not state {_arith.fmt(answer)}")
+        problems.append(f"final answer does not state {arith.fmt(answer)}")
     elif len(set(answer_numbers)) > 1:
         problems.append("final answer states more than one number")
-    context_numbers = set(_arith.numbers(example.context))
+    context_numbers = set(arith.numbers(example.context))
     for key, v in spec["values"].items():
-        if key not in spec.get("constants", []) and _arith.number(str(v)) not in context_numbers:
+        if key not in spec.get("constants", []) and arith.number(str(v)) not in context_numbers:
             problems.append(f"given value {v} does not appear in the context")
     if strict:
         if len(example.reasoning_steps) != len(spec["ops"]):
@@ -758,13 +758,13 @@ def check(example: CognitiveTrainingExample, strict: bool = True) -> list[str]:
                 continue
             if cs[-1].result != env[out]:
                 problems.append(
-                    f"step {i}: result {_arith.fmt(cs[-1].result)} but the operation gives {_arith.fmt(env[out])}"
+                    f"step {i}: result {arith.fmt(cs[-1].result)} but the operation gives {arith.fmt(env[out])}"
                 )
             if not {env[a], env[b]} <= set(cs[0].operands):
-                problems.append(f"step {i}: does not operate on {_arith.fmt(env[a])} and {_arith.fmt(env[b])}")
-            mem = _arith.numbers(s.memory_update)
+                problems.append(f"step {i}: does not operate on {arith.fmt(env[a])} and {arith.fmt(env[b])}")
+            mem = arith.numbers(s.memory_update)
             if mem and mem[-1] != env[out]:
-                problems.append(f"step {i}: memory update says {_arith.fmt(mem[-1])}, expected {_arith.fmt(env[out])}")
+                problems.append(f"step {i}: memory update says {arith.fmt(mem[-1])}, expected {arith.fmt(env[out])}")
     else:
         results = [c.result for cs in step_chains for c in cs]
         if not results or results[-1] != answer:
@@ -779,13 +779,13 @@ def _check_from_text(example, step_chains, answer_numbers) -> list[str]:
     if not results:
         return ["unverifiable: no problem_spec and no checkable arithmetic in the steps"]
     if results[-1] not in answer_numbers:
-        problems.append(f"final answer does not state the last computed value {_arith.fmt(results[-1])}")
-    known = set(_arith.numbers(example.context))
+        problems.append(f"final answer does not state the last computed value {arith.fmt(results[-1])}")
+    known = set(arith.numbers(example.context))
     for i, cs in enumerate(step_chains, 1):
         for c in cs:
             missing = [x for x in c.operands if x not in known]
             if missing:
-                problems.append(f"step {i}: uses {_arith.fmt(missing[0])}, which is neither given nor computed earlier")
+                problems.append(f"step {i}: uses {arith.fmt(missing[0])}, which is neither given nor computed earlier")
             known.update(c.values)
     problems.append(
         "unverifiable: no problem_spec; step arithmetic, operands and the final answer were checked "

@@ -25,7 +25,7 @@ import itertools
 import random
 import re
 
-from cognitive.data.generators import _arith
+from cognitive.data import arith
 from cognitive.data.generators._text import Phrases, person
 from cognitive.data.schema import CognitiveTrainingExample, ReasoningStep, StateTransition
 
@@ -572,7 +572,7 @@ def check(example: CognitiveTrainingExample, strict: bool = True) -> list[str]:
         if t["name"].lower() not in context or f"{t['duration']} minutes" not in context:
             problems.append(f"task '{t['name']}' or its duration is not in the context")
     for i, s in enumerate(example.reasoning_steps, 1):
-        for c in _arith.chains(s.reasoning):
+        for c in arith.chains(s.reasoning):
             if not c.ok:
                 problems.append(f"step {i}: arithmetic is wrong in '{c.text}'")
     if strict:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import random
 import re
 
-from cognitive.data.generators import _arith
+from cognitive.data import arith
 from cognitive.data.generators._text import Phrases, cap, join_names, people
 from cognitive.data.schema import CognitiveTrainingExample, ReasoningStep, StateTransition
 
@@ -703,7 +703,7 @@ def check(example: CognitiveTrainingExample, strict: bool = True) -> list[str]:
         prev = st
     if kind == "vending":
         for i, s in enumerate(example.reasoning_steps, 1):
-            for c in _arith.chains(s.reasoning):
+            for c in arith.chains(s.reasoning):
                 if not c.ok:
                     problems.append(f"step {i}: arithmetic is wrong in '{c.text}'")
     return problems
