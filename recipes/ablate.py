@@ -3,6 +3,7 @@
     python recipes/ablate.py --config recipes/configs/cognitive_135m_cpu.yaml --seeds 2
     python recipes/ablate.py --config recipes/configs/cognitive_135m_cpu.yaml --arms base,lora,lora+all \
         --seeds 2 --steps 60 --suite cognitive,plain,transfer --limit 10
+    python recipes/ablate.py --config recipes/configs/demo_cpu.yaml --arms lora --train-args "--response_style column"
 
 Arms (cognitive.evaluation.ablation.ARMS; default all): base, lora, lora+<module> for each module, lora+all.
 Runs go to <runs>/<arm>-seed<k> (recipes/sft.py), their evaluations to <out>/evals/<arm>-seed<k>
@@ -39,11 +40,17 @@ def main(argv=None) -> None:
     parser.add_argument("--steps", type=int, default=None, help="training steps per run (default: the recipe's)")
     parser.add_argument("--suite", default="cognitive,plain,transfer")
     parser.add_argument("--limit", default=None, help="documents per task (default: each suite's)")
+    parser.add_argument(
+        "--train-args", default="", help="recipe overrides for every run, e.g. '--response_style column'"
+    )
     parser.add_argument("--eval-args", default="", help="more recipes/evaluate.py options, e.g. '--max-gen-toks 256'")
     parser.add_argument("--runs", type=Path, default=Path("runs/ablation"))
     parser.add_argument("--out", type=Path, default=Path("results/ablation"))
     args = parser.parse_args(argv)
     arms = ablation.parse_arms(args.arms)
+    extra = args.train_args.split()
+    if len(extra) % 2 or not all(flag.startswith("--") for flag in extra[0::2]):
+        parser.error(f"--train-args: expected '--key value' pairs, got {args.train_args!r}")
     recipe = load_yaml_mapping(args.config, "config file")
     runs = {}
     for arm in arms:
@@ -53,7 +60,9 @@ def main(argv=None) -> None:
             run_dir, eval_dir = args.runs / name, args.out / "evals" / name
             if arm != "base" and not ablation.finished(run_dir):
                 block = recipe.get("cognitive_modules")
-                run(ablation.train_command(args.config, arm, seed, run_dir, block, args.steps))  # resumes a .partial
+                run(ablation.train_command(args.config, arm, seed, run_dir, block, args.steps, extra))  # resumes
+            elif arm != "base":
+                ablation.check_reusable(run_dir, args.steps, extra)
             if not (eval_dir / "results.json").exists():
                 base = str(recipe.get("model_name_or_path"))
                 run(ablation.eval_command(arm, base, run_dir, eval_dir, args.suite, args.limit, args.eval_args.split()))

@@ -20,7 +20,9 @@ import dataclasses
 import json
 from pathlib import Path
 
-from cognitive.errors import UserError
+import yaml
+
+from cognitive.errors import UserError, load_yaml_mapping
 from cognitive.evaluation.harness import plus_minus
 from cognitive.model.modules import CognitiveModulesConfig
 
@@ -136,10 +138,13 @@ def verdict(summary: dict, suite: str = "transfer") -> str:
 
 
 # ------------------------------------------------------------------------------------------------ the commands
-def train_command(recipe: str, arm: str, seed: int, run_dir: Path, recipe_block: dict | None, steps: int | None):
-    """recipes/sft.py's argv for one arm x seed: the recipe with the arm's modules, the seed and the output dir."""
+def train_command(
+    recipe: str, arm: str, seed: int, run_dir: Path, recipe_block: dict | None, steps: int | None, extra=()
+):
+    """recipes/sft.py's argv for one arm x seed: the recipe with the arm's modules, the seed and the output dir, and
+    `extra` recipe overrides (the same for every arm)."""
     argv = ["recipes/sft.py", "--config", recipe, "--output_dir", str(run_dir), "--seed", str(seed)]
-    argv += ["--cognitive_modules", json.dumps(arm_modules(arm, recipe_block))]
+    argv += ["--cognitive_modules", json.dumps(arm_modules(arm, recipe_block)), *extra]
     return argv + (["--max_steps", str(steps)] if steps else [])
 
 
@@ -151,6 +156,17 @@ def eval_command(arm: str, base: str, run_dir: Path | None, out: Path, suites: s
         model = ["--adapter" if arm == "lora" else "--modules-run", str(run_dir)]
     argv = ["recipes/evaluate.py", *model, "--suite", suites, "--out", str(out), *extra]
     return argv + (["--limit", str(limit)] if limit else [])
+
+
+def check_reusable(run_dir: Path, steps: int | None, extra=()) -> None:
+    """A finished run is reused only when its run_config.yaml has the steps and the recipe overrides (`extra`,
+    "--key value" pairs) asked for now; otherwise a one-line UserError (train it again under another --runs)."""
+    config = load_yaml_mapping(Path(run_dir) / "run_config.yaml", "run config")
+    wanted = dict(zip(extra[0::2], extra[1::2])) | ({"--max_steps": str(steps)} if steps else {})
+    for flag, value in wanted.items():
+        key, have = flag.removeprefix("--"), config.get(flag.removeprefix("--"))
+        if str(have) != value and have != yaml.safe_load(value):
+            raise UserError(f"{run_dir}: finished with {key}: {have!r}, not {value}; use another --runs for these")
 
 
 def finished(run_dir: Path) -> bool:

@@ -25,6 +25,8 @@ def test_ablation_trains_evaluates_and_aggregates_each_arm(tiny_model_dir, cot_d
         "1",
         "--eval-args",
         "--max-gen-toks 8 --batch-size 1",
+        "--train-args",
+        "--response_style column --arithmetic_drills 0.5",
     ]
     command += ["--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "out")]
     result = run_python(command, timeout=900)
@@ -37,6 +39,9 @@ def test_ablation_trains_evaluates_and_aggregates_each_arm(tiny_model_dir, cot_d
     meta = json.loads((tmp_path / "runs" / "lora+working_memory-seed0" / "cognitive_config.json").read_text())
     enabled = {name for name, section in meta["cognitive_modules"].items() if section["enabled"]}
     assert enabled == {"working_memory"}
+    for arm in ("lora", "lora+working_memory"):  # --train-args reach every run
+        config = (tmp_path / "runs" / f"{arm}-seed0" / "run_config.yaml").read_text()
+        assert "response_style: column" in config and "arithmetic_drills: 0.5" in config
     assert (tmp_path / "out" / "ablation.png").read_bytes()[:4] == b"\x89PNG"
     assert "| lora+working_memory | 1 |" in (tmp_path / "out" / "table.md").read_text()
     # a second call reuses every finished run and evaluation

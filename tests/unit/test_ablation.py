@@ -72,3 +72,20 @@ def test_read_run_takes_the_one_model_of_an_evaluation(tmp_path):
     path.write_text(json.dumps({"suites": {"a": {}, "b": {}}}))
     with pytest.raises(UserError, match="expected the suite results of one model, found 2"):
         ablation.read_run(path)
+
+
+def test_a_finished_run_is_reused_only_with_the_settings_asked_for(tmp_path):
+    (tmp_path / "run_config.yaml").write_text("max_steps: 150\nresponse_style: column\narithmetic_drills: 0.25\n")
+    ablation.check_reusable(tmp_path, 150, ["--response_style", "column", "--arithmetic_drills", "0.25"])
+    ablation.check_reusable(tmp_path, None, [])
+    with pytest.raises(UserError, match=r"finished with max_steps: 150, not 30; use another --runs"):
+        ablation.check_reusable(tmp_path, 30, [])
+    with pytest.raises(UserError, match=r"finished with response_style: 'column', not concise"):
+        ablation.check_reusable(tmp_path, None, ["--response_style", "concise"])
+    with pytest.raises(UserError, match=r"finished with max_length: None, not 1024"):
+        ablation.check_reusable(tmp_path, None, ["--max_length", "1024"])
+
+
+def test_train_command_carries_the_overrides_to_every_arm(tmp_path):
+    argv = ablation.train_command("r.yaml", "lora", 1, tmp_path, None, 30, ["--response_style", "column"])
+    assert argv[argv.index("--response_style") + 1] == "column" and argv[-2:] == ["--max_steps", "30"]
