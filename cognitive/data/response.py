@@ -194,9 +194,8 @@ def worked_clause(clause: str) -> str:
         return clause
     operators = [c for c in found[0].expression if c in "+-*/"]
     a, b = found[0].operands
-    if operators not in (["+"], ["-"]) or any(v != int(v) or v < 1 for v in (a, b)) or max(a, b) < 10:
-        return clause
-    if operators == ["-"] and b > a:
+    whole = all(v == int(v) and v >= 1 for v in (a, b)) and max(a, b) >= 10
+    if operators not in (["+"], ["-"]) or not whole or (operators == ["-"] and b > a):
         return clause
     a, b = int(a), int(b)
     return f"{a} {operators[0]} {b}: {', '.join(column_steps(a, operators[0], b))}; {clause}"

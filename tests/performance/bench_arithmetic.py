@@ -135,9 +135,9 @@ def held_out_worksheets(model, tokenizer, form: str, count: int = 32) -> dict[st
     return {op: right[op] / asked[op] for op in sorted(asked)}
 
 
-def written_steps(samples_dir: Path, distinct: bool = False) -> dict[str, dict[str, tuple[int, int]]]:
-    """{model label: step_breakdown of every output in its *.jsonl}: recipes/evaluate.py writes samples/<model>/ for
-    --tasks and samples/<suite>/<model>/ for suites; the label is that folder's path under `samples_dir`."""
+def sample_outputs(samples_dir: Path) -> dict[str, list]:
+    """{model label: every output in its *.jsonl}: recipes/evaluate.py writes samples/<model>/ for --tasks and
+    samples/<suite>/<model>/ for suites; the label is that folder's path under `samples_dir`."""
     if not samples_dir.is_dir():
         raise UserError(f"--samples {samples_dir}: no such directory")
     folders = sorted({f.parent for f in samples_dir.rglob("*.jsonl")})
@@ -154,7 +154,7 @@ def written_steps(samples_dir: Path, distinct: bool = False) -> dict[str, dict[s
                     raise UserError(
                         f"{path}:{number}: not an evaluation sample (a JSON object with an 'output')"
                     ) from None
-        found[str(folder.relative_to(samples_dir))] = step_breakdown(outputs, distinct)
+        found[str(folder.relative_to(samples_dir))] = outputs
     return found
 
 
@@ -228,7 +228,8 @@ def main() -> None:
     forms = args.drill_forms.split(",") if args.drill_steps else []
     if unknown := [f for f in forms if f not in DRILL_FORMS]:
         parser.error(f"--drill-forms: unknown {', '.join(unknown)} (known: {', '.join(DRILL_FORMS)})")
-    models, drill_forms = {"base": None}, {}  # {label: adapter dir}, {drills label: its form}
+    models = {} if args.no_probe else {"base": None}  # {label: adapter dir}
+    drill_forms = {}  # {drills label: its form}
     for run in map(read_adapter_run, filter(None, args.runs.split(","))):  # a finished LoRA run, or one line
         check_adapter_base(run)
         if run.has_modules:  # load() attaches the LoRA only: probing without the modules would misreport the run
@@ -236,10 +237,9 @@ def main() -> None:
         if run.run_dir.name in models or run.run_dir.name.startswith("drills-"):
             parser.error(f"--runs: {run.run_dir} would be labelled {run.run_dir.name!r}, taken or reserved")
         models[run.run_dir.name] = str(run.run_dir)
-    written = written_steps(args.samples) if args.samples else {}  # read first: a bad path fails before any work
-    distinct = written_steps(args.samples, distinct=True) if args.samples else {}
-    if args.no_probe:
-        models = {}
+    outputs = sample_outputs(args.samples) if args.samples else {}  # read first: a bad path fails before any work
+    written = {label: step_breakdown(texts) for label, texts in outputs.items()}
+    distinct = {label: step_breakdown(texts, distinct=True) for label, texts in outputs.items()}
 
     items, pieces = probe_items(args.per_class, args.seed), split_items(args.per_class, args.seed)
     for form in forms:
