@@ -58,11 +58,11 @@ def main(argv=None) -> None:
         for seed in [None] if arm == "base" else range(args.seeds):
             name = ablation.run_name(arm, seed)
             run_dir, eval_dir = args.runs / name, args.out / "evals" / name
-            if arm != "base" and not ablation.finished(run_dir):
+            if arm != "base" and ablation.finished(run_dir):
+                ablation.check_reusable(run_dir, args.steps, extra)
+            elif arm != "base":
                 block = recipe.get("cognitive_modules")
                 run(ablation.train_command(args.config, arm, seed, run_dir, block, args.steps, extra))  # resumes
-            elif arm != "base":
-                ablation.check_reusable(run_dir, args.steps, extra)
             if not (eval_dir / "results.json").exists():
                 base = str(recipe.get("model_name_or_path"))
                 run(ablation.eval_command(arm, base, run_dir, eval_dir, args.suite, args.limit, args.eval_args.split()))

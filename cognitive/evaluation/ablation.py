@@ -164,7 +164,8 @@ def check_reusable(run_dir: Path, steps: int | None, extra=()) -> None:
     config = load_yaml_mapping(Path(run_dir) / "run_config.yaml", "run config")
     wanted = dict(zip(extra[0::2], extra[1::2])) | ({"--max_steps": str(steps)} if steps else {})
     for flag, value in wanted.items():
-        key, have = flag.removeprefix("--"), config.get(flag.removeprefix("--"))
+        key = flag.removeprefix("--")
+        have = config.get(key)
         if str(have) != value and have != yaml.safe_load(value):
             raise UserError(f"{run_dir}: finished with {key}: {have!r}, not {value}; use another --runs for these")
 
