@@ -57,6 +57,9 @@ class TaskType:
     # these phrasings, no system prompt. Never one of the plain requests: the plain suite stays unseen wording.
     train_requests: tuple[str, ...] = ()
     transfer: tuple[TransferTask, ...] = ()  # third-party tasks of this type (the cognitive_transfer group)
+    # Third-party tasks of this type to train on (recipe setting practice_problems, cognitive/data/practice.py):
+    # never a transfer task, so the transfer suite stays problems no training row comes from.
+    practice: tuple[TransferTask, ...] = ()
     standard: tuple[str, ...] = ()  # stock lm-eval tasks of this skill (the cognitive_standard group; needs the Hub)
     fast_check: bool = True  # in the in-training check (False: trained answers too long for it)
     # The correctness reward of RL (cognitive/rl/rewards.py): {metric: weight} over the scorer's metrics, weights
@@ -119,6 +122,10 @@ TASK_TYPES: tuple[TaskType, ...] = (
                 ),
             ),
             TransferTask("gsm_symbolic"),
+        ),
+        practice=(
+            TransferTask("leg_counting", dict(min_animals=2, max_animals=4, max_instances=12)),
+            TransferTask("products", dict(min_digits=1, max_digits=2)),
         ),
         standard=("gsm8k_cot_zeroshot",),
     ),
@@ -183,6 +190,7 @@ TASK_TYPES: tuple[TaskType, ...] = (
             ),
             TransferTask("game_of_life", dict(grid_size_x=4, grid_size_y=4, filled_cells=4, simulation_steps=1)),
         ),
+        practice=(TransferTask("spell_backward", dict(min_word_len=3, max_word_len=8)),),
         standard=("bbh_cot_zeroshot_tracking_shuffled_objects_three_objects",),
     ),
     TaskType(
@@ -208,6 +216,7 @@ TASK_TYPES: tuple[TaskType, ...] = (
             TransferTask("knights_knaves", dict(n_people=2, depth_constraint=2, width_constraint=2)),
             TransferTask("zebra_puzzles", dict(num_people=3, num_characteristics=3)),
         ),
+        practice=(TransferTask("syllogism"),),
         standard=("bbh_cot_zeroshot_logical_deduction_three_objects",),
     ),
     TaskType(
@@ -228,6 +237,7 @@ TASK_TYPES: tuple[TaskType, ...] = (
             TransferTask("needle_haystack", dict(min_num_statements=10, max_num_statements=30)),
             TransferTask("family_relationships", dict(min_family_size=3, max_family_size=5)),
         ),
+        practice=(TransferTask("letter_counting", dict(min_words=5, max_words=10)),),
         standard=("babi",),
     ),
 )
@@ -261,6 +271,11 @@ def plain_tasks() -> list[str]:
 def transfer_tasks() -> list[TransferTask]:
     """Every third-party transfer task, in registry order (the group `cognitive_transfer`)."""
     return [x for t in TASK_TYPES for x in t.transfer]
+
+
+def practice_tasks() -> list[TransferTask]:
+    """Every third-party task training may practise on, in registry order (cognitive/data/practice.py)."""
+    return [x for t in TASK_TYPES for x in t.practice]
 
 
 def type_of(eval_task: str) -> TaskType:

@@ -112,12 +112,25 @@ class ScriptArguments(RunArguments):
             "0: none."
         },
     )
+    practice_problems: float = field(
+        default=0.0,
+        metadata={
+            "help": "The share of training rows that are third-party practice problems (cognitive.data.practice: "
+            "reasoning-gym datasets the transfer suite does not hold, answered with verified working); 0: none."
+        },
+    )
 
     def __post_init__(self):
         super().__post_init__()
-        share = self.arithmetic_drills
-        if isinstance(share, bool) or not isinstance(share, int | float) or not 0 <= share < 1:
-            raise UserError(f"arithmetic_drills: {share!r}; a share of the training rows, at least 0 and below 1")
+        for key in ("arithmetic_drills", "practice_problems"):
+            share = getattr(self, key)
+            if isinstance(share, bool) or not isinstance(share, int | float) or not 0 <= share < 1:
+                raise UserError(f"{key}: {share!r}; a share of the training rows, at least 0 and below 1")
+        if self.arithmetic_drills + self.practice_problems >= 1:
+            raise UserError(
+                f"arithmetic_drills + practice_problems: {self.arithmetic_drills} + {self.practice_problems}; "
+                "together a share of the training rows below 1 (the records need some)"
+            )
 
 
 @dataclass

@@ -7,7 +7,8 @@ Each record becomes a *conversational prompt-completion* pair:
 in the recipe's styles (cognitive/data/response.py): `prompt_styles` weights the guide's system + user prompt, a
 user-only prompt and a plain question (each record's style picked by its id, so a dataset renders the same every
 time); `response_style` is the guide's layout, the concise one or the concise one with column working;
-`arithmetic_drills` mixes that share of arithmetic worksheets (cognitive.data.drills) into the training rows.
+`arithmetic_drills` mixes that share of arithmetic worksheets (cognitive.data.drills) into the training rows, and
+`practice_problems` that share of third-party practice problems (cognitive.data.practice).
 
 SFTTrainer renders both with the base's chat template and computes the loss on the completion tokens only
 (`completion_only_loss`, on by default for prompt-completion data). That is "loss on the assistant
@@ -25,6 +26,7 @@ import random
 from pathlib import Path
 
 from cognitive.data.drills import drill_rows
+from cognitive.data.practice import practice_rows
 from cognitive.data.response import PROMPT_STYLES, RESPONSE_STYLES, prompt_messages, render_response
 from cognitive.data.schema import CognitiveTrainingExample, iter_jsonl
 from cognitive.errors import UserError
@@ -113,14 +115,17 @@ def sft_dataset(examples: list[CognitiveTrainingExample], aux_labels=None, promp
 DRILL_STEPS = 6  # steps per worksheet mixed into training: ~60 tokens answered directly, ~200 in columns
 
 
-def with_drills(train, share: float, response_style: str, aux_labels=None):
-    """`train` and arithmetic worksheets (cognitive.data.drills) making up `share` of the rows, answered with column
-    working when the response style is column, else directly; with aux labels a worksheet has none (no steps,
-    states or actions to label). The trainer shuffles the rows."""
+def with_extra_rows(train, response_style: str, drills: float = 0.0, practice: float = 0.0, aux_labels=None):
+    """`train` and rows beside the records, each kind making up its share of all the rows: arithmetic worksheets
+    (`drills`, cognitive.data.drills) and third-party practice problems (`practice`, cognitive.data.practice), both
+    with column working when the response style is column; with aux labels they carry none (no steps, states or
+    actions to label). The trainer shuffles the rows."""
     from datasets import Dataset, concatenate_datasets
 
-    count = round(len(train) * share / (1 - share))
-    rows = drill_rows(count, DRILL_STEPS, "column" if response_style == "column" else "direct")
+    column = response_style == "column"
+    rest = 1 - drills - practice
+    rows = drill_rows(round(len(train) * drills / rest), DRILL_STEPS, "column" if column else "direct")
+    rows += practice_rows(round(len(train) * practice / rest), column)
     if aux_labels is not None:
         from cognitive.train.aux_labels import SPANS_COLUMN
 
@@ -137,8 +142,8 @@ def load_sft_datasets(script_args, resolved):
         raise UserError(f"{', '.join(map(str, resolved.train_files))}: no training records")
     styles = (resolved.prompt_styles, script_args.response_style)
     train = sft_dataset(train_examples, resolved.aux_labels, *styles)
-    if script_args.arithmetic_drills:
-        train = with_drills(train, script_args.arithmetic_drills, script_args.response_style, resolved.aux_labels)
+    shares = dict(drills=script_args.arithmetic_drills, practice=script_args.practice_problems)
+    train = with_extra_rows(train, script_args.response_style, **shares, aux_labels=resolved.aux_labels)
     if not resolved.eval_files:
         return train, None
     evaluation = load_examples(resolved.eval_files, script_args.max_eval_examples)

@@ -166,3 +166,14 @@ def test_arithmetic_drills_is_a_share_below_one(value):
         parse_sft_args(["--config", recipe, "--arithmetic_drills", value])
     script_args, _, _ = parse_sft_args(["--config", recipe, "--arithmetic_drills", "0.2"])
     assert script_args.arithmetic_drills == 0.2
+
+
+@pytest.mark.parametrize("value", ["-0.1", "1"])
+def test_practice_problems_is_a_share_below_one_and_leaves_room_for_the_records(value):
+    recipe = str(ROOT / "recipes/configs/demo_cpu.yaml")
+    with pytest.raises(UserError, match=f"practice_problems: {float(value)!r}; a share of the training rows"):
+        parse_sft_args(["--config", recipe, "--practice_problems", value])
+    with pytest.raises(UserError, match=r"arithmetic_drills \+ practice_problems: 0.5 \+ 0.5; together"):
+        parse_sft_args(["--config", recipe, "--practice_problems", "0.5", "--arithmetic_drills", "0.5"])
+    script_args, _, _ = parse_sft_args(["--config", recipe, "--practice_problems", "0.3", "--arithmetic_drills", "0.2"])
+    assert (script_args.practice_problems, script_args.arithmetic_drills) == (0.3, 0.2)

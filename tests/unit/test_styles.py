@@ -201,15 +201,15 @@ def test_one_style_by_name():
 
 @pytest.mark.parametrize("response_style, form_mark", [("column", ": "), ("concise", " = ")])
 def test_arithmetic_drills_are_that_share_of_the_rows_in_the_styles_working(response_style, form_mark):
-    """with_drills adds worksheets making up the share of the rows, the same ones every time, answered with column
+    """with_extra_rows adds worksheets making up the share of the rows, the same ones every time, answered with column
     working in the column style and directly otherwise; every step they write holds."""
-    from cognitive.train.sft_data import DRILL_STEPS, sft_dataset, with_drills
+    from cognitive.train.sft_data import DRILL_STEPS, sft_dataset, with_extra_rows
 
     train = sft_dataset(records(1), response_style=response_style)
-    mixed = with_drills(train, 0.25, response_style)
+    mixed = with_extra_rows(train, response_style, drills=0.25)
     drills = [row for row in mixed if row["prompt"][0]["content"].startswith("Work these out:")]
     assert len(mixed) == len(train) + len(drills) and len(drills) == round(len(train) / 3)
-    assert [row for row in with_drills(train, 0.25, response_style) if row not in train] == drills  # deterministic
+    assert [row for row in with_extra_rows(train, response_style, drills=0.25) if row not in train] == drills
     for row in drills:
         answer = row["completion"][0]["content"]
         assert len(answer.splitlines()) == DRILL_STEPS
