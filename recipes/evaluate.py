@@ -11,8 +11,9 @@ Suites (cognitive.evaluation.harness.SUITES; default: the offline ones, cognitiv
     standard   stock lm-eval benchmarks of the same skills (needs the Hugging Face Hub)
 Each has CPU-sized default document counts (--limit N or --limit all to change them); every score comes with its
 standard error. `--tasks` runs named tasks instead of suites; `--fast` is the in-training check. `--split validation`
-asks the cognitive and plain suites fresh generator problems instead of the eval snapshots: choose settings on it,
-report on the snapshots (cognitive/evaluation/snapshots.py).
+asks the offline suites fresh problems instead of the eval snapshots (our generators' from other seeds, reasoning-gym's
+from TRANSFER_VALIDATION_SEED): choose settings on it, report on the snapshots (cognitive/evaluation/snapshots.py,
+cognitive/evaluation/transfer.py).
 
 Every model runs through lm_eval's Python API (the equivalent `lm_eval` command is printed before it; a modules run
 is the base with its cognitive modules and LoRA adapter loaded, which the CLI cannot do). Writes (into <out>.partial,
@@ -45,8 +46,8 @@ def main(argv=None) -> None:
         "--split",
         choices=EVAL_SPLITS,
         default="test",
-        help="the cognitive and plain suites' documents: test (the eval snapshots; report on these) or validation "
-        "(fresh generator problems; choose settings on these)",
+        help="the offline suites' documents: test (the eval snapshots; report on these) or validation "
+        "(fresh problems; choose settings on these)",
     )
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-gen-toks", type=int, default=None, help="override every task's max_gen_toks")

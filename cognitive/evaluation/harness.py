@@ -58,7 +58,8 @@ class Suite:
     limit: int | None
     max_gen_toks: int | None = None
     needs_hub: bool = False  # its datasets come from the Hugging Face Hub
-    generated: bool = False  # its documents come from our generators: --difficulty and --split apply
+    generated: bool = False  # its documents come from our generators: --difficulty applies
+    validation: bool = False  # it has a validation split (--split validation)
 
 
 SUITES = {
@@ -70,6 +71,7 @@ SUITES = {
             "our generators' problems, our system prompt and answer format",
             limit=6,
             generated=True,
+            validation=True,
         ),
         Suite(
             "plain",
@@ -78,8 +80,15 @@ SUITES = {
             limit=12,
             max_gen_toks=768,
             generated=True,
+            validation=True,
         ),
-        Suite("transfer", "cognitive_transfer", "third-party problems (reasoning-gym), their scorers", limit=20),
+        Suite(
+            "transfer",
+            "cognitive_transfer",
+            "third-party problems (reasoning-gym), their scorers",
+            limit=20,
+            validation=True,
+        ),
         Suite(
             "standard",
             "cognitive_standard",
@@ -470,13 +479,13 @@ def evaluate_suites(
 ) -> dict:
     """Every model on every suite: {model label: {suite: {"headline", "headline_stderr", "types", "scores",
     "documents", "wall_s", "limit", "command"}}}. `limit`: documents per task (None: each suite's default, "all":
-    whole snapshots); `max_gen_toks` overrides every task's (None: each suite's default); `difficulty` and `split`
-    (test or validation: cognitive.evaluation.snapshots) apply to the suites of generated documents."""
+    whole snapshots); `max_gen_toks` overrides every task's (None: each suite's default); `difficulty` applies to the
+    suites of generated documents, `split` (test or validation) to the suites that have one."""
     chosen = [SUITES[s] for s in suites]
-    if parse_split(split) != "test" and (other := [s.name for s in chosen if not s.generated]):
+    if parse_split(split) != "test" and (other := [s.name for s in chosen if not s.validation]):
         raise UserError(
-            f"the {other[0]} suite has no {split} split (only the suites of our generators' documents have one: "
-            f"{', '.join(s.name for s in SUITES.values() if s.generated)})"
+            f"the {other[0]} suite has no {split} split (only these have one: "
+            f"{', '.join(s.name for s in SUITES.values() if s.validation)})"
         )
     if any(s.needs_hub for s in chosen):
         check_hub()
@@ -484,7 +493,7 @@ def evaluate_suites(
     for suite in chosen:
         suite_limit = None if limit == "all" else (limit if limit is not None else suite.limit)
         tokens = max_gen_toks or suite.max_gen_toks
-        metadata = doc_metadata(difficulty, split) if suite.generated else None
+        metadata = doc_metadata(difficulty if suite.generated else None, split) if suite.validation else None
         results = compare(
             specs,
             [suite.group],

@@ -38,6 +38,7 @@ from cognitive.data.schema import CognitiveTrainingExample, DifficultyLevel, ite
 from cognitive.errors import ArgumentParser, UserError
 from cognitive.evaluation.pinning import (
     DATA_DIR,
+    EVAL_SPLITS,
     GENERATED,
     STANDARD_DIR,
     TASKS_DIR,
@@ -51,8 +52,6 @@ from cognitive.evaluation.transfer import write_transfer_snapshot
 # The difficulties a snapshot holds (expert problems are left out: beyond the models this project trains).
 SNAPSHOT_DIFFICULTIES = (DifficultyLevel.BASIC, DifficultyLevel.INTERMEDIATE, DifficultyLevel.ADVANCED)
 DOCS_PER_DIFFICULTY = 200
-# The splits of the cognitive and plain tasks: the pinned snapshots (test) and documents built on load (validation).
-EVAL_SPLITS = ("test", "validation")
 
 
 def eval_seed(task: str, difficulty: DifficultyLevel, index: int, seeds: range = EVAL_SEEDS) -> int:

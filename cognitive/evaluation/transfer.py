@@ -17,6 +17,12 @@ reasoning-gym's own `score_answer` scores it:
               answer: a format reward, not a correct answer)
     answered  a non-empty answer could be read
     step_accuracy  the share of the reply's arithmetic steps that hold (when it writes any; see scoring.py)
+
+The validation split (`--metadata '{"split": "validation"}'`, `recipes/evaluate.py --split validation`) is the same
+datasets drawn with TRANSFER_VALIDATION_SEED, without a question of the snapshot: fresh third-party problems to choose
+settings on (an interpolation weight, a step count) so that the test snapshots are never tuned on. It is generated
+when loaded, not pinned: a reasoning-gym release that changes its generators changes it (the test split would fail
+its sha256 check instead).
 """
 
 from __future__ import annotations
@@ -29,12 +35,22 @@ from pathlib import Path
 
 from cognitive import tasks
 from cognitive.atomic import write_text
-from cognitive.evaluation.pinning import DATA_DIR, TASKS_DIR, check_pinned, file_sha256, write_generated_yaml
+from cognitive.evaluation.pinning import (
+    DATA_DIR,
+    EVAL_SPLITS,
+    TASKS_DIR,
+    check_pinned,
+    file_sha256,
+    write_generated_yaml,
+)
 from cognitive.evaluation.scoring import final_answer_text, step_metrics
 
 log = logging.getLogger(__name__)
 
 TRANSFER_SEED = 2026  # the snapshots' reasoning-gym seed (disjoint from nothing we generate: other generators)
+# The validation split's. reasoning-gym draws item i with seed + i, so the two ranges must not overlap (2027 would
+# repeat 99 of chain_sum's 100 test questions); practice problems use other datasets (cognitive/data/practice.py).
+TRANSFER_VALIDATION_SEED = 1_000_000
 TRANSFER_DOCS = 100  # documents per transfer task in its snapshot
 TRANSFER_REQUEST = "Put your final answer on its own line at the end."
 
@@ -48,22 +64,23 @@ def transfer_task(name: str) -> tasks.TransferTask:
 
 
 @functools.cache
-def dataset(name: str, size: int = TRANSFER_DOCS):
+def dataset(name: str, size: int = TRANSFER_DOCS, seed: int = TRANSFER_SEED):
     """The reasoning-gym dataset of a transfer task (its generator and its scorer)."""
     import reasoning_gym
 
     task = transfer_task(name)
-    return reasoning_gym.create_dataset(task.name, size=size, seed=TRANSFER_SEED, **task.config)
+    return reasoning_gym.create_dataset(task.name, size=size, seed=seed, **task.config)
 
 
 # ------------------------------------------------------------------------------------------------ snapshots
-def build_transfer_snapshot(name: str, size: int = TRANSFER_DOCS) -> list[dict]:
+def build_transfer_snapshot(name: str, size: int = TRANSFER_DOCS, seed: int = TRANSFER_SEED) -> list[dict]:
     """The snapshot's documents: reasoning-gym's entries with an id (metadata made JSON-safe)."""
     task = transfer_task(name)
+    prefix = task.name if seed == TRANSFER_SEED else f"{task.name}-seed{seed}"
     entries = []
-    for i, entry in enumerate(dataset(task.name, size)):
+    for i, entry in enumerate(dataset(task.name, size, seed)):
         row = {
-            "id": f"{task.name}-{i}",
+            "id": f"{prefix}-{i}",
             "question": entry["question"],
             "answer": entry["answer"],
             "metadata": entry.get("metadata", {}),
@@ -76,24 +93,40 @@ def snapshot_text(entries: list[dict]) -> str:
     return "".join(json.dumps(e, sort_keys=True, ensure_ascii=False) + "\n" for e in entries)
 
 
+def validation_entries(name: str) -> list[dict]:
+    """The validation split of a transfer task: its datasets drawn with TRANSFER_VALIDATION_SEED, laid out as the
+    snapshot, without a question of the snapshot (whitespace and case aside)."""
+    task = transfer_task(name)
+
+    def key(question: str) -> str:
+        return " ".join(question.lower().split())
+
+    test = {key(json.loads(line)["question"]) for line in snapshot_path(task).read_text().splitlines()}
+    drawn = build_transfer_snapshot(task.name, seed=TRANSFER_VALIDATION_SEED)
+    return [e for e in drawn if key(e["question"]) not in test]
+
+
 def load_transfer_docs(task: str, **metadata):
-    """The `custom_dataset` of a transfer task (through eval/tasks/transfer/utils.py): its snapshot (sha256 checked
-    against the YAML's metadata) as lm-eval documents {id, task, prompt, answer, entry}. It has only the test split:
-    `--metadata '{"split": "validation"}'` ends the run with a one-line error, exit 2 (not the snapshot in its place).
-    A `difficulty` in the metadata is for the cognitive tasks beside it (the in-training check) and is ignored."""
+    """The `custom_dataset` of a transfer task (through eval/tasks/transfer/utils.py) as lm-eval documents {id, task,
+    prompt, answer, entry}: the test split is its snapshot (sha256 checked against the YAML's metadata), `--metadata
+    '{"split": "validation"}'` the validation split (validation_entries); another split ends the run with a one-line
+    error, exit 2. A `difficulty` in the metadata is for the cognitive tasks beside it (the in-training check) and is
+    ignored."""
     from datasets import Dataset, DatasetDict
 
-    if (split := metadata.get("split") or "test") != "test":
-        print(
-            f"error: --metadata split '{split}': {task} has only the test split (a reasoning-gym snapshot)",
-            file=sys.stderr,
-        )
+    split = metadata.get("split") or "test"
+    if split not in EVAL_SPLITS:
+        print(f"error: --metadata split '{split}' is not one of {', '.join(EVAL_SPLITS)}", file=sys.stderr)
         raise SystemExit(2)
     transfer = transfer_task(task)
     path = snapshot_path(transfer)
     check_pinned(path, metadata.get("snapshot_sha256"), task_yaml_path(transfer))
+    if split == "test":
+        lines = path.read_text().splitlines()
+    else:
+        lines = [json.dumps(e, sort_keys=True, ensure_ascii=False) for e in validation_entries(transfer.name)]
     docs = []
-    for line in path.read_text().splitlines():
+    for line in lines:
         entry = json.loads(line)
         prompt = f"{entry['question'].rstrip()}\n\n{TRANSFER_REQUEST}"
         docs.append(

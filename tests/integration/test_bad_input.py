@@ -155,11 +155,10 @@ def cases(tmp_path: Path, tiny_model_dir, cot_data_dir) -> dict[str, Case]:
             "difficulty 'hard' is not one of basic, intermediate, advanced, expert",
             [out],
         ),
-        "evaluate: validation split of the transfer suite": Case(
+        "evaluate: validation split of the standard suite": Case(
             "evaluate",
-            ["--base", str(tiny_model_dir("llama")), "--split", "validation", "--out", str(out)],
-            "the transfer suite has no validation split (only the suites of our generators' documents have one: "
-            "cognitive, plain)",
+            ["--base", str(tiny_model_dir("llama")), "--suite", "standard", "--split", "validation", "--out", str(out)],
+            "the standard suite has no validation split (only these have one: cognitive, plain, transfer)",
             [out],
         ),
         "evaluate: not a run": Case(
@@ -197,7 +196,7 @@ CASE_IDS = [
     "sft: missing base",
     "sft: missing dataset",
     "evaluate: unknown difficulty",
-    "evaluate: validation split of the transfer suite",
+    "evaluate: validation split of the standard suite",
     "evaluate: not a run",
     "merge: base with its own code",
     "merge: no run",

@@ -79,19 +79,30 @@ def test_split_metadata_reaches_the_loader():
 
 
 def test_evaluate_recipe_on_the_validation_split(tiny_model_dir, tmp_path):
-    """--split validation: the cognitive and plain suites score validation documents, and the report says so."""
+    """--split validation: every offline suite scores validation documents (our generators' from VALIDATION_SEEDS,
+    reasoning-gym's from TRANSFER_VALIDATION_SEED), and the report says so."""
     import recipes.evaluate as recipe
     from cognitive.data.generators import VALIDATION_SEEDS
+    from cognitive.evaluation.transfer import TRANSFER_VALIDATION_SEED
 
     out = tmp_path / "eval"
-    argv = ["--base", str(tiny_model_dir("llama")), "--suite", "cognitive,plain", "--split", "validation"]
+    argv = ["--base", str(tiny_model_dir("llama")), "--suite", "cognitive,plain,transfer", "--split", "validation"]
     recipe.main([*argv, "--limit", "1", "--difficulty", "basic", "--max-gen-toks", "8", "--out", str(out)])
     report = json.loads((out / "results.json").read_text())
     assert report["settings"]["split"] == "validation"
-    assert '"split": "validation"' in report["suites"]["base"]["plain"]["command"]
-    samples = [json.loads(line) for f in (out / "samples").rglob("*.jsonl") for line in f.read_text().splitlines()]
-    assert len(samples) == 2 * len(TASK_TYPES)
-    assert all(int(s["id"].rsplit("-", 1)[1]) in VALIDATION_SEEDS and s["difficulty"] == "basic" for s in samples)
+    for suite in ("plain", "transfer"):
+        assert '"split": "validation"' in report["suites"]["base"][suite]["command"], suite
+
+    def samples(suite):
+        files = (out / "samples" / suite).rglob("*.jsonl")
+        return [json.loads(line) for f in files for line in f.read_text().splitlines()]
+
+    ours = samples("cognitive") + samples("plain")
+    assert len(ours) == 2 * len(TASK_TYPES)
+    assert all(int(s["id"].rsplit("-", 1)[1]) in VALIDATION_SEEDS and s["difficulty"] == "basic" for s in ours)
+    transfer = samples("transfer")
+    assert len(transfer) == len(transfer_tasks())
+    assert all(f"-seed{TRANSFER_VALIDATION_SEED}-" in s["id"] for s in transfer)
 
 
 @pytest.mark.parametrize(

@@ -55,17 +55,33 @@ def test_transfer_snapshot_loads_and_refuses_a_changed_one(task, tmp_path, monke
         utils("transfer").load_docs(task=task.eval_task, **meta)
 
 
-def test_transfer_tasks_refuse_a_validation_split(capsys):
-    """No validation split for reasoning-gym's snapshots: one line and exit 2, not the test documents in its place."""
+@pytest.mark.parametrize("task", TRANSFER, ids=lambda t: t.name)
+def test_transfer_validation_split_is_fresh_reasoning_gym_problems(task):
+    """--metadata split validation: the task's reasoning-gym problems from TRANSFER_VALIDATION_SEED, none of them a
+    test question, the same on every load, asked and scored like the test split (the right answer scores 1)."""
+    meta = load_yaml(transfer.task_yaml_path(task), resolve_func=False)["metadata"]
+    docs = list(utils("transfer").load_docs(task=task.eval_task, **meta, split="validation")["test"])
+    test = transfer_docs(task)
+    assert len(docs) >= 0.9 * transfer.TRANSFER_DOCS and len({d["id"] for d in docs}) == len(docs)
+    assert not {d["prompt"] for d in docs} & {d["prompt"] for d in test}
+    assert not {d["id"] for d in docs} & {d["id"] for d in test}
+    assert all(d["prompt"].endswith(transfer.TRANSFER_REQUEST) for d in docs)
+    again = utils("transfer").load_docs(task=task.eval_task, **meta, split="validation")["test"]
+    assert [d["id"] for d in docs] == again["id"]
+    process = utils("transfer").process_results
+    for doc in docs[:5]:
+        assert process(doc, [f"Working.\n{doc['answer']}"])["score"] == 1.0, (task.name, doc["id"])
+
+
+def test_transfer_tasks_refuse_another_split(capsys):
+    """A split that is neither test nor validation: one line and exit 2, not the test documents in its place."""
     task = TRANSFER[0]
     meta = load_yaml(transfer.task_yaml_path(task), resolve_func=False)["metadata"]
     assert len(utils("transfer").load_docs(task=task.eval_task, **meta, split="test")["test"]) == transfer.TRANSFER_DOCS
     with pytest.raises(SystemExit) as exit_info:
-        utils("transfer").load_docs(task=task.eval_task, **meta, split="validation")
+        utils("transfer").load_docs(task=task.eval_task, **meta, split="dev")
     assert exit_info.value.code == 2
-    assert capsys.readouterr().err == (
-        f"error: --metadata split 'validation': {task.eval_task} has only the test split (a reasoning-gym snapshot)\n"
-    )
+    assert capsys.readouterr().err == "error: --metadata split 'dev' is not one of test, validation\n"
 
 
 @pytest.mark.parametrize("task", TRANSFER, ids=lambda t: t.name)
