@@ -148,6 +148,11 @@ class ModelSpec:
         return cls(label or f"modules:{run.run_dir.name}", run.base, peft=peft, cognitive_run=str(run.run_dir))
 
 
+def samples_folder(label: str) -> str:
+    """The folder of a model's samples under an evaluation's samples dir (its label, ':' made '_')."""
+    return label.replace(":", "_")
+
+
 def _tasks_dir_arg() -> str:
     cwd = Path.cwd()
     return str(TASKS_DIR.relative_to(cwd)) if TASKS_DIR.is_relative_to(cwd) else str(TASKS_DIR)
@@ -354,7 +359,7 @@ def compare(
         )
         wall = time.time() - started
         if samples_dir is not None:
-            write_samples(results, Path(samples_dir) / spec.label.replace(":", "_"))
+            write_samples(results, Path(samples_dir) / samples_folder(spec.label))
         documents = sum(n["effective"] for n in results["n-samples"].values())
         out[spec.label] = {
             "scores": flatten_scores(results),

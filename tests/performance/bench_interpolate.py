@@ -33,7 +33,7 @@ from bench_arithmetic import sample_outputs  # noqa: E402
 
 from cognitive.evaluation.ablation import mean_and_spread  # noqa: E402
 from cognitive.evaluation.arithmetic import step_breakdown  # noqa: E402
-from cognitive.evaluation.harness import plus_minus  # noqa: E402
+from cognitive.evaluation.harness import plus_minus, samples_folder  # noqa: E402
 from cognitive.plots import plot_interpolation  # noqa: E402
 from cognitive.release.interpolate import choose_alpha  # noqa: E402
 from cognitive.train.run import read_run  # noqa: E402
@@ -61,9 +61,12 @@ def label(model: str) -> str:
 
 
 def pooled_steps(samples: Path, model: str) -> tuple[int, int]:
-    """(true, all) "a op b = c" steps over every sample of `model` under an evaluation's samples dir."""
-    outputs = sample_outputs(samples)
-    written = [o for folder, found in outputs.items() if Path(folder).name == label(model) for o in found]
+    """(true, all) "a op b = c" steps over every sample of `model` under an evaluation's samples dir (an error when
+    it has none: a wrong folder name must not read as a model that writes no steps)."""
+    folder = samples_folder(label(model))
+    written = [o for path, found in sample_outputs(samples).items() if Path(path).name == folder for o in found]
+    if not written:
+        sys.exit(f"{samples}: no samples of {label(model)}")
     counts = step_breakdown(written).values()
     return sum(t for t, _ in counts), sum(n for _, n in counts)
 
