@@ -18,8 +18,8 @@ verdicts, the step accuracy of those that write arithmetic (`cognitive_reasoning
 that state the final answer on their first line, before any working; the target (two types up, none down, within
 --budget-min of GRPO per seed) may be met on either measurement, with no type down on the other.
 Also steps/min, the generation share of the step time (the log's generation_time / step_time), and peak RSS beside
-the memory estimate. `--split validation` scores fresh generator problems instead of the eval snapshots (the
-cognitive and plain suites only): choose settings there, report on the snapshots. Finished runs and evaluations are
+the memory estimate. `--split validation` scores fresh problems instead of the eval snapshots (every offline
+suite has them): choose settings there, report on the snapshots. Finished runs and evaluations are
 reused (an interrupted benchmark resumes). Writes
 <out>/results.json, table.md and grpo.png (start vs GRPO per type).
 """
