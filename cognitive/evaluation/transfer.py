@@ -98,7 +98,7 @@ def validation_entries(name: str) -> list[dict]:
     snapshot, without a question of the snapshot (whitespace and case aside)."""
     task = transfer_task(name)
 
-    def key(question: str) -> str:
+    def key(question: str) -> str:  # not filters.normalize_text: it drops punctuation, so "0 - 2" would equal "0 + 2"
         return " ".join(question.lower().split())
 
     test = {key(json.loads(line)["question"]) for line in snapshot_path(task).read_text().splitlines()}

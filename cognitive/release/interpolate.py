@@ -47,12 +47,15 @@ def check_linear(adapter_config: dict, path: Path) -> None:
             raise UserError(f"{path}: {key} is set: {what} cannot be interpolated by scaling lora_B")
 
 
+def is_lora_b(key: str) -> bool:
+    return any(marker in key for marker in LORA_B_KEYS)
+
+
 def scale_lora(tensors: dict, alpha: float) -> dict:
     """The adapter's tensors with every lora_B tensor times alpha (the others as they are)."""
-    scaled = {k: (v * alpha if any(m in k for m in LORA_B_KEYS) else v) for k, v in tensors.items()}
-    if not any(any(m in k for m in LORA_B_KEYS) for k in tensors):
+    if not any(is_lora_b(k) for k in tensors):
         raise UserError("the adapter holds no lora_B tensor: nothing to interpolate")
-    return scaled
+    return {k: (v * alpha if is_lora_b(k) else v) for k, v in tensors.items()}
 
 
 def scale_gates(tensors: dict, alpha: float) -> dict:

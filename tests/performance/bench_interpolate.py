@@ -97,13 +97,14 @@ def main() -> None:
 
     # 2. validation
     val_suites = args.val_suites.split(",")
-    val = []  # per seed: {alpha: {suite: summary}}, and the base's
+    val = []  # per seed: {alpha: {suite: summary}}
     for k in range(len(runs)):
         models = (["base"] if k == 0 else []) + [model(k, a) for a in alphas]
         extra = ["--suite", args.val_suites, "--split", "validation", "--limit", args.val_limit]
         found = evaluate(models, args.out / f"val-s{k}", args, extra)["suites"]
-        val.append({a: found[label(model(k, a))] for a in alphas} | ({"base": found["base"]} if k == 0 else {}))
-    val_base = val[0].pop("base")
+        val.append({a: found[label(model(k, a))] for a in alphas})
+        if k == 0:
+            val_base = found["base"]
 
     # 3. the rule
     def val_score(by_suite: dict) -> float:
