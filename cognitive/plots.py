@@ -245,3 +245,36 @@ def plot_interpolation(curves: dict[str, dict[float, tuple]], base: dict[str, fl
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return Path(path)
+
+
+def plot_paired(results: dict[str, dict], path: str | Path) -> Path:
+    """Tuned minus base per arm (cognitive.evaluation.paired.paired_difference results, {arm: result}): one row per
+    arm and one marker per task type and the headline, whiskers = the bootstrap interval over documents; the zero
+    line is the base."""
+    plt = _pyplot()
+    arms = list(results)
+    names = ["headline", *dict.fromkeys(t for r in results.values() for t in r["types"])]
+    height = 0.8 / len(names)
+    fig, ax = plt.subplots(figsize=(7, 1.2 + 0.9 * len(arms)))
+    for j, name in enumerate(names):
+        rows, diffs, errors = [], [], [[], []]
+        for i, arm in enumerate(arms):
+            entry = results[arm]["headline"] if name == "headline" else results[arm]["types"].get(name)
+            if entry is None:
+                continue
+            rows.append(i - 0.4 + (j + 0.5) * height)
+            diffs.append(entry["difference"])
+            errors[0].append(entry["difference"] - entry["low"])
+            errors[1].append(entry["high"] - entry["difference"])
+        style = {"color": "black", "marker": "D", "markersize": 6} if name == "headline" else {"marker": "o"}
+        ax.errorbar(diffs, rows, xerr=errors, linestyle="none", capsize=2, label=name, **style)
+    ax.axvline(0, color="grey", linewidth=1)
+    ax.set_yticks(range(len(arms)), arms)
+    ax.invert_yaxis()
+    level = next(iter(results.values()))["level"]
+    ax.set_xlabel(f"score minus the base's (per document, {level:.0%} bootstrap interval over documents)")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1, 0.5))
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)
