@@ -31,8 +31,7 @@ def run(argv: list[str]) -> None:
         raise UserError(f"exit {code}: python {' '.join(argv)}")
 
 
-@exit_on_user_error
-def main(argv=None) -> None:
+def build_parser() -> ArgumentParser:
     parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True, help="the recipe every arm trains (recipes/configs/*.yaml)")
     parser.add_argument("--arms", default=",".join(ablation.ARMS))
@@ -46,6 +45,12 @@ def main(argv=None) -> None:
     parser.add_argument("--eval-args", default="", help="more recipes/evaluate.py options, e.g. '--max-gen-toks 256'")
     parser.add_argument("--runs", type=Path, default=Path("runs/ablation"))
     parser.add_argument("--out", type=Path, default=Path("results/ablation"))
+    return parser
+
+
+@exit_on_user_error
+def main(argv=None) -> None:
+    parser = build_parser()
     args = parser.parse_args(argv)
     arms = ablation.parse_arms(args.arms)
     extra = args.train_args.split()

@@ -18,8 +18,7 @@ from cognitive.errors import ArgumentParser, exit_on_user_error
 from cognitive.release.chat import load_for_chat, stream_reply, summary_line
 
 
-@exit_on_user_error
-def main(argv=None):
+def build_parser() -> ArgumentParser:
     parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("release", help="release directory (python recipes/merge.py --out ...)")
     parser.add_argument("--json", action="store_true", help="no conversation: one JSON line per prompt")
@@ -32,6 +31,12 @@ def main(argv=None):
     parser.add_argument(
         "--trust-remote-code", action="store_true", help="run modeling code this checkout did not write"
     )
+    return parser
+
+
+@exit_on_user_error
+def main(argv=None):
+    parser = build_parser()
     args = parser.parse_args(argv)
     model, tokenizer = load_for_chat(args.release, args.trust_remote_code)
     system = [{"role": "system", "content": args.system}] if args.system else []

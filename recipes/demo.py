@@ -30,13 +30,17 @@ def run(stage: str, args: list[str]) -> None:
         raise UserError(f"stage {stage} failed (exit {code}): python {' '.join(args)}")
 
 
-@exit_on_user_error
-def main() -> None:
+def build_parser() -> ArgumentParser:
     parser = ArgumentParser(description="End-to-end demo on the embedded base (CPU).")
     parser.add_argument("--steps", type=int, default=None, help="training steps (default: the recipe's)")
     parser.add_argument("--eval-limit", type=int, default=6, help="documents per evaluation task")
     parser.add_argument("--batch-size", type=int, default=16, help="generation batch size")
-    args = parser.parse_args()
+    return parser
+
+
+@exit_on_user_error
+def main(argv=None) -> None:
+    args = build_parser().parse_args(argv)
     started = time.time()
 
     run(

@@ -31,8 +31,7 @@ from cognitive.evaluation.report import write_report
 from cognitive.evaluation.snapshots import EVAL_SPLITS, doc_metadata, parse_difficulties
 
 
-@exit_on_user_error
-def main(argv=None) -> None:
+def build_parser() -> ArgumentParser:
     parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base", help="a base: hub id, model dir or embedded:smollm2-135m-instruct")
     parser.add_argument("--adapter", action="append", default=[], help="a finished run dir (LoRA adapter)")
@@ -58,6 +57,12 @@ def main(argv=None) -> None:
     )
     parser.add_argument("--fast", action="store_true", help="the in-training check (overrides --tasks and --limit)")
     parser.add_argument("--out", default="results/eval", help="output directory")
+    return parser
+
+
+@exit_on_user_error
+def main(argv=None) -> None:
+    parser = build_parser()
     args = parser.parse_args(argv)
 
     specs = ([ModelSpec.base(args.base)] if args.base else []) + [ModelSpec.adapter(r) for r in args.adapter]

@@ -12,7 +12,6 @@ plots. An existing --out is refused unless --overwrite is given. See cognitive/d
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from cognitive.data.build import build_dataset, load_config
 from cognitive.errors import ArgumentParser, exit_on_user_error
 
 
-def parse_args(argv=None) -> argparse.Namespace:
+def build_parser() -> ArgumentParser:
     p = ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--config", required=True, help="data/configs/<name>.yaml (a DatasetConfiguration)")
     p.add_argument("--out", help="output directory (default: data/synthetic/<config name>)")
@@ -36,12 +35,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     p.add_argument("--curated", nargs="*", help="JSONL files of curated records (override curated_files)")
     p.add_argument("--no-progress", action="store_true")
-    return p.parse_args(argv)
+    return p
 
 
 @exit_on_user_error
 def main(argv=None) -> None:
-    args = parse_args(argv)
+    args = build_parser().parse_args(argv)
     config = load_config(args.config, target_size=args.target_size, curated_files=args.curated)
     out = Path(args.out or f"data/synthetic/{Path(args.config).stem}")
     report = build_dataset(

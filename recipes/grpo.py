@@ -21,7 +21,7 @@ from transformers import set_seed
 from cognitive.errors import exit_on_user_error
 from cognitive.rl.grpo import build_grpo_trainer, load_policy, resolve_grpo
 from cognitive.rl.prompts import generate_prompts, prompt_length_check, record_prompts, rows_sha256
-from cognitive.train.args import parse_grpo_args
+from cognitive.train.args import grpo_parser, parse_grpo_args
 from cognitive.train.preflight import preflight
 from cognitive.train.run import start_run, train_and_finish
 
@@ -53,6 +53,11 @@ def main(script_args, training_args, model_args):
     )
     train_and_finish(trainer, resume, script_args, training_args, model_args, final_dir)
     return trainer
+
+
+def build_parser():
+    """The recipe's parser (the docs test checks documented flags against it)."""
+    return grpo_parser()
 
 
 @exit_on_user_error

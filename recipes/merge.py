@@ -20,8 +20,7 @@ from cognitive.errors import ArgumentParser, exit_on_user_error
 from cognitive.release.merge import MERGE_TOLERANCE, MergeCheckError, check_can_push, merge_run, push_release
 
 
-@exit_on_user_error
-def main(argv=None):
+def build_parser() -> ArgumentParser:
     parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", required=True, help="finished run directory (holds the adapter)")
     parser.add_argument("--out", required=True, help="release directory to create")
@@ -34,6 +33,12 @@ def main(argv=None):
     )
     parser.add_argument("--push-to-hub", metavar="REPO_ID", default=None, help="upload the release to this Hub repo")
     parser.add_argument("--public", action="store_true", help="with --push-to-hub: create the repo public")
+    return parser
+
+
+@exit_on_user_error
+def main(argv=None):
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.push_to_hub:
         check_can_push(args.push_to_hub)  # offline / not logged in: fail now, not after the merge

@@ -15,7 +15,7 @@ from accelerate import PartialState
 from transformers import set_seed
 
 from cognitive.errors import exit_on_user_error
-from cognitive.train.args import parse_sft_args, resolve_arguments
+from cognitive.train.args import parse_sft_args, resolve_arguments, sft_parser
 from cognitive.train.preflight import preflight
 from cognitive.train.run import start_run, train_and_finish
 from cognitive.train.sft_data import load_sft_datasets
@@ -50,6 +50,11 @@ def main(script_args, training_args, model_args):
     )
     train_and_finish(trainer, resume, script_args, training_args, model_args, final_dir, eval_dataset is not None)
     return trainer
+
+
+def build_parser():
+    """The recipe's parser (the docs test checks documented flags against it)."""
+    return sft_parser()
 
 
 @exit_on_user_error

@@ -193,8 +193,7 @@ def config_items(config_path: str | Path, n: int) -> list[tuple[str, str, int, s
     return [(task, difficulty, seed, domain) for (task, difficulty, domain), seed in zip(plan_slots(config, n), seeds)]
 
 
-@exit_on_user_error
-def main(argv=None) -> None:
+def build_parser() -> ArgumentParser:
     parser = ArgumentParser(description="Ask a teacher model to solve generated problems; keep the verified answers.")
     backend = parser.add_mutually_exclusive_group(required=True)
     backend.add_argument("--hf-model", help="a local transformers model directory (or hub id)")
@@ -205,6 +204,12 @@ def main(argv=None) -> None:
     parser.add_argument("--max-new-tokens", type=int, default=1024)
     parser.add_argument("--keep-failed", action="store_true", help="also write flagged answers (verified=false)")
     parser.add_argument("--out", required=True, help="JSONL for recipes/generate_data.py --curated")
+    return parser
+
+
+@exit_on_user_error
+def main(argv=None) -> None:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.endpoint and not args.model:
         parser.error("--endpoint needs --model")

@@ -234,7 +234,7 @@ def write_standard_group() -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def main(argv=None) -> None:
+def build_parser() -> ArgumentParser:
     parser = ArgumentParser(
         description="Rebuild eval snapshots in eval/data/ and record them in the task YAMLs (snapshot_sha256; the "
         "version goes up when documents change); write the plain and transfer task YAMLs from cognitive/tasks.py."
@@ -244,6 +244,11 @@ def main(argv=None) -> None:
     which.add_argument("--all", action="store_true", help="every task, its plain variant, the transfer tasks")
     parser.add_argument("--per-difficulty", type=int, default=DOCS_PER_DIFFICULTY)
     parser.add_argument("--difficulties", nargs="+", default=[d.value for d in SNAPSHOT_DIFFICULTIES])
+    return parser
+
+
+def main(argv=None) -> None:
+    parser = build_parser()
     args = parser.parse_args(argv)
     for name in tasks.eval_tasks() if args.all else [args.task]:
         records = build_snapshot(name, args.per_difficulty, [DifficultyLevel(d) for d in args.difficulties])

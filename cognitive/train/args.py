@@ -179,7 +179,8 @@ class GRPOScriptArguments(RunArguments):
     )
 
 
-def _normalise_argv(argv: list[str]) -> list[str]:
+def normalise_argv(argv: list[str]) -> list[str]:
+    """`--ds X` / `--ds=X` (the project's launch command) as `--deepspeed X`."""
     out = []
     for a in argv:
         if a == "--ds":
@@ -195,18 +196,28 @@ def _config_path(argv: list[str]) -> str | None:
     return argv[argv.index("--config") + 1] if "--config" in argv[:-1] else None
 
 
-def parse_sft_args(argv: list[str] | None = None):
-    """Parse (ScriptArguments, SFTConfig, ModelConfig) from `--config <yaml>` and CLI overrides."""
+def sft_parser():
+    """The TrlParser of recipes/sft.py: (ScriptArguments, SFTConfig, ModelConfig)."""
     from trl import SFTConfig
 
-    return parse_recipe_args(argv, ScriptArguments, SFTConfig, DEFAULT_RECIPE)
+    return recipe_parser(ScriptArguments, SFTConfig)
+
+
+def grpo_parser():
+    """The TrlParser of recipes/grpo.py: (GRPOScriptArguments, GRPOConfig, ModelConfig)."""
+    from trl import GRPOConfig
+
+    return recipe_parser(GRPOScriptArguments, GRPOConfig)
+
+
+def parse_sft_args(argv: list[str] | None = None):
+    """Parse (ScriptArguments, SFTConfig, ModelConfig) from `--config <yaml>` and CLI overrides."""
+    return parse_recipe_args(argv, sft_parser(), DEFAULT_RECIPE)
 
 
 def parse_grpo_args(argv: list[str] | None = None):
     """Parse (GRPOScriptArguments, GRPOConfig, ModelConfig) from `--config <yaml>` and CLI overrides."""
-    from trl import GRPOConfig
-
-    return parse_recipe_args(argv, GRPOScriptArguments, GRPOConfig, DEFAULT_GRPO_RECIPE)
+    return parse_recipe_args(argv, grpo_parser(), DEFAULT_GRPO_RECIPE)
 
 
 def parser_for(config_path: str | Path):
@@ -214,17 +225,23 @@ def parser_for(config_path: str | Path):
     return parse_grpo_args if "reward_funcs" in _check_yaml(str(config_path)) else parse_sft_args
 
 
-def parse_recipe_args(argv, script_class, training_class, default_recipe: Path):
-    """(script_class, training_class, trl.ModelConfig) instances from `--config <yaml>` (default: default_recipe)
-    and CLI overrides; unknown keys and bad values are one-line UserErrors."""
+def recipe_parser(script_class, training_class):
+    """TRL's TrlParser over (script_class, training_class, trl.ModelConfig); a bad value (--lora_r abc) is one line,
+    exit 2. `--config <yaml>` and the `--ds` alias are handled by parse_recipe_args (normalise_argv)."""
     from trl import ModelConfig, TrlParser
 
-    argv = _normalise_argv(list(sys.argv[1:] if argv is None else argv))
+    parser = TrlParser((script_class, training_class, ModelConfig))
+    parser.error = ArgumentParser.error.__get__(parser)
+    return parser
+
+
+def parse_recipe_args(argv, parser, default_recipe: Path):
+    """The parser's dataclass instances (script, training, trl.ModelConfig) from `--config <yaml>` (default:
+    default_recipe) and CLI overrides; unknown keys and bad values are one-line UserErrors."""
+    argv = normalise_argv(list(sys.argv[1:] if argv is None else argv))
     if "--config" not in argv:
         argv = ["--config", str(default_recipe), *argv]
     config_path = _config_path(argv)
-    parser = TrlParser((script_class, training_class, ModelConfig))
-    parser.error = ArgumentParser.error.__get__(parser)  # a bad value (--lora_r abc) is one line, exit 2
     known = {action.dest for action in parser._actions}
     if config_path is not None:
         unknown = sorted(set(_check_yaml(config_path)) - known - {"env"})

@@ -142,8 +142,11 @@ def check_deepspeed_matches(ds: dict, training_args, model_args) -> None:
         )
 
 
-@exit_on_user_error
-def main(argv=None) -> None:
+# Flags this parser does not know are the recipe's keys (overrides, as for recipes/sft.py and recipes/grpo.py).
+EXTRA_FLAGS = "recipe"
+
+
+def build_parser() -> ArgumentParser:
     parser = ArgumentParser(
         description="Estimate peak memory of a recipe (GPU memory, or RSS on a CPU) and recommend settings."
     )
@@ -151,6 +154,12 @@ def main(argv=None) -> None:
     parser.add_argument("--gpu", default="3090ti", help=f"card: {', '.join(hardware.GPUS_GIB)}")
     parser.add_argument("--gib", type=float, help="card (or RAM) size in GiB (overrides --gpu / this machine's RAM)")
     parser.add_argument("--cpu", action="store_true", help="estimate the peak RSS of a CPU run (use_cpu recipes do)")
+    return parser
+
+
+@exit_on_user_error
+def main(argv=None) -> None:
+    parser = build_parser()
     args, overrides = parser.parse_known_args(argv)
     # A GPU recipe is parsed as on a GPU machine, minus the GPU-only switches TrainingArguments checks here;
     # a CPU recipe (use_cpu: true) as it is. A GRPO recipe (it names reward_funcs) is parsed as recipes/grpo.py does.
