@@ -1,10 +1,10 @@
 """Does GRPO on the checkers make the embedded 135M better on held-out problems? And what a CPU step costs.
 
-    python tests/performance/bench_grpo.py --init-from runs/ablation/lora-seed0 --steps 26 --seeds 0,1 --limit 10
-    python tests/performance/bench_grpo.py --init-from runs/sft-start --grpo-args "--difficulties basic" --out ...
-    python tests/performance/bench_grpo.py ... --split validation --suite cognitive,plain    # to choose settings on
+    python experiments/grpo_cpu/bench_grpo.py --init-from runs/ablation/lora-seed0 --steps 26 --seeds 0,1 --limit 10
+    python experiments/grpo_cpu/bench_grpo.py --init-from runs/sft-start --grpo-args "--difficulties basic" --out ...
+    python experiments/grpo_cpu/bench_grpo.py ... --split validation --suite cognitive,plain    # to choose settings on
 
-Start: a finished CPU SFT run (the best arm of the module ablation, README "Module ablation"). For each seed,
+Start: a finished CPU SFT run (the best arm of the module ablation, experiments/module_ablation/). For each seed,
 recipes/grpo.py (recipes/configs/grpo_135m_cpu.yaml, --init_from, --seed, --max_steps) runs under /usr/bin/time -v
 (peak RSS), then recipes/evaluate.py scores the run's adapter on the suites; the start is evaluated once the same
 way (greedy decoding: it has no seed). Held-out means the generators' eval seeds (the cognitive suite) and the
@@ -22,6 +22,7 @@ the memory estimate. `--split validation` scores fresh problems instead of the e
 suite has them): choose settings there, report on the snapshots. Finished runs and evaluations are
 reused (an interrupted benchmark resumes). Writes
 <out>/results.json, table.md and grpo.png (start vs GRPO per type).
+The ten attempts measured with it: experiments/grpo_cpu/README.md.
 """
 
 from __future__ import annotations
@@ -34,20 +35,20 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+from grpo_plot import plot_before_after
 
-from cognitive.evaluation import ablation  # noqa: E402
-from cognitive.evaluation.harness import plus_minus  # noqa: E402
-from cognitive.evaluation.scoring import answers_first  # noqa: E402
-from cognitive.evaluation.snapshots import EVAL_SPLITS  # noqa: E402
+from cognitive import PROJECT_ROOT
+from cognitive.evaluation import ablation
+from cognitive.evaluation.harness import plus_minus
+from cognitive.evaluation.scoring import answers_first
+from cognitive.evaluation.snapshots import EVAL_SPLITS
 
 RECIPE = "recipes/configs/grpo_135m_cpu.yaml"
 
 
 def run(argv: list[str], log: Path | None = None) -> str:
     print(f"\n$ {' '.join(argv)}", flush=True)
-    result = subprocess.run(argv, cwd=ROOT, capture_output=log is not None, text=True)
+    result = subprocess.run(argv, cwd=PROJECT_ROOT, capture_output=log is not None, text=True)
     if log is not None:
         log.parent.mkdir(parents=True, exist_ok=True)
         log.write_text(result.stdout + result.stderr)
@@ -298,8 +299,6 @@ def main() -> None:
         )
         + "\n"
     )
-    from cognitive.plots import plot_before_after
-
     plot_before_after(rows, args.out / "grpo.png", "SFT start", "+ GRPO")
     print(f"\n{text}\nWrote {args.out}/results.json, table.md, grpo.png")
 
