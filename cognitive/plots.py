@@ -169,9 +169,10 @@ def plot_suites(results: dict, path: str | Path, type_names: list[str]) -> Path:
     return Path(path)
 
 
-def plot_ablation(summary: dict, path: str | Path) -> Path:
+def plot_ablation(summary: dict, path: str | Path, ylabel: str = "headline (mean over seeds)") -> Path:
     """The module ablation (cognitive.evaluation.ablation.aggregate): grouped bars per suite, one bar per arm (mean
-    over seeds), whiskers = the spread over seeds."""
+    over seeds), whiskers = the spread over seeds. `summary` is {arm: {suite: {"mean", "spread"}}}, so any columns of
+    scores in [0, 1] can stand for the suites (experiments/plot_reports.py adds step accuracy beside them)."""
     plt = _pyplot()
     arms = list(summary)
     suites = list(dict.fromkeys(s for by_suite in summary.values() for s in by_suite))
@@ -183,7 +184,7 @@ def plot_ablation(summary: dict, path: str | Path) -> Path:
         ax.bar([k + i * width for k in range(len(suites))], means, width, yerr=spreads, capsize=2, label=arm)
     ax.set_xticks([k + width * (len(arms) - 1) / 2 for k in range(len(suites))], suites)
     ax.set_ylim(0, 1)
-    ax.set_ylabel("headline (mean over seeds)")
+    ax.set_ylabel(ylabel)
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=100)

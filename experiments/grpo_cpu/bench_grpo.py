@@ -5,10 +5,11 @@
     python experiments/grpo_cpu/bench_grpo.py ... --split validation --suite cognitive,plain    # to choose settings on
 
 Start: a finished CPU SFT run (the best arm of the module ablation, experiments/module_ablation/). For each seed,
-recipes/grpo.py (recipes/configs/grpo_135m_cpu.yaml, --init_from, --seed, --max_steps) runs under /usr/bin/time -v
-(peak RSS), then recipes/evaluate.py scores the run's adapter on the suites; the start is evaluated once the same
-way (greedy decoding: it has no seed). Held-out means the generators' eval seeds (the cognitive suite) and the
-same problems asked plainly (the plain suite); transfer (third-party problems) and step accuracy are reported beside.
+recipes/grpo.py (--config, default recipes/configs/grpo_135m_cpu.yaml; --init_from, --seed, --max_steps) runs
+under /usr/bin/time -v (peak RSS), then recipes/evaluate.py scores the run's adapter on the suites; the start is
+evaluated once the same way (greedy decoding: it has no seed). Held-out means the generators' eval seeds (the
+cognitive suite) and the same problems asked plainly (the plain suite); transfer (third-party problems) and step
+accuracy are reported beside.
 
 Per suite and task type: the start's score, GRPO's mean ± half the range over the seeds, and "up" when mean - spread
 > start, "down" when mean + spread < start. Ten documents a task move a score in steps of 0.1, so `--focus` scores
@@ -109,11 +110,11 @@ def train_figures(run_dir: Path, time_log: Path) -> dict:
     }
 
 
-def estimate_gib(overrides: list[str]) -> float:
+def estimate_gib(config: str, overrides: list[str]) -> float:
     from cognitive.model import memory
     from cognitive.train.args import parse_grpo_args
 
-    script_args, training_args, model_args = parse_grpo_args(["--config", RECIPE, *overrides])
+    script_args, training_args, model_args = parse_grpo_args(["--config", config, *overrides])
     shape = memory.shape_for(model_args.model_name_or_path)
     setup = memory.setup_from_args(training_args, model_args, 0, script_args.max_prompt_tokens)
     return memory.estimate(shape, setup).total / memory.GIB
@@ -202,6 +203,7 @@ def describe(f: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default=RECIPE, help="the GRPO recipe every seed trains")
     parser.add_argument("--init-from", type=Path, default=Path("runs/ablation/lora-seed0"))
     parser.add_argument("--steps", type=int, default=26)
     parser.add_argument("--seeds", default="0,1")
@@ -236,7 +238,7 @@ def main() -> None:
                     sys.executable,
                     "recipes/grpo.py",
                     "--config",
-                    RECIPE,
+                    args.config,
                     "--init_from",
                     str(args.init_from),
                     "--seed",
@@ -279,7 +281,7 @@ def main() -> None:
     summary += f" -> target {'MET' if target else 'NOT met'}"
     rows += focus_rows
     speed = "; ".join(f"seed {seed}: {describe(f)}" for seed, f in figures.items())
-    memory = f"memory estimate of the recipe: {estimate_gib(overrides):.2f} GiB"
+    memory = f"memory estimate of the recipe: {estimate_gib(args.config, overrides):.2f} GiB"
     text = f"{table(rows)}\n\n{summary}\n\n{answer_first_lines(focus_rows)}\n\n{speed}\n{memory}\n"
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "table.md").write_text(text)

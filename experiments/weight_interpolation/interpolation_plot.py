@@ -8,7 +8,13 @@ from pathlib import Path
 from cognitive.plots import _pyplot
 
 
-def plot_interpolation(curves: dict[str, dict[float, tuple]], base: dict[str, float], path: str | Path, chosen=None):
+def plot_interpolation(
+    curves: dict[str, dict[float, tuple]],
+    base: dict[str, float],
+    path: str | Path,
+    chosen=None,
+    ylabel: str = "headline (validation, mean over seeds)",
+):
     """Scores against the interpolation weight alpha (bench_interpolate.py, experiments/plot_reports.py): one line
     per suite, {suite: {alpha: (mean, spread)}}, whiskers = the spread over seeds; each suite's base score is the point
     at alpha 0 (and a dotted line); the chosen alpha a vertical line."""
@@ -27,7 +33,7 @@ def plot_interpolation(curves: dict[str, dict[float, tuple]], base: dict[str, fl
     top = max([v or 0.0 for v in base.values()] + tops)
     ax.set_ylim(0, max(0.1, 1.15 * top))
     ax.set_xlabel("alpha (0 = base, 1 = the trained run)")
-    ax.set_ylabel("headline (validation, mean over seeds)")
+    ax.set_ylabel(ylabel)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
