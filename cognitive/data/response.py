@@ -36,7 +36,7 @@ guide's `to_training_format()` is always the guide layout:
                      column     the concise style with every sum or difference of whole numbers above 9 worked one
                                 column at a time before it is written whole ("Balance: $90 + $64: 0 + 4 = 4,
                                 9 + 6 = 15; $90 + $64 = $154"): each step written is one a small model can compute
-                                (README, "What caps step accuracy")
+                                (experiments/arithmetic_ceiling/)
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ group `cognitive` averages it. `score_<difficulty>` is `score` on that difficult
 
 Every document also gets `step_accuracy` (when its output writes arithmetic): the share of its "a op b = c" steps
 that hold. `answers_first` tells an output that states its final answer on its first line, before any working
-(tests/performance/bench_grpo.py counts them: GRPO taught the 135M to answer first); `works_then_answers` one in
+(experiments/grpo_cpu/bench_grpo.py counts them: GRPO taught the 135M to answer first); `works_then_answers` one in
 our solutions' order, working first and the answer once (the `work_then_answer` GRPO reward).
 
 Empty, truncated, unparseable or other-format outputs score 0; nothing here raises on model output

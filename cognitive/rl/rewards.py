@@ -12,7 +12,7 @@ returns one float per completion, or None where it does not apply (TRL adds up t
                     before the final-answer line and the answer is stated once (scoring.works_then_answers); the
                     answer-first completions GRPO taught the 135M ("Final Answer: 13" on the first line, then more
                     "Final Answer:" lines) earn 0. Not in the default mix: on the 135M it ended the answer-first
-                    habit but gained half as much on memory and state (README, "Reinforcement learning")
+                    habit but gained half as much on memory and state (experiments/grpo_cpu/, tenth)
     step_validity   the work, not the answer: the share of the "a op b = c" steps written that hold (0 for arithmetic
                     written with no checkable step); for planning, the share of the tasks the plan places with
                     their duration after their dependencies (cognitive.data.generators.planning.task_violations);
@@ -20,7 +20,7 @@ returns one float per completion, or None where it does not apply (TRL adds up t
     state_steps     (opt-in) the work of state tracking: the share of the state lines that match the replay after
                     each operation (state_step_validity: a loop of repeated lines counts against it, 0 without a
                     state line); None for the other task types. Not in the default mix: on the 135M it did not
-                    raise state tracking (README, "Reinforcement learning")
+                    raise state tracking (experiments/grpo_cpu/, fifth)
 
 The recipe names them (`reward_funcs: [correctness, format, step_validity]`, REWARDS) and weights them with
 GRPOConfig's `reward_weights`. They are importable for TRL's own CLI too:

@@ -21,7 +21,8 @@ to left, carries and borrows written out ("654 - 327: 14 - 7 = 7, 4 - 2 = 2, 6 -
 clause an "a op b = c" step the checkers' reader checks); `worksheet_scores` reads a model's answers to held-out
 worksheets.
 
-tests/performance/bench_arithmetic.py runs all three for a base and its runs.
+bench_arithmetic.py (this folder) runs all three for a base and its runs. This is study code (experiments/
+arithmetic_ceiling/README.md), not part of the library: nothing a user runs to train or evaluate calls it.
 """
 
 from __future__ import annotations
