@@ -1,11 +1,10 @@
-"""The studies' folders hold together: every report's relative links and anchors resolve, the index lists every
-study, each study's plot is drawn from its figures.json (and the committed PNG is small), and every driver script
-imports and parses its arguments from where it lives."""
+"""The studies' folders hold together: the index lists every study, each study's plot is drawn from its figures.json
+(and the committed PNG is small), and every driver script imports and parses its arguments from where it lives.
+Their links and commands are checked with the docs (tests/unit/test_docs.py)."""
 
 from __future__ import annotations
 
 import importlib.util
-import re
 import sys
 from pathlib import Path
 
@@ -22,7 +21,6 @@ DRIVERS = [
     "weight_interpolation/interpolate.py",
 ]
 MAX_PNG = 300 * 1024
-_LINK = re.compile(r"\]\(([^)\s]+)\)")
 
 
 def load(path: Path, name: str):
@@ -30,31 +28,6 @@ def load(path: Path, name: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def anchors(markdown: str) -> set[str]:
-    """The anchors a code host gives the headings: lower case, punctuation dropped, spaces as hyphens."""
-    found = set()
-    for heading in re.findall(r"^#+ (.+)$", markdown, re.MULTILINE):
-        slug = re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
-        found.add(slug)
-    return found
-
-
-@pytest.mark.parametrize("report", REPORTS, ids=lambda p: str(p.relative_to(HERE)))
-def test_relative_links_and_anchors_resolve(report):
-    text = report.read_text()
-    broken = []
-    for target in _LINK.findall(text):
-        if re.match(r"[a-z]+:", target):
-            continue
-        path, _, anchor = target.partition("#")
-        resolved = (report.parent / path).resolve() if path else report
-        if not resolved.exists():
-            broken.append(target)
-        elif anchor and resolved.is_file() and anchor not in anchors(resolved.read_text()):
-            broken.append(target)
-    assert not broken, f"{report}: {broken}"
 
 
 def test_the_index_lists_every_study():
