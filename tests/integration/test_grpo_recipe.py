@@ -175,8 +175,11 @@ ADVERSARIAL = (
 
 def test_a_step_completes_when_a_completion_is_adversarial(tiny_model_dir, tmp_path, monkeypatch):
     """One completion of each batch replaced by ADVERSARIAL before the rewards see it (as TRL passes it, a
-    conversational message): every reward of the registry scores it within its range and the step completes."""
+    conversational message): every reward of the registry scores it within its range and the step completes. (The run
+    replaces a finished run of this project with --overwrite true on the way.)"""
     import functools
+
+    from cognitive.atomic import publish_dir, staging_dir, written_as
 
     scored = []
 
@@ -194,10 +197,13 @@ def test_a_step_completes_when_a_completion_is_adversarial(tiny_model_dir, tmp_p
         monkeypatch.setitem(rewards.REWARDS, name, injected(reward))
     names = list(rewards.REWARDS)
     run_dir = tmp_path / "run"
-    trainer = grpo(
-        grpo_argv(tiny_model_dir("llama"), run_dir, max_steps=1, reward_funcs=names, reward_weights=[1.0] * len(names))
-    )
+    previous = staging_dir(tmp_path / "previous", kind="run")  # a finished run of ours in the way: --overwrite
+    (previous / "stale.txt").write_text("a file of the previous run")
+    publish_dir(previous, run_dir)
+    argv = grpo_argv(tiny_model_dir("llama"), run_dir, max_steps=1, reward_funcs=names, reward_weights=[1.0] * 5)
+    trainer = grpo([*argv, "--overwrite", "true"])
     assert trainer.state.global_step == 1 and (run_dir / "adapter_model.safetensors").exists()
+    assert not (run_dir / "stale.txt").exists() and written_as(run_dir) == "run"
     assert {name for name, _, _ in scored} == {reward.__name__ for reward in rewards.REWARDS.values()}
     for name, task_type, value in scored:
         assert value is None or 0.0 <= value <= 1.0, (name, task_type, value)
