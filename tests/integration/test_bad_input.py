@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import ROOT, run_python, tiny_recipe
+from tests.conftest import ROOT, listing, run_python, tiny_recipe, user_files
 
 
 @dataclass
@@ -338,22 +338,6 @@ def writing_argv(recipe: str, out, tmp_path, tiny_model_dir, cot_data_dir) -> li
         "evaluate": lambda: ["--base", str(tiny_model_dir("llama")), "--out", out],  # always replaces its own output
         "interpolate": lambda: ["--run", str(fake_run(tmp_path)), "--alpha", "0.5", "--out", out, "--overwrite"],
     }[recipe]()
-
-
-def user_files(folder: Path) -> Path:
-    folder.mkdir(parents=True)
-    (folder / "important.txt").write_text("mine")
-    (folder / "notes").mkdir()
-    (folder / "notes" / "todo.md").write_text("- back up")
-    return folder
-
-
-def listing(folder: Path) -> dict[str, str | None]:
-    """Every path under `folder` with its text (None for a directory or a link): what 'left untouched' compares."""
-    return {
-        str(p.relative_to(folder)): (p.read_text() if p.is_file() and not p.is_symlink() else None)
-        for p in sorted(folder.rglob("*"))
-    }
 
 
 WRITERS = ["generate_data", "sft", "grpo", "merge", "evaluate", "interpolate"]

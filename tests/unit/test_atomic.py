@@ -20,6 +20,7 @@ from cognitive.atomic import (
     written_as,
 )
 from cognitive.errors import UserError
+from tests.conftest import listing, user_files
 
 
 def evaluation(path: Path, files: dict[str, str]) -> Path:
@@ -128,22 +129,6 @@ def test_write_text_is_whole_or_not_at_all(tmp_path, monkeypatch):
     assert path.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["run_info.json"]
 
 
-def listing(folder: Path) -> dict:
-    """Every path under `folder` (links not followed) with its contents: what 'left untouched' compares."""
-    return {
-        str(p.relative_to(folder)): (p.read_text() if p.is_file() and not p.is_symlink() else None)
-        for p in sorted(folder.rglob("*"))
-    }
-
-
-def user_files(folder: Path) -> Path:
-    folder.mkdir(parents=True)
-    (folder / "important.txt").write_text("mine")
-    (folder / "notes").mkdir()
-    (folder / "notes" / "a.md").write_text("a")
-    return folder
-
-
 @pytest.mark.parametrize("kind", ["run", "dataset", "release", "evaluation", "export"])
 def test_a_directory_this_project_did_not_write_is_never_replaced(kind, tmp_path, monkeypatch):
     mine = user_files(tmp_path / "mine")
@@ -225,7 +210,7 @@ def test_a_partial_or_old_dir_this_project_did_not_write_is_left_alone(tmp_path)
         remove_output(partial, "evaluation")
     assert listing(tmp_path) == before and not out.exists()  # .old not restored as results: not ours
     (partial / "important.txt").unlink()
-    (partial / "notes" / "a.md").unlink()
+    (partial / "notes" / "todo.md").unlink()
     (partial / "notes").rmdir()
     assert staging_dir(out, kind="evaluation") == partial  # an empty leftover is cleared and reused
     assert (old / "important.txt").read_text() == "mine"
@@ -254,4 +239,4 @@ def test_claim_dir_writes_into_its_own_directory_and_refuses_the_users(tmp_path)
     mine = user_files(tmp_path / "mine")
     with pytest.raises(UserError, match="was not written by cognitive-slm"):
         claim_dir(mine, "evaluation")
-    assert sorted(listing(mine)) == ["important.txt", "notes", "notes/a.md"]
+    assert sorted(listing(mine)) == ["important.txt", "notes", "notes/todo.md"]
