@@ -264,7 +264,12 @@ def _reasoning_steps(section: str) -> tuple[list[dict], str]:
         step, field = _STEP.match(line), _FIELD.match(line)
         if step:
             steps.append(
-                {"step": int(step.group(1)), "description": step.group(2).strip(), "reasoning": None, "memory": None}
+                {
+                    "step": arith.read_number(step.group(1)) or 0,  # 0: a numeral too long to read
+                    "description": step.group(2).strip(),
+                    "reasoning": None,
+                    "memory": None,
+                }
             )
         elif steps and field and field.group(1) in ("Reasoning", "Memory"):
             steps[-1][field.group(1).lower()] = field.group(2).strip()

@@ -127,7 +127,7 @@ def plan_step_validity(text: str, spec: dict) -> float:
 # The work of a state-tracking completion ends at its first final-answer line (or the guide layout's planning steps,
 # which repeat the changes as transitions); a state line is "<entity>: <value>" pairs, split at "," and ";", the
 # value after an arrow where a step shows its arithmetic first ("0 + 50 = 50 → credit: 50").
-_WORK_END = re.compile(r"(?im)^\W*final answer|" + re.escape(PLANNING_HEADER))
+_WORK_END = re.compile(r"(?im)^[^\w\n]*final answer|" + re.escape(PLANNING_HEADER))  # [^\w\n]: linear on blank lines
 _ARROW = re.compile(r"→|->")
 _ARTICLE = re.compile(r"^(?:(?:in|at|on|into) )?(?:the |a |an )?")
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from safetensors.torch import load_file, save_file
 
-from cognitive.atomic import output_dir, write_text
+from cognitive.atomic import MARKER, check_replaceable, output_dir, write_text
 from cognitive.errors import ArgumentParser, UserError, exit_on_user_error
 from cognitive.model.inject import COGNITIVE_WEIGHTS
 from cognitive.train.run import PEFT_CONFIG, PEFT_WEIGHTS, RUN_INFO, read_run
@@ -81,12 +81,13 @@ def interpolate_run(run_dir: str | Path, alpha: float, out: str | Path, *, overw
     out = Path(out)
     if out.resolve() == run.run_dir.resolve():
         raise UserError(f"--out {out} is the run itself; write the interpolated run elsewhere")
+    exists = UserError(f"{out} exists (pass --overwrite to replace it)")
+    check_replaceable(out, "run", overwrite=overwrite, exists_error=exists)  # before anything is read
     if run.has_adapter:
         check_linear(json.loads((run.run_dir / PEFT_CONFIG).read_text()), run.run_dir / PEFT_CONFIG)
-    exists = UserError(f"{out} exists (pass --overwrite to replace it)")
-    with output_dir(out, overwrite=overwrite, exists_error=exists) as tmp:
+    with output_dir(out, kind="run", overwrite=overwrite, exists_error=exists) as tmp:
         for path in run.run_dir.iterdir():
-            if path.is_file() and path.name not in (PEFT_WEIGHTS, COGNITIVE_WEIGHTS, RUN_INFO):
+            if path.is_file() and path.name not in (PEFT_WEIGHTS, COGNITIVE_WEIGHTS, RUN_INFO, MARKER):
                 shutil.copy2(path, tmp / path.name)
         if run.has_adapter:
             lora = scale_lora(load_file(str(run.run_dir / PEFT_WEIGHTS)), alpha)

@@ -143,6 +143,23 @@ def test_the_recipe_refuses_what_it_cannot_interpolate(trained_run, tmp_path):
     out.mkdir()
     refused(["--run", trained_run, "--alpha", "0.5", "--out", out], f"{out} exists (pass --overwrite to replace it)")
     assert list(out.iterdir()) == []
+    (out / "notes.txt").write_text("mine")
+    refused(
+        ["--run", trained_run, "--alpha", "0.5", "--out", out, "--overwrite"],
+        f"{out} was not written by cognitive-slm (it holds notes.txt; no .cognitive-slm.json); refusing to replace it: "
+        "choose another path or move it away yourself",
+    )
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+
+
+def test_overwrite_replaces_an_interpolated_run(trained_run, tmp_path):
+    from cognitive.atomic import written_as
+
+    out = interpolate_run(trained_run, 1.0, tmp_path / "wise")
+    (out / "stale.txt").write_text("from alpha 1")
+    interpolate_run(trained_run, 0.5, out, overwrite=True)
+    assert not (out / "stale.txt").exists() and written_as(out) == "run"
+    assert json.loads((out / "run_info.json").read_text())["interpolated"]["alpha"] == 0.5
 
 
 def test_scaling_a_saturated_gate_keeps_it_finite():
