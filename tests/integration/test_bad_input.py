@@ -313,7 +313,7 @@ def test_a_bad_data_file_is_one_line_naming_file_and_line(
 
 # ---------------------------------------------------------------------------------- --overwrite and the user's files
 def fake_run(tmp_path: Path) -> Path:
-    """A directory that reads as a finished LoRA run (what merge.py and interpolate.py take)."""
+    """A directory that reads as a finished LoRA run (what merge.py takes)."""
     run = tmp_path / "a-run"
     if not run.exists():
         run.mkdir()
@@ -336,11 +336,10 @@ def writing_argv(recipe: str, out, tmp_path, tiny_model_dir, cot_data_dir) -> li
         ),
         "merge": lambda: ["--run", str(fake_run(tmp_path)), "--out", out, "--overwrite"],
         "evaluate": lambda: ["--base", str(tiny_model_dir("llama")), "--out", out],  # always replaces its own output
-        "interpolate": lambda: ["--run", str(fake_run(tmp_path)), "--alpha", "0.5", "--out", out, "--overwrite"],
     }[recipe]()
 
 
-WRITERS = ["generate_data", "sft", "grpo", "merge", "evaluate", "interpolate"]
+WRITERS = ["generate_data", "sft", "grpo", "merge", "evaluate"]  # (the study tool interpolate.py: its own tests)
 
 
 @pytest.mark.parametrize("target", ["user files", "symlink", "current directory"])
