@@ -25,6 +25,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import importlib.metadata
+import logging
 import os
 import shutil
 import subprocess
@@ -208,7 +209,13 @@ def quantize(source: Path, out: Path, quant: str, threads: int | None = None) ->
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = getattr(llama_cpp, QUANTIZER_TYPES[quant])
     params.nthread = threads or os.cpu_count() or 1
-    code = llama_cpp.llama_model_quantize(str(source).encode(), str(out).encode(), params)
+    log = logging.getLogger("llama-cpp-python")  # the bindings print llama.cpp's log at this logger's level
+    level = log.level
+    log.setLevel(logging.ERROR)  # not a line per tensor; docs/export.md says which tensors fall back to other types
+    try:
+        code = llama_cpp.llama_model_quantize(str(source).encode(), str(out).encode(), params)
+    finally:
+        log.setLevel(level)
     if code != 0:
         raise UserError(f"llama.cpp's quantizer failed on {source} -> {quant} (return code {code})")
 
