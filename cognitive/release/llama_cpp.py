@@ -15,8 +15,8 @@ against SDIST_SHA256, and those three pieces (plus llama.cpp's LICENSE and its m
 Offline: point $COGNITIVE_SLM_LLAMA_CPP_SDIST at a copy of that sdist (its sha256 is checked too).
 
 The quantizer is C++: the llama-cpp-python bindings built from the same sdist (`pip install -r
-requirements-export.txt`; a build from source, measured ~20 min on 2 busy cores). They are optional: f16 and q8_0
-come from the converter alone (`--outtype`, pure Python); q4_k_m needs llama.cpp's k-quant code
+requirements-export.txt`; a build from source: 9.3 CPU-minutes, 30 min wall on 2 shared cores). They are optional:
+f16 and q8_0 come from the converter alone (`--outtype`, pure Python); q4_k_m needs llama.cpp's k-quant code
 (llama_model_quantize), which only the compiled library has.
 """
 
@@ -53,7 +53,7 @@ CONVERTER_SCRIPT = "convert_hf_to_gguf.py"
 
 CONVERTER_TYPES = ("f16", "q8_0")  # written by the converter itself (--outtype)
 QUANTIZER_TYPES = {"q4_k_m": "LLAMA_FTYPE_MOSTLY_Q4_K_M"}  # written by llama_model_quantize from the f16 file
-INSTALL_BINDINGS = "pip install -r requirements-export.txt (builds llama-cpp-python from source, ~20 min on 2 cores)"
+INSTALL_BINDINGS = "pip install -r requirements-export.txt (builds llama-cpp-python from source: 5-30 min on 2 cores)"
 
 
 # ------------------------------------------------------------------------------------------------ the converter

@@ -33,7 +33,7 @@ AGREEMENT_TOKENS = 16
 
 needs_bindings = pytest.mark.skipif(
     llama_cpp.bindings_version() is None,
-    reason="llama.cpp's bindings are not installed (pip install -r requirements-export.txt builds them, ~20 min); "
+    reason="llama.cpp's bindings are not installed (pip install -r requirements-export.txt builds them, 5-30 min); "
     "CI runs without them: tests/performance/bench_gguf.py prints llama.cpp's agreement",
 )
 Result = namedtuple("Result", "code out err")
