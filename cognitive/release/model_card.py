@@ -335,3 +335,52 @@ def write_model_card(out: Path, run, report) -> Path:
     path = Path(out) / "README.md"
     path.write_text(render_model_card(run, report))
     return path
+
+
+# ------------------------------------------------------------------------------------------------ GGUF export
+GGUF_HEADING = "## Run it in llama.cpp / Ollama"
+
+
+def gguf_section(report) -> str:
+    """The model card section recipes/export.py adds: the GGUF files (cognitive.release.export.ExportReport) and the
+    exact commands that run them, paths relative to the release dir."""
+    folder, name = Path(report.out).name, report.name
+    rows = [f"| `{folder}/{f['file']}` | {quant} | {f['bytes'] / 1e6:,.1f} MB |" for quant, f in report.files.items()]
+    first = f"{folder}/{report.files[report.quants[0]]['file']}"
+    ollama = [
+        f"ollama create {name if quant == report.quants[0] else f'{name}:{quant}'} -f {folder}/{modelfile}"
+        for quant, modelfile in report.modelfiles.items()
+    ]
+    text = f"""{GGUF_HEADING}
+
+GGUF files written by llama.cpp's own converter{" and quantizer" if report.quantizer else ""} (`recipes/export.py`;
+{report.converter}{f"; {report.quantizer}" if report.quantizer else ""}). They hold the same weights without the
+Python stack: llama.cpp, Ollama and LM Studio run them on a laptop CPU.
+
+| file | quant | size |
+|---|---|---|
+{chr(10).join(rows)}
+
+```bash
+llama-cli -m {first} --temp 0          # chat in the terminal (uses the chat template inside the GGUF)
+llama-server -m {first} --port 8080    # OpenAI-compatible API: POST /v1/chat/completions
+"""
+    if ollama:
+        text += "\n".join(ollama) + "\n" + f"ollama run {name}\n"
+    text += "```\n"
+    if ollama:
+        text += (
+            "\nThe `Modelfile` carries the chat template (as Ollama's Go template), the stop tokens and greedy "
+            "decoding (temperature 0, no repeat penalty), as the evaluation decodes. LM Studio: `lms import "
+            f"{first}`.\n"
+        )
+    return text
+
+
+def with_gguf_section(card: str, report) -> str:
+    """The card with its GGUF section added, or replaced when an earlier export wrote one."""
+    start = card.find(GGUF_HEADING)
+    if start >= 0:
+        end = card.find("\n## ", start + len(GGUF_HEADING))
+        card = card[:start].rstrip("\n") + ("\n\n" + card[end + 1 :] if end >= 0 else "\n")
+    return card.rstrip("\n") + "\n\n" + gguf_section(report)
