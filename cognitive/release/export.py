@@ -27,7 +27,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from cognitive.atomic import make_shareable, output_dir, write_text
+from cognitive.atomic import check_replaceable, make_shareable, output_dir, write_text
 from cognitive.errors import UserError
 from cognitive.release import llama_cpp
 from cognitive.release.merge import CHECK_PROMPTS
@@ -89,6 +89,10 @@ def parse_quants(text: str) -> list[str]:
     return list(dict.fromkeys(quants))
 
 
+def _exists(out: Path) -> UserError:
+    return UserError(f"{out} exists (pass --overwrite to replace it)")
+
+
 def plan_export(
     release: str | Path,
     quants: list[str],
@@ -106,8 +110,8 @@ def plan_export(
     if model_type.startswith("cognitive_") or config.get("cognitive_modules") or config.get("auto_map"):
         raise UserError(MODULES_REFUSAL.format(release=release, model_type=model_type or "?"))
     out = Path(out) if out is not None else release / GGUF_DIR
-    if out.exists() and not overwrite:
-        raise UserError(f"{out} exists (pass --overwrite to replace it)")
+    # an earlier export there is replaced with --overwrite; anything else (a user's files, a link) is refused
+    check_replaceable(out, "export", overwrite=overwrite, exists_error=_exists(out))
     architecture = (config.get("architectures") or ["?"])[0]
     supported = llama_cpp.converter_architectures()
     if architecture not in supported:
@@ -237,8 +241,7 @@ def export_gguf(
         quants=plan.quants,
         estimate_bytes=plan.estimate_bytes,
     )
-    exists = UserError(f"{plan.out} exists (pass --overwrite to replace it)")
-    with output_dir(plan.out, overwrite=overwrite, exists_error=exists) as tmp:
+    with output_dir(plan.out, kind="export", overwrite=overwrite, exists_error=_exists(plan.out)) as tmp:
         write_gguf_files(plan, tmp, report, progress)
         if plan.chat is not None:
             for i, quant in enumerate(plan.quants):

@@ -28,9 +28,22 @@ from cognitive.errors import UserError
 from cognitive.model.remote_code import MODEL_CLASS
 
 TRAINING_HIGHLIGHTS = (
-    "max_steps", "num_train_epochs", "per_device_train_batch_size", "gradient_accumulation_steps", "learning_rate",
-    "lr_scheduler_type", "warmup_steps", "max_length", "packing", "loss_type", "dtype", "bf16", "load_in_4bit",
-    "gradient_checkpointing", "deepspeed", "seed",
+    "max_steps",
+    "num_train_epochs",
+    "per_device_train_batch_size",
+    "gradient_accumulation_steps",
+    "learning_rate",
+    "lr_scheduler_type",
+    "warmup_steps",
+    "max_length",
+    "packing",
+    "loss_type",
+    "dtype",
+    "bf16",
+    "load_in_4bit",
+    "gradient_checkpointing",
+    "deepspeed",
+    "seed",
 )
 LORA_HIGHLIGHTS = ("lora_r", "lora_alpha", "lora_dropout", "lora_target_modules")
 
@@ -61,8 +74,10 @@ def load_eval_scores(path: Path) -> tuple[dict[str, dict[str, dict[str, float]]]
     except (OSError, json.JSONDecodeError) as e:
         raise UserError(f"eval results {path}: not readable JSON ({e})") from None
     if isinstance(data, dict) and isinstance(data.get("suites"), dict):  # recipes/evaluate.py (suites)
-        scores = {label: {task: metrics for r in suites.values() for task, metrics in (r.get("scores") or {}).items()}
-                  for label, suites in data["suites"].items()}
+        scores = {
+            label: {task: metrics for r in suites.values() for task, metrics in (r.get("scores") or {}).items()}
+            for label, suites in data["suites"].items()
+        }
         suites = ", ".join(dict.fromkeys(s for r in data["suites"].values() for s in r))
         limit = (data.get("settings") or {}).get("limit") or "each suite's default number of"
         return scores, f"recipes/evaluate.py, suites {suites}, {limit} documents per task"
@@ -117,8 +132,10 @@ def data_summary(config: dict) -> list[str]:
             if stats.get(key):
                 lines.append(f"- {title}: {_counts(stats[key])}")
     if report:
-        lines.append(f"- verification: {report.get('generated', '?')} generated, {report.get('kept', '?')} kept "
-                     f"(every kept example re-checked by an independent checker; eval documents removed by hash)")
+        lines.append(
+            f"- verification: {report.get('generated', '?')} generated, {report.get('kept', '?')} kept "
+            f"(every kept example re-checked by an independent checker; eval documents removed by hash)"
+        )
     if not stats and folder.is_dir():
         splits, tasks = _count_jsonl(folder)
         if splits:
@@ -196,8 +213,11 @@ def parameters_table(parameters: dict) -> list[str]:
     rows += [(f"cognitive module: {name}", n) for name, n in modules.items() if name != "total" and n]
     if modules["total"]:
         rows.append(("cognitive modules, total (extra parameters of this release)", modules["total"]))
-    return ["| part | parameters | of base |", "|---|---:|---:|",
-            *[f"| {name} | {n:,} | {100 * n / base:.2f}% |" for name, n in rows]]
+    return [
+        "| part | parameters | of base |",
+        "|---|---:|---:|",
+        *[f"| {name} | {n:,} | {100 * n / base:.2f}% |" for name, n in rows],
+    ]
 
 
 def how_to_load(remote_code: bool) -> str:

@@ -78,6 +78,7 @@ def exported(release) -> tuple[Path, Result]:
 def test_export_writes_the_files_the_modelfile_and_the_card(release, exported):
     out, result = exported
     assert sorted(p.name for p in out.iterdir()) == [
+        ".cognitive-slm.json",  # what wrote it: an export (cognitive.atomic.MARKER)
         "Modelfile",
         "Modelfile.q8_0",
         "export.json",
@@ -220,6 +221,7 @@ def test_prechecks_fail_in_one_line_and_write_nothing(release, tmp_path, monkeyp
     existing = edited_copy(release, tmp_path / "existing", lambda p: (p / "gguf").mkdir())
     (existing / "gguf" / "mine.txt").write_text("kept")
     fails(existing, ["gguf exists", "--overwrite"])
+    fails(existing, ["was not written by cognitive-slm", "mine.txt"], ["--overwrite"])  # the user's files stay
     assert (existing / "gguf" / "mine.txt").read_text() == "kept"
 
     full = SimpleDiskUsage(total=10**12, used=10**12 - 10**6, free=10**6)
