@@ -260,7 +260,8 @@ def estimate(shape: Shape, setup: Setup) -> Estimate:
     weights = int(shape.linear_params * bits / 8) + shape.other_params * storage
 
     trainable_params = shape.lora_params(setup.lora_r) + setup.module_params
-    trainable_bytes = 4 if setup.quant in ("nf4", "fp32") else 2  # QLoRA keeps adapters in fp32
+    # fp32 adapters: QLoRA's, and PEFT's over a bf16 base (autocast_adapter_dtype; the CPU recipes' bf16 base)
+    trainable_bytes = 4 if setup.quant in ("nf4", "fp32", "bf16") else 2
     trainable = 2 * trainable_params * trainable_bytes  # weights + grads
     # AdamW states (2 x fp32), plus DeepSpeed's fp32 master copy; on the host when offloaded.
     optimizer = 0 if setup.offload_optimizer else trainable_params * 4 * (3 if setup.deepspeed_bucket_elems else 2)

@@ -49,6 +49,20 @@ def test_nf4_weights_of_the_embedded_model_within_2_percent():
     assert estimated == pytest.approx(real, rel=0.02)
 
 
+def test_lora_over_a_bf16_base_is_fp32(tiny_model_dir):
+    """The CPU recipes' bf16 base: PEFT keeps the LoRA weights (and so their gradients and AdamW states) in fp32."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir("llama"), dtype=torch.bfloat16)
+    shape = shape_from_config(model.config)
+    model = get_peft_model(model, LoraConfig(r=8, target_modules="all-linear"))
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    assert {p.dtype for p in trainable} == {torch.float32}
+    real = 2 * sum(p.numel() * p.element_size() for p in trainable)  # weights + gradients
+    assert estimate(shape, Setup(quant="bf16", lora_r=8)).trainable == real
+
+
 def test_lora_params_and_optimizer_states_are_exact(tiny_model_dir):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
