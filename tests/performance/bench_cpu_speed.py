@@ -71,27 +71,30 @@ PROJECTIONS = MATMUL_SHAPES[:4]  # the reference for MFU: the best bf16 rate amo
 # The recipe before this study (recipes/configs/*_cpu.yaml until issue 42) and the one after; the others change one
 # setting at a time. "env": the process environment (OMP_WAIT_POLICY unset: GNU OpenMP's default, spinning).
 OLD = {"dtype": "float32", "bf16": "true", "gradient_checkpointing": "true", "cpu_heap_trim_mb": "512"}
-NEW = {"dtype": "bfloat16", "bf16": "true", "gradient_checkpointing": "false", "cpu_heap_trim_mb": "0"}
+NEW = {"dtype": "bfloat16", "bf16": "true", "gradient_checkpointing": "false", "cpu_heap_trim_mb": "512"}
 NEW = {**NEW, "padding_free": "true"}
 PASSIVE = {"OMP_WAIT_POLICY": "PASSIVE"}
-TRAIN_CONFIGS = {
+STEP1 = {**OLD}  # + OpenMP's waiting threads asleep
+STEP2 = {**STEP1, "dtype": "bfloat16"}  # + the bf16 base
+STEP3 = {**STEP2, "padding_free": "true"}  # + padding-free rows; then - checkpointing: NEW
+TRAIN_CONFIGS = {  # the old recipe, then one change at a time to the new, then the new with one change
     "old": dict(overrides=OLD, env={}),
-    "old+bf16_base": dict(overrides={**OLD, "dtype": "bfloat16"}, env={}),
-    "old+bf16_base+padding_free": dict(overrides={**OLD, "dtype": "bfloat16", "padding_free": "true"}, env={}),
-    "new+checkpointing": dict(
-        overrides={**NEW, "gradient_checkpointing": "true", "cpu_heap_trim_mb": "512"}, env=PASSIVE
-    ),
+    "old+passive": dict(overrides=STEP1, env=PASSIVE),
+    "old+passive+bf16_base": dict(overrides=STEP2, env=PASSIVE),
+    "old+passive+bf16_base+padding_free": dict(overrides=STEP3, env=PASSIVE),
     "new": dict(overrides=NEW, env=PASSIVE),
+    "new,untrimmed": dict(overrides={**NEW, "cpu_heap_trim_mb": "0"}, env=PASSIVE),
     "new,omp_default": dict(overrides=NEW, env={}),
-    "new+trim512": dict(overrides={**NEW, "cpu_heap_trim_mb": "512"}, env=PASSIVE),
+    "new,fp32_base": dict(overrides={**NEW, "dtype": "float32"}, env=PASSIVE),
     "new+compile": dict(overrides={**NEW, "torch_compile": "true"}, env=PASSIVE),
-    "new+fp32_base": dict(overrides={**NEW, "dtype": "float32"}, env=PASSIVE),
 }
 HEADLINE = ("old", "new")  # run for LoRA-only and modules at every shape; the others LoRA-only at the last shape
-GENERATE_CONFIGS = {
-    "old": dict(env={}, cache="dynamic"),
-    "new": dict(env=PASSIVE, cache="dynamic"),
-    "new+static_cache": dict(env=PASSIVE, cache="static"),
+GENERATE_CONFIGS = {  # dtype None: the harness's (bf16 on a CPU with native bf16)
+    "old": dict(env={}, cache="dynamic", dtype=None),
+    "new": dict(env=PASSIVE, cache="dynamic", dtype=None),
+    "new+static_cache": dict(env=PASSIVE, cache="static", dtype=None),
+    # GRPO generates with the training model: its recipe's fp32 base under bf16 autocast before, a bf16 base now
+    "grpo_old": dict(env={}, cache="dynamic", dtype="float32"),
 }
 LOSS_STEPS = 20
 LOSS_SHAPE = "4x512"
@@ -227,8 +230,9 @@ def one_generate(payload: str) -> None:
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    _, dtype = inference_device_and_dtype()
+    dtype = spec["dtype"] or inference_device_and_dtype()[1]
     model = load_base(MODEL, dtype=getattr(torch, dtype)).eval()
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == "float32")  # as GRPO's fp32 base ran
     prompts = generation_prompts(tokenizer, max(spec["batches"]))
     result = {"dtype": dtype, "threads": torch.get_num_threads(), "tokens_per_s": {}}
     for batch in spec["batches"]:
@@ -241,12 +245,12 @@ def one_generate(payload: str) -> None:
         )
         if spec["cache"] == "static":
             kwargs.update(cache_implementation="static", disable_compile=True)
-        with torch.inference_mode():  # warm-up: a few tokens
+        with torch.inference_mode(), autocast:  # warm-up: a few tokens
             model.generate(**encoded, **{**kwargs, "max_new_tokens": 4, "min_new_tokens": 4})
         rates = []
         for _ in range(spec["repeats"]):
             start = time.perf_counter()
-            with torch.inference_mode():
+            with torch.inference_mode(), autocast:
                 out = model.generate(**encoded, **kwargs)
             rates.append((out.shape[1] - encoded.input_ids.shape[1]) * batch / (time.perf_counter() - start))
         result["tokens_per_s"][str(batch)] = round(max(rates), 1)
@@ -256,7 +260,7 @@ def one_generate(payload: str) -> None:
 
 def run_generate(name: str, batches, new_tokens: int, repeats: int) -> dict | None:
     spec = GENERATE_CONFIGS[name]
-    payload = json.dumps({"cache": spec["cache"], "batches": batches, "new_tokens": new_tokens, "repeats": repeats})
+    payload = json.dumps({**spec, "batches": batches, "new_tokens": new_tokens, "repeats": repeats})
     env = process_env(spec["env"])
     out = subprocess.run([sys.executable, __file__, "--one-generate", payload], capture_output=True, text=True, env=env)
     lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
