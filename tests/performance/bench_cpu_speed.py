@@ -20,8 +20,8 @@ One run measures, in this order:
     generate  greedy generation at batch 1 and 16 (chat prompts of the five task types, 128 new tokens each,
               every row to the end), old (the evaluation harness today: bf16 weights, dynamic cache, OpenMP's default
               wait policy) and new, each in its own process: generated tokens/s.
-    losses    the first 20 steps' losses of the old recipe and the new (same rows, same order, 4 x 512), their
-              largest difference against LOSS_TOLERANCE.
+    losses    the first 20 steps' losses of the old recipe (its threads asleep: the same numbers) and the new (same
+              rows, same order, 4 x 512), their largest difference against LOSS_TOLERANCE.
 
 FLOPs, counted the standard way (Kaplan et al.; PaLM appendix B): N = the matmul parameters a token passes through
 (the 30 decoder layers' 7 projections and the LM head, tied to the embeddings: 134.5M for the 135M; + the cognitive
@@ -154,17 +154,25 @@ def process_env(settings: dict) -> dict:
     return env
 
 
+def in_own_process(option: str, payload: dict, settings: dict, what: str) -> dict | None:
+    """Run this file with `--<option> <payload JSON>` under these OpenMP settings; its RESULT line, or None (and the
+    error printed) when it failed."""
+    command = [sys.executable, __file__, f"--{option}", json.dumps(payload)]
+    out = subprocess.run(command, capture_output=True, text=True, env=process_env(settings))
+    lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
+    if out.returncode or not lines:
+        print(f"{what}: failed\n{out.stderr[-3000:]}", flush=True)
+        return None
+    return json.loads(lines[-1][len("RESULT ") :])
+
+
 def run_train(name: str, modules: bool, shape: str, steps: int) -> dict | None:
     """One training configuration in its own process (its peak RSS, its environment); None when it failed."""
     spec = TRAIN_CONFIGS[name]
-    payload = json.dumps({"modules": modules, "overrides": spec["overrides"], "shape": shape, "steps": steps})
-    env = process_env(spec["env"])
-    out = subprocess.run([sys.executable, __file__, "--one-train", payload], capture_output=True, text=True, env=env)
-    lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
-    if out.returncode or not lines:
-        print(f"{name} {shape}: failed\n{out.stderr[-3000:]}", flush=True)
+    payload = {"modules": modules, "overrides": spec["overrides"], "shape": shape, "steps": steps}
+    result = in_own_process("one-train", payload, spec["env"], f"{name} {shape}")
+    if result is None:
         return None
-    result = json.loads(lines[-1][len("RESULT ") :])
     result.update(config=name, recipe="modules" if modules else "lora")
     result["gradient_checkpointing"] = spec["overrides"].get("gradient_checkpointing") == "true"
     return result
@@ -260,14 +268,9 @@ def one_generate(payload: str) -> None:
 
 def run_generate(name: str, batches, new_tokens: int, repeats: int) -> dict | None:
     spec = GENERATE_CONFIGS[name]
-    payload = json.dumps({**spec, "batches": batches, "new_tokens": new_tokens, "repeats": repeats})
-    env = process_env(spec["env"])
-    out = subprocess.run([sys.executable, __file__, "--one-generate", payload], capture_output=True, text=True, env=env)
-    lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
-    if out.returncode or not lines:
-        print(f"generate {name}: failed\n{out.stderr[-3000:]}", flush=True)
-        return None
-    return {"config": name, **json.loads(lines[-1][len("RESULT ") :])}
+    payload = {**spec, "batches": batches, "new_tokens": new_tokens, "repeats": repeats}
+    result = in_own_process("one-generate", payload, spec["env"], f"generate {name}")
+    return None if result is None else {"config": name, **result}
 
 
 # ------------------------------------------------------------------------------------------------ report
@@ -386,9 +389,9 @@ def ratios(rows: list[dict]) -> dict:
 def losses_check() -> dict:
     """The first LOSS_STEPS losses of the old and the new LoRA-only recipe on the same rows."""
     out = {}
-    for name in ("old", "new"):
+    for key, name in (("old", "old+passive"), ("new", "new")):  # old+passive: old's numbers, its threads asleep
         result = run_train(name, False, LOSS_SHAPE, LOSS_STEPS - 1)
-        out[name] = result["losses"] if result else None
+        out[key] = result["losses"] if result else None
     if out["old"] and out["new"]:
         worst = max(abs(a - b) / a for a, b in zip(out["old"], out["new"]))
         out["max_relative_difference"] = round(worst, 4)
