@@ -94,7 +94,7 @@ GENERATE_CONFIGS = {  # dtype None: the harness's (bf16 on a CPU with native bf1
     "new": dict(env=PASSIVE, cache="dynamic", dtype=None),
     "new+static_cache": dict(env=PASSIVE, cache="static", dtype=None),
     # GRPO generates with the training model: its recipe's fp32 base under bf16 autocast before, a bf16 base now
-    "grpo_old": dict(env={}, cache="dynamic", dtype="float32"),
+    "grpo_old": dict(env=PASSIVE, cache="dynamic", dtype="float32"),
 }
 LOSS_STEPS = 20
 LOSS_SHAPE = "4x512"
@@ -306,6 +306,9 @@ def main() -> None:
     parser.add_argument("--configs", default=",".join(TRAIN_CONFIGS), help="training configurations to run")
     parser.add_argument("--shapes", default="4x512,4x1024")
     parser.add_argument("--recipes", default="lora,modules", help="the headline configs' recipes (LoRA-only, modules)")
+    parser.add_argument("--headline", default=",".join(HEADLINE), help="configs run for every recipe and shape")
+    parser.add_argument("--modules-shapes", default=None, help="shapes of the modules recipe (default: --shapes)")
+    parser.add_argument("--loss-shape", default=LOSS_SHAPE)
     parser.add_argument("--steps", type=int, default=3, help="timed optimizer steps (after one warm-up)")
     parser.add_argument("--generate-configs", default=",".join(GENERATE_CONFIGS))
     parser.add_argument("--new-tokens", type=int, default=128)
@@ -329,9 +332,12 @@ def main() -> None:
 
     if "train" in sections:
         configs, shapes = args.configs.split(","), args.shapes.split(",")
-        recipes = [r == "modules" for r in args.recipes.split(",")]
-        plan = [(c, m, s) for s in shapes for c in configs if c in HEADLINE for m in recipes]
-        plan += [(c, False, shapes[-1]) for c in configs if c not in HEADLINE]
+        recipes, headline = [r == "modules" for r in args.recipes.split(",")], args.headline.split(",")
+        modules_shapes = (args.modules_shapes or args.shapes).split(",")
+        plan = [
+            (c, m, s) for s in shapes for c in configs if c in headline for m in recipes if not m or s in modules_shapes
+        ]
+        plan += [(c, False, shapes[-1]) for c in configs if c not in headline]
         summary["train"] = []
         for config, modules, shape in plan:
             result = run_train(config, modules, shape, args.steps)
@@ -343,7 +349,7 @@ def main() -> None:
             print(json.dumps({k: v for k, v in result.items() if not isinstance(v, list)}), flush=True)
         if reference:
             print(train_table(summary["train"]), flush=True)
-        summary["ratios"] = ratios(summary["train"])
+        summary["ratios"] = ratios(summary["train"], headline[0])
         for line in summary["ratios"]["lines"]:
             print(line, flush=True)
 
@@ -356,7 +362,7 @@ def main() -> None:
                 print(f"generate {name}: {result['tokens_per_s']} tokens/s", flush=True)
 
     if "losses" in sections:
-        summary["losses"] = losses_check()
+        summary["losses"] = losses_check(args.loss_shape)
 
     summary["load_average_end"] = load_average()
     (out / "results.json").write_text(json.dumps(summary, indent=1) + "\n")
@@ -364,8 +370,8 @@ def main() -> None:
     print(f"load average {summary['load_average_end']}; figures in {out}/results.json, plot {out}/cpu_speed.png")
 
 
-def ratios(rows: list[dict]) -> dict:
-    """new / old per recipe and shape, and modules / LoRA-only step time per config and shape."""
+def ratios(rows: list[dict], reference: str = "old") -> dict:
+    """Each config / `reference` (old) real tokens/s per recipe and shape, and modules / LoRA-only time per token."""
     by = {(r["config"], r["recipe"], r["shape"]): r for r in rows}
     lines, out = [], {"speedup": {}, "modules_over_lora": {}}
     for (config, recipe, shape), r in sorted(by.items()):
@@ -378,19 +384,19 @@ def ratios(rows: list[dict]) -> dict:
                 f"{config} {shape}: modules / LoRA-only time per token {tokens_ratio:.2f}x (s/step {ratio:.2f}x; "
                 "target <= 1.15)"
             )
-        old = by.get(("old", recipe, shape))
-        if config != "old" and old and "tokens_per_s" in r:
+        old = by.get((reference, recipe, shape))
+        if config != reference and old and "tokens_per_s" in r:
             speedup = r["tokens_per_s"] / old["tokens_per_s"]
             out["speedup"][f"{config} {recipe} {shape}"] = round(speedup, 2)
-            lines.append(f"{config} / old, {recipe} {shape}: {speedup:.2f}x real tokens/s")
+            lines.append(f"{config} / {reference}, {recipe} {shape}: {speedup:.2f}x real tokens/s")
     return {**out, "lines": lines}
 
 
-def losses_check() -> dict:
+def losses_check(shape: str = LOSS_SHAPE) -> dict:
     """The first LOSS_STEPS losses of the old and the new LoRA-only recipe on the same rows."""
     out = {}
     for key, name in (("old", "old+passive"), ("new", "new")):  # old+passive: old's numbers, its threads asleep
-        result = run_train(name, False, LOSS_SHAPE, LOSS_STEPS - 1)
+        result = run_train(name, False, shape, LOSS_STEPS - 1)
         out[key] = result["losses"] if result else None
     if out["old"] and out["new"]:
         worst = max(abs(a - b) / a for a, b in zip(out["old"], out["new"]))
