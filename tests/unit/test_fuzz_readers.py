@@ -11,8 +11,8 @@ problem's own entity names among them so the scorers take their deeper paths.
 The readers (READERS below): the GRPO rewards (cognitive/rl/rewards.py), every task type's scorer in the registry
 (cognitive/tasks.py) and the evaluation's document scorers (cognitive/evaluation/scoring.py, transfer.py, the
 process_results of eval/tasks/*/utils.py), the answer extractors, the step-accuracy readers (scoring.step_metrics,
-arithmetic.step_breakdown, the checkers' arithmetic reader cognitive/data/arith.py), the arithmetic probe's readers
-and the teacher's reply parser. Each call must finish within CALL_SECONDS on strings up to MAX_CHARS characters.
+the checkers' arithmetic reader cognitive/data/arith.py), the arithmetic-ceiling study's probe readers
+(experiments/arithmetic_ceiling/arithmetic_probe.py: step_breakdown, worksheet_scores) and the teacher's reply parser. Each call must finish within CALL_SECONDS on strings up to MAX_CHARS characters.
 
 Reproducible in CI: a fixed Hypothesis profile (derandomized, no example database), EXAMPLES strings per test;
 the explicit @example strings always run first. `pytest -s` prints how many strings and calls each test tried.
@@ -24,6 +24,7 @@ import json
 import logging
 import math
 import signal
+import sys
 import time
 from fractions import Fraction
 
@@ -35,7 +36,7 @@ from cognitive import tasks
 from cognitive.data import arith
 from cognitive.data.schema import iter_jsonl
 from cognitive.data.teacher import response_steps
-from cognitive.evaluation import arithmetic, scoring, transfer
+from cognitive.evaluation import scoring, transfer
 from cognitive.evaluation.snapshots import to_doc
 from cognitive.rl import rewards
 from tests.conftest import ROOT
@@ -333,6 +334,21 @@ def check_transfer(text: str, doc: dict) -> None:
     assert in_unit(result["score"]) and in_unit(result["rg_score"]) and in_unit(result["answered"]), result
     again = call("eval/tasks/transfer/utils.process_results", EVAL_UTILS["transfer"].process_results, doc, [text])
     assert again == result
+
+
+def _arithmetic_probe():
+    """The arithmetic-ceiling study's probe (a study's driver module, not a library module), loaded from its file."""
+    import importlib.util
+
+    path = ROOT / "experiments" / "arithmetic_ceiling" / "arithmetic_probe.py"
+    spec = importlib.util.spec_from_file_location("study_arithmetic_probe", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+arithmetic = _arithmetic_probe()
 
 
 def eval_utils(suite: str):
