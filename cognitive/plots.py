@@ -295,7 +295,7 @@ def plot_paired_suites(comparisons: dict[str, dict[str, dict]], reference: str, 
     suites = list(dict.fromkeys(s for per_suite in comparisons.values() for s in per_suite))
     arms = len(comparisons)
     fig, axes = plt.subplots(
-        len(suites), 2, figsize=(12, (1.0 + 0.6 * arms) * len(suites) + 0.6), sharex="col", squeeze=False
+        len(suites), 2, figsize=(12, (1.0 + 0.6 * arms) * len(suites) + 0.6), sharex=True, squeeze=False
     )
     level = 0.95
     for row, suite in enumerate(suites):
