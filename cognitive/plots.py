@@ -169,9 +169,10 @@ def plot_suites(results: dict, path: str | Path, type_names: list[str]) -> Path:
     return Path(path)
 
 
-def plot_ablation(summary: dict, path: str | Path) -> Path:
+def plot_ablation(summary: dict, path: str | Path, ylabel: str = "headline (mean over seeds)") -> Path:
     """The module ablation (cognitive.evaluation.ablation.aggregate): grouped bars per suite, one bar per arm (mean
-    over seeds), whiskers = the spread over seeds."""
+    over seeds), whiskers = the spread over seeds. `summary` is {arm: {suite: {"mean", "spread"}}}, so any columns of
+    scores in [0, 1] can stand for the suites (experiments/plot_reports.py adds step accuracy beside them)."""
     plt = _pyplot()
     arms = list(summary)
     suites = list(dict.fromkeys(s for by_suite in summary.values() for s in by_suite))
@@ -183,64 +184,8 @@ def plot_ablation(summary: dict, path: str | Path) -> Path:
         ax.bar([k + i * width for k in range(len(suites))], means, width, yerr=spreads, capsize=2, label=arm)
     ax.set_xticks([k + width * (len(arms) - 1) / 2 for k in range(len(suites))], suites)
     ax.set_ylim(0, 1)
-    ax.set_ylabel("headline (mean over seeds)")
+    ax.set_ylabel(ylabel)
     ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return Path(path)
-
-
-def plot_before_after(rows: list[dict], path: str | Path, before: str, after: str) -> Path:
-    """Grouped bars per suite x task type: `before` (row["start"]) and `after` (row["mean"], error bar row["spread"]),
-    one panel per suite (tests/performance/bench_grpo.py: the SFT start and GRPO's mean over seeds)."""
-    plt = _pyplot()
-    suites = list(dict.fromkeys(r["suite"] for r in rows))
-    fig, axes = plt.subplots(1, len(suites), figsize=(4.5 * len(suites), 3.8), squeeze=False)
-    for ax, suite in zip(axes[0], suites):
-        mine = [r for r in rows if r["suite"] == suite]
-        xs = range(len(mine))
-        ax.bar([x - 0.2 for x in xs], [r["start"] for r in mine], 0.4, label=before)
-        ax.bar(
-            [x + 0.2 for x in xs],
-            [r["mean"] or 0 for r in mine],
-            0.4,
-            yerr=[r["spread"] or 0 for r in mine],
-            capsize=3,
-            label=after,
-        )
-        ax.set_xticks(list(xs), [r["type"] for r in mine], rotation=30, ha="right", fontsize=8)
-        ax.set_title(suite)
-        ax.set_ylim(0, 1)
-    axes[0][0].set_ylabel("score")
-    axes[0][0].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return Path(path)
-
-
-def plot_interpolation(curves: dict[str, dict[float, tuple]], base: dict[str, float], path: str | Path, chosen=None):
-    """Scores against the interpolation weight alpha (tests/performance/bench_interpolate.py): one line per suite,
-    {suite: {alpha: (mean, spread)}}, whiskers = the spread over seeds; each suite's base score is the point at alpha 0
-    (and a dotted line); the chosen alpha a vertical line."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 3.8))
-    for i, (suite, points) in enumerate(curves.items()):
-        color = f"C{i}"
-        alphas = [0.0, *points]
-        means = [base.get(suite) or 0.0, *[(m or 0.0) for m, _ in points.values()]]
-        spreads = [0.0, *[(s or 0.0) for _, s in points.values()]]
-        ax.errorbar(alphas, means, yerr=spreads, capsize=3, marker="o", color=color, label=suite)
-        ax.axhline(base.get(suite) or 0.0, color=color, linestyle=":", linewidth=1)
-    if chosen is not None:
-        ax.axvline(chosen, color="grey", linestyle="--", linewidth=1, label=f"chosen alpha {chosen:g}")
-    tops = [(m or 0.0) + (s or 0.0) for points in curves.values() for m, s in points.values()]
-    top = max([v or 0.0 for v in base.values()] + tops)
-    ax.set_ylim(0, max(0.1, 1.15 * top))
-    ax.set_xlabel("alpha (0 = base, 1 = the trained run)")
-    ax.set_ylabel("headline (validation, mean over seeds)")
-    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from cognitive import PROJECT_ROOT
-from cognitive.atomic import open_atomic
+from cognitive.atomic import claim_dir, open_atomic
 from cognitive.errors import ArgumentParser, UserError, exit_on_user_error, load_yaml_mapping
 from cognitive.evaluation import ablation
 from cognitive.plots import plot_ablation
@@ -57,6 +57,7 @@ def main(argv=None) -> None:
     if len(extra) % 2 or not all(flag.startswith("--") for flag in extra[0::2]):
         parser.error(f"--train-args: expected '--key value' pairs, got {args.train_args!r}")
     recipe = load_yaml_mapping(args.config, "config file")
+    claim_dir(args.out, "evaluation")  # written into (and resumed in), never replaced: ours, new or empty only
     runs = {}
     for arm in arms:
         runs[arm] = []
@@ -74,7 +75,6 @@ def main(argv=None) -> None:
             runs[arm].append(ablation.read_run(eval_dir / "results.json"))
     summary = ablation.aggregate(runs)
     table, verdict = ablation.ablation_table(summary), ablation.verdict(summary)
-    args.out.mkdir(parents=True, exist_ok=True)
     settings = {k: str(v) for k, v in vars(args).items()}
     with open_atomic(args.out / "results.json") as f:
         f.write(json.dumps({"settings": settings, "summary": summary, "verdict": verdict}, indent=1) + "\n")

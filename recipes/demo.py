@@ -4,7 +4,7 @@
     python recipes/demo.py [--steps 30] [--eval-limit 6]
 
 Each stage is the command a user would type (printed before it runs): the five-type CPU mix, the CPU recipe of
-the ablation's best arm (recipes/configs/demo_cpu.yaml: LoRA only, see the README's ablation), then base and tuned
+the ablation's best arm (recipes/configs/demo_cpu.yaml: LoRA only: experiments/module_ablation/), then base and tuned
 on the in-distribution and transfer suites (score, standard error and step accuracy per suite and task type), then
 the merged release. The table is printed at the end and saved, with plots, to results/demo/.
 """

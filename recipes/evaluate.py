@@ -74,7 +74,9 @@ def build_parser() -> ArgumentParser:
         help="run a --release's shipped code even when this checkout did not write it (read it first)",
     )
     parser.add_argument("--fast", action="store_true", help="the in-training check (overrides --tasks and --limit)")
-    parser.add_argument("--out", default="results/eval", help="output directory")
+    parser.add_argument(
+        "--out", default="results/eval", help="output directory (an earlier evaluation there is replaced, nothing else)"
+    )
     return parser
 
 
@@ -94,7 +96,8 @@ def main(argv=None) -> None:
     parse_difficulties(args.difficulty)  # an unknown difficulty: one line, before anything is written
     started = time.time()
 
-    with output_dir(Path(args.out), overwrite=True) as tmp:  # the previous results stay until these are complete
+    # the previous results stay until these are complete; only an evaluation output is ever replaced
+    with output_dir(Path(args.out), kind="evaluation", overwrite=True) as tmp:
         if args.fast or args.tasks:
             tasks = FAST_CHECK["tasks"] if args.fast else args.tasks.split(",")
             difficulty = FAST_CHECK["metadata"]["difficulty"] if args.fast else args.difficulty

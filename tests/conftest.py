@@ -181,3 +181,20 @@ def tiny_recipe_yaml(path: Path, model_dir: Path, data_dir: Path, output_dir: Pa
     recipe.update(overrides)
     path.write_text(yaml.safe_dump(recipe))
     return path
+
+
+def user_files(folder: Path) -> Path:
+    """A directory of a user's own files (no marker of this project): what --overwrite must never replace."""
+    folder.mkdir(parents=True)
+    (folder / "important.txt").write_text("mine")
+    (folder / "notes").mkdir()
+    (folder / "notes" / "todo.md").write_text("- back up")
+    return folder
+
+
+def listing(folder: Path) -> dict[str, str | None]:
+    """Every path under `folder` with its text (None for a directory or a link): what 'left untouched' compares."""
+    return {
+        str(p.relative_to(folder)): (p.read_text() if p.is_file() and not p.is_symlink() else None)
+        for p in sorted(folder.rglob("*"))
+    }

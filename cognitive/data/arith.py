@@ -23,12 +23,24 @@ _WORD = re.compile(f"[{_LETTER}][{_LETTER}/'’\\-]*")
 _TIMES_X = re.compile(r"(?<=\d)\s*x\s*(?=\d)")
 _TOKEN = re.compile(r"\s*(\d+(?:\.\d+)?|[-+*/()]|)")
 _NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?")
+# What a checkable expression is at most (longer ones are "not checkable": evaluate returns None). Our steps have a few
+# operands of a few digits; the bounds keep the work per segment small whatever a model writes.
+MAX_TOKENS = 256
+MAX_DEPTH = 32
+MAX_DIGITS = 60
 _NORMALISE = str.maketrans({"×": "*", "·": "*", "÷": "/", "−": "-", "–": "-", "$": " ", "%": " ", "€": " ", "£": " "})
 
 
 def number(token: str) -> int | Fraction:
     """Exact value of a numeral: int when it has no decimal point (fast), else a Fraction."""
     return int(token) if "." not in token else Fraction(token)
+
+
+def read_number(numeral: str) -> int | Fraction | None:
+    """The exact value of a numeral a model wrote (digits, an optional sign and decimal part, `number`); None for one
+    longer than MAX_DIGITS characters: no answer or step of ours writes one, and Python refuses to parse one of over
+    4300 digits (a ValueError) and takes quadratic time below that."""
+    return number(numeral) if len(numeral) <= MAX_DIGITS else None
 
 
 def divide(a, b):
@@ -39,61 +51,101 @@ def divide(a, b):
 
 
 def numbers(text: str) -> list[int | Fraction]:
-    """Every number written in a text (integers and decimals; '1,200' is not a number here)."""
-    return [number(m.group()) for m in _NUMBER.finditer(text)]
+    """Every number written in a text (integers and decimals; '1,200' is not a number here); a numeral longer
+    than MAX_DIGITS characters is none (no step of ours writes one, and reading it could cost more than the text)."""
+    return [v for m in _NUMBER.finditer(text) if (v := read_number(m.group())) is not None]
 
 
 def evaluate(expr: str) -> Fraction | None:
-    """Evaluate + - * / and parentheses exactly; None if `expr` is not a well-formed expression."""
+    """Evaluate + - * / and parentheses exactly; None if `expr` is not a well-formed expression, or not one to check:
+    more than MAX_TOKENS tokens, parentheses nested deeper than MAX_DEPTH, a numeral longer than MAX_DIGITS characters.
+
+    Model output is read here (rewards, step accuracy), so this never raises and its work is bounded: it reads the
+    tokens once, left to right, with explicit stacks (precedence climbing), never recursing. The grammar:
+        sum := product (("+" | "-") product)*      product := atom (("*" | "/") atom)*
+        atom := "(" sum ")" | "-" atom | numeral
+    """
+    expr = expr.strip()
     tokens = []
     pos = 0
-    expr = expr.strip()
     while pos < len(expr):
         m = _TOKEN.match(expr, pos)
-        if not m or not m.group(1):
+        if not m or not m.group(1) or len(tokens) >= MAX_TOKENS:
             return None
         tokens.append(m.group(1))
         pos = m.end()
     if not tokens:
         return None
     try:
-        value, rest = _sum(tokens, 0)
-    except (IndexError, ZeroDivisionError, ValueError):
+        return _evaluate(tokens)
+    except (ZeroDivisionError, ValueError):
         return None
-    return value if rest == len(tokens) else None
 
 
-def _sum(t, i):
-    value, i = _product(t, i)
-    while i < len(t) and t[i] in "+-":
-        op = t[i]
-        rhs, i = _product(t, i + 1)
-        value = value + rhs if op == "+" else value - rhs
-    return value, i
+def _evaluate(tokens: list[str]):
+    """The value of a token list by the grammar of `evaluate`; None when it does not parse. Operators wait on a
+    stack until one of lower or equal precedence (or a closing parenthesis, or the end) comes."""
+    values: list = []
+    ops: list[str] = []  # "(", "neg" (unary minus, binds tightest), "+", "-", "*", "/"
+    depth = 0
+    expect_operand = True
+    for tok in tokens:
+        if expect_operand:
+            if tok == "(":
+                depth += 1
+                if depth > MAX_DEPTH:
+                    return None
+                ops.append(tok)
+            elif tok == "-":
+                ops.append("neg")
+            elif tok[0].isdigit():
+                if len(tok) > MAX_DIGITS:
+                    return None
+                values.append(number(tok))
+                expect_operand = False
+            else:  # ")" or a binary operator where a value must come
+                return None
+        elif tok == ")":
+            while ops and ops[-1] != "(":
+                _apply(ops.pop(), values)
+            if not ops:
+                return None  # a ")" without its "("
+            ops.pop()
+            depth -= 1
+        elif tok in _PRECEDENCE:
+            while ops and ops[-1] != "(" and _PRECEDENCE[ops[-1]] >= _PRECEDENCE[tok]:
+                _apply(ops.pop(), values)
+            ops.append(tok)
+            expect_operand = True
+        else:  # a value or "(" right after a value
+            return None
+    if expect_operand:
+        return None  # ends with an operator
+    while ops:
+        op = ops.pop()
+        if op == "(":
+            return None  # a "(" never closed
+        _apply(op, values)
+    return values[0]
 
 
-def _product(t, i):
-    value, i = _atom(t, i)
-    while i < len(t) and t[i] in "*/":
-        op = t[i]
-        rhs, i = _atom(t, i + 1)
-        value = value * rhs if op == "*" else divide(value, rhs)
-    return value, i
+_PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2, "neg": 3}
 
 
-def _atom(t, i):
-    tok = t[i]
-    if tok == "(":
-        value, i = _sum(t, i + 1)
-        if t[i] != ")":
-            raise ValueError("unbalanced")
-        return value, i + 1
-    if tok == "-":
-        value, i = _atom(t, i + 1)
-        return -value, i
-    if tok[0].isdigit():
-        return number(tok), i + 1
-    raise ValueError(tok)
+def _apply(op: str, values: list) -> None:
+    if op == "neg":
+        values[-1] = -values[-1]
+        return
+    rhs = values.pop()
+    lhs = values[-1]
+    if op == "+":
+        values[-1] = lhs + rhs
+    elif op == "-":
+        values[-1] = lhs - rhs
+    elif op == "*":
+        values[-1] = lhs * rhs
+    else:
+        values[-1] = divide(lhs, rhs)
 
 
 class Chain:

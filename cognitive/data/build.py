@@ -9,10 +9,12 @@ every stage; results are consumed in slot order whatever --num-proc is, so the o
 for the same config. All seeds lie in cognitive.data.TRAIN_SEEDS (a config that would step outside
 it is refused).
 
-Output (written to <out>.partial, then renamed):
+Output (written to <out>.partial, then renamed; an existing --out is replaced only when it is a dataset this project
+wrote, cognitive/atomic.py):
     train.jsonl validation.jsonl test.jsonl   (or train-00000-of-0000N.jsonl ... when sharded)
     dataset/                                  datasets.DatasetDict.save_to_disk
     report.json                               kept / dropped per stage and why
+    .cognitive-slm.json                       the marker: a dataset this project wrote (--overwrite may replace it)
     stats.json, token_lengths.png, steps.png  counts per task, difficulty, domain; diversity; lengths
 """
 
@@ -34,7 +36,7 @@ from pydantic import ValidationError
 from tqdm import tqdm
 
 from cognitive import PROJECT_ROOT, tasks
-from cognitive.atomic import output_dir
+from cognitive.atomic import check_replaceable, output_dir
 from cognitive.data import filters
 from cognitive.data.generators import TRAIN_SEEDS, generate_checked
 from cognitive.data.schema import CognitiveTrainingExample, DatasetConfiguration, iter_jsonl
@@ -237,8 +239,7 @@ def build_dataset(
     """Generate, verify, filter, split and save; returns the report (also written to report.json)."""
     out = Path(out)
     exists = UserError(f"{out} exists; pass --overwrite to replace it")
-    if out.exists() and not overwrite:
-        raise exists
+    check_replaceable(out, "dataset", overwrite=overwrite, exists_error=exists)  # before any work
     tokenizer = tokenizer or config.tokenizer
     eval_dir = Path(eval_dir or config.eval_dir or DEFAULT_EVAL_DIR)
     start = time.time()
@@ -248,7 +249,7 @@ def build_dataset(
     eval_hashes = load_decontamination_hashes(eval_dir) if decontaminate else set()
     _load_counter(tokenizer, config.length_style)  # before the workers fork; fails early (one line) on a bad tokenizer
     curated = _load_curated(config.curated_files)
-    with output_dir(out, overwrite=overwrite, exists_error=exists) as tmp:
+    with output_dir(out, kind="dataset", overwrite=overwrite, exists_error=exists) as tmp:
         report, writer = Report(), SplitWriter(tmp, config)
         filt = Filter(config, eval_hashes, report)
         report.stages["schema"]["in"] += len(curated)
@@ -417,8 +418,15 @@ class SplitWriter:
 
 
 def _load_curated(paths: list[str]) -> list[CognitiveTrainingExample]:
-    """Schema stage for curated JSONL: a malformed line is a UserError naming file and line."""
-    return [ex for path in paths for ex in iter_jsonl(path)]
+    """Schema stage for curated JSONL: a malformed line is a UserError naming file and line, a file without a
+    record one naming the file (a curated file that adds nothing is a mistake, not a choice)."""
+    examples = []
+    for path in paths:
+        found = list(iter_jsonl(path))
+        if not found:
+            raise UserError(f"{path}: no records (an empty curated file)")
+        examples += found
+    return examples
 
 
 def _chunks(items: list) -> list[list]:

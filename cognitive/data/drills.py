@@ -8,7 +8,7 @@ digit) and answers each in one of DRILL_FORMS:
               time, as the column response style writes it: cognitive.data.response.column_steps)
 
 Training mixes them into the records with the recipe setting `arithmetic_drills` (cognitive.train.sft_data);
-tests/performance/bench_arithmetic.py trains on them alone and asks held-out ones (cognitive.evaluation.arithmetic).
+experiments/arithmetic_ceiling/bench_arithmetic.py trains on them alone and asks held-out ones (a study).
 """
 
 from __future__ import annotations

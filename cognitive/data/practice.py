@@ -1,7 +1,7 @@
 """Practice problems: third-party (reasoning-gym) problems beside our records, answered with verified working.
 
 Training only on our generators' problems teaches their wording and layout; asked someone else's question, a small
-tuned model forces that layout onto it (README, "Longer training makes transfer worse"). Practice problems are
+tuned model forces that layout onto it (experiments/response_styles/, 150 steps). Practice problems are
 reasoning-gym problems asked as reasoning-gym asks them, from the datasets each task type lists as `practice` in
 cognitive/tasks.py: never one of the transfer suite's datasets (tests/unit/test_practice.py checks that), drawn with
 PRACTICE_SEED, not the snapshots' seed. Each is solved here (SOLVERS) and answered in the concise layout:

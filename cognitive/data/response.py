@@ -36,7 +36,7 @@ guide's `to_training_format()` is always the guide layout:
                      column     the concise style with every sum or difference of whole numbers above 9 worked one
                                 column at a time before it is written whole ("Balance: $90 + $64: 0 + 4 = 4,
                                 9 + 6 = 15; $90 + $64 = $154"): each step written is one a small model can compute
-                                (README, "What caps step accuracy")
+                                (experiments/arithmetic_ceiling/)
 """
 
 from __future__ import annotations
@@ -264,7 +264,12 @@ def _reasoning_steps(section: str) -> tuple[list[dict], str]:
         step, field = _STEP.match(line), _FIELD.match(line)
         if step:
             steps.append(
-                {"step": int(step.group(1)), "description": step.group(2).strip(), "reasoning": None, "memory": None}
+                {
+                    "step": arith.read_number(step.group(1)) or 0,  # 0: a numeral too long to read
+                    "description": step.group(2).strip(),
+                    "reasoning": None,
+                    "memory": None,
+                }
             )
         elif steps and field and field.group(1) in ("Reasoning", "Memory"):
             steps[-1][field.group(1).lower()] = field.group(2).strip()

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from cognitive.atomic import open_atomic
 from cognitive.data import response
-from cognitive.errors import UserError, load_yaml_mapping
+from cognitive.errors import UserError, load_yaml_mapping, read_jsonl
 from cognitive.tasks import ReasoningType
 
 
@@ -187,18 +187,26 @@ def parse_example(line: str, where: str = "<input>") -> CognitiveTrainingExample
         raise UserError(f"{where}: {_first_error(e)}") from None
 
 
+def validate_record(record: dict, where: str = "<input>") -> CognitiveTrainingExample:
+    """A parsed JSON object as a record; a missing, unknown or mistyped field is a UserError naming `where` and it."""
+    try:
+        return CognitiveTrainingExample.model_validate(record)
+    except ValidationError as e:
+        raise UserError(f"{where}: {_first_error(e)}") from None
+
+
+def iter_records(path: str | Path) -> Iterator[tuple[str, CognitiveTrainingExample]]:
+    """('file:line', example) for every record of a JSONL file (a `.json` file: one record), read by the project's
+    one JSONL reader (cognitive.errors.read_jsonl: invalid UTF-8, a line that is not a JSON object, an overlong line
+    are one-line errors naming file and line), each validated (validate_record)."""
+    for where, record in read_jsonl(path):
+        yield where, validate_record(record, where)
+
+
 def iter_jsonl(path: str | Path) -> Iterator[CognitiveTrainingExample]:
-    """Read examples from a JSONL file (one record per line; a single JSON object file also works)."""
-    path = Path(path)
-    if not path.exists():
-        raise UserError(f"{path}: file not found")
-    text = path.read_text()
-    if path.suffix == ".json":
-        yield parse_example(text, str(path))
-        return
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if line.strip():
-            yield parse_example(line, f"{path}:{lineno}")
+    """The examples of a JSONL file (one record per line; a single JSON object file also works): iter_records."""
+    for _, example in iter_records(path):
+        yield example
 
 
 def write_jsonl(examples, path: str | Path) -> int:

@@ -26,13 +26,12 @@ arm with the reference per suite from the samples the evaluation wrote, beside e
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from cognitive.errors import UserError
+from cognitive.errors import UserError, read_jsonl
 from cognitive.evaluation.scoring import answers_first
 
 
@@ -45,13 +44,12 @@ def read_samples(folder: Path, tasks=None) -> dict[str, dict[str, dict]]:
     samples = {}
     for path in files:
         rows = {}
-        for number, line in enumerate(path.read_text().splitlines(), 1):
+        for where, row in read_jsonl(path):
             try:
-                row = json.loads(line)
                 row["score"] = float(row["score"])
                 rows[str(row["id"])] = row
             except (ValueError, KeyError, TypeError) as e:
-                raise UserError(f"{path}:{number}: not a sample with an id and a score ({e})") from None
+                raise UserError(f"{where}: not a sample with an id and a score ({e})") from None
         samples[path.stem] = rows
     return samples
 

@@ -29,7 +29,7 @@ group `cognitive` averages it. `score_<difficulty>` is `score` on that difficult
 
 Every document also gets `step_accuracy` (when its output writes arithmetic): the share of its "a op b = c" steps
 that hold. `answers_first` tells an output that states its final answer on its first line, before any working
-(tests/performance/bench_grpo.py counts them: GRPO taught the 135M to answer first); `works_then_answers` one in
+(experiments/grpo_cpu/bench_grpo.py counts them: GRPO taught the 135M to answer first); `works_then_answers` one in
 our solutions' order, working first and the answer once (the `work_then_answer` GRPO reward).
 
 Empty, truncated, unparseable or other-format outputs score 0; nothing here raises on model output
@@ -52,7 +52,8 @@ log = logging.getLogger(__name__)
 
 # ------------------------------------------------------------------------------------ final answer
 _MARKERS = [
-    re.compile(r"\*{0,2}\s*final\s+answer\s*\*{0,2}\s*:\s*\*{0,2}", re.IGNORECASE),
+    # (no leading "\*{0,2}\s*": only a marker's end is used, and a leading \s* backtracks quadratically over whitespace)
+    re.compile(r"final\s+answer\s*\*{0,2}\s*:\s*\*{0,2}", re.IGNORECASE),
     re.compile(r"\\boxed\{"),
     re.compile(r"####"),
     re.compile(r"\banswer\b[^\n:.]{0,60}?\bis\s*:?", re.IGNORECASE),  # "the (final) answer (to ...) is"
@@ -115,8 +116,10 @@ def _first_line(text: str) -> str:
 _NUMBER = re.compile(r"(?<![\w.])-?(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?|(?<![\w.])-?\.\d+")
 
 
-def _numbers(text: str) -> list[Fraction]:
-    return [Fraction(m.group().replace(",", "")) for m in _NUMBER.finditer(text.replace("−", "-"))]
+def _numbers(text: str) -> list[Fraction | None]:
+    """Every number of the text; None for a numeral too long to read (arith.read_number): it is no answer of ours."""
+    values = (arith.read_number(m.group().replace(",", "")) for m in _NUMBER.finditer(text.replace("−", "-")))
+    return [None if v is None else Fraction(v) for v in values]
 
 
 def extract_final_fraction(output: str | None) -> Fraction | None:
@@ -260,7 +263,7 @@ def _score_vending(region: str, spec: dict) -> dict[str, float]:
     want = Counter() if gold_items == "nothing" else Counter(gold_items.split(", "))
     m = re.search(r"credit\D{0,20}?(\d+)", region, re.IGNORECASE)
     numbers = _numbers(region)
-    credit = int(m.group(1)) if m else (numbers[0] if len(numbers) == 1 else None)
+    credit = arith.read_number(m.group(1)) if m else (numbers[0] if len(numbers) == 1 else None)
     items = Counter(c for _, c in mentions(region, spec["prices"].keys()))
     right = credit is not None and credit == gold_credit and items == want
     return {"exact_match": float(right), "answered": float(credit is not None)}
@@ -302,18 +305,22 @@ def score_logic(output: str | None, spec: dict) -> dict[str, float]:
 
 
 # ------------------------------------------------------------------------------------------ planning
+# (?<!\d) and [a-z_]* rather than \w*: a search over a long run of digits stays linear
 _RANGE = re.compile(
-    r"(?:minute\s*)?(\d+)\s*(?:min(?:ute)?s?\s*)?(?:-|–|—|→|->|\bto\b|\buntil\b|\btill\b)\s*(?:minute\s*)?(\d+)",
+    r"(?:minute\s*)?(?<!\d)(\d+)\s*(?:min(?:ute)?s?\s*)?(?:-|–|—|→|->|\bto\b|\buntil\b|\btill\b)\s*(?:minute\s*)?(\d+)",
     re.IGNORECASE,
 )
 _START_END = re.compile(
-    r"start\w*\s*(?:at\s*)?(?:minute\s*)?(\d+)\D{0,40}?end\w*\s*(?:at\s*)?(?:minute\s*)?(\d+)", re.IGNORECASE
+    r"start[a-z_]*\s*(?:at\s*)?(?:minute\s*)?(\d+)\D{0,40}?end[a-z_]*\s*(?:at\s*)?(?:minute\s*)?(\d+)", re.IGNORECASE
 )
 
 
 def _time_range(text: str) -> tuple[int, int] | None:
     m = _RANGE.search(text) or _START_END.search(text)
-    return (int(m.group(1)), int(m.group(2))) if m else None
+    if not m:
+        return None
+    start, end = arith.read_number(m.group(1)), arith.read_number(m.group(2))
+    return None if start is None or end is None else (start, end)
 
 
 def parse_plan(text: str, task_names) -> tuple[dict[str, tuple[int, int]], list[str]]:

@@ -95,7 +95,7 @@ CPU_RUNTIME_BYTES = int(0.55 * GIB)  # RSS of the process once torch, transforme
 # untrimmed peak of the modules recipe at 4 x 1024), because checkpointing frees and reallocates every layer's working
 # set in forward, recompute and backward. malloc_trim or a fixed mmap threshold return it, at 10-100% more step time.
 # GRPO on a CPU (recipes/configs/grpo_135m_cpu.yaml from an SFT run, micro-batch 8, completions of 96 and 192 tokens:
-# 6.2 GiB peak RSS over 2 steps, 7.0 over 3 and 8.4 over 30, tests/performance/bench_grpo.py): the same fit for its
+# 6.2 GiB peak RSS over 2 steps, 7.0 over 3 and 8.4 over 30, experiments/grpo_cpu/bench_grpo.py): the same fit for its
 # activations. Generation between the steps (a KV cache grown token by token) and TRL's per-sequence log-prob pass
 # leave far more of the heap mapped than an SFT step does, and more as a run goes on; this factor is fitted, not
 # explained (the estimate is within 5% of the 2-step peak at 96 and the 30-step peak at 192).

@@ -30,7 +30,7 @@ from pathlib import Path
 
 
 from cognitive.model.base import EMBEDDED_PREFIX, load_base, load_tokenizer, resolve_base, same_base
-from cognitive.atomic import make_shareable, output_dir
+from cognitive.atomic import MARKER, check_replaceable, make_shareable, output_dir
 from cognitive.errors import UserError
 from cognitive.model.remote_code import trust_release_code
 from cognitive.train.run import PEFT_CONFIG, FinishedRun, read_run
@@ -190,10 +190,10 @@ def merge_run(run_dir: str | Path, out: str | Path, overwrite: bool = False, tol
 
     from cognitive.release.model_card import find_eval_results, load_eval_scores, paired_section, write_model_card
 
-    run = read_adapter_run(run_dir)
     out = Path(out)
-    if out.exists() and not overwrite:
-        raise UserError(f"output dir {out} already exists; pass --overwrite to replace it")
+    exists = UserError(f"output dir {out} already exists; pass --overwrite to replace it")
+    check_replaceable(out, "release", overwrite=overwrite, exists_error=exists)  # before anything is read or loaded
+    run = read_adapter_run(run_dir)
     eval_file = Path(eval_results) if eval_results else find_eval_results(run.run_dir)
     if eval_file is not None:
         if not eval_file.is_file():
@@ -209,7 +209,7 @@ def merge_run(run_dir: str | Path, out: str | Path, overwrite: bool = False, tol
     lora_params = sum(p.numel() for name, p in adapted.named_parameters() if "lora_" in name)
     merged = adapted.merge_and_unload()  # LoRA folded into the fp32 base weights; the modules stay on their layers
     # staged in <out>.partial: checked there, then swapped in whole (a previous release stays until then)
-    with output_dir(out, overwrite=overwrite) as tmp:
+    with output_dir(out, kind="release", overwrite=overwrite, exists_error=exists) as tmp:
         save_release(merged, tokenizer, tmp, modules)
         trust = trust_release_code(tmp, opted_in=False)  # the code just written: ours, or this raises
         reloaded = load_release(tmp, trust_remote_code=trust, dtype=torch.float32).eval()
@@ -252,7 +252,8 @@ def push_release(release_dir: str | Path, repo_id: str, private: bool = True) ->
     api = HfApi()
     try:
         url = api.create_repo(repo_id, private=private, exist_ok=True)
-        api.upload_folder(repo_id=repo_id, folder_path=str(release_dir), commit_message="Upload cognitive-slm release")
+        api.upload_folder(repo_id=repo_id, folder_path=str(release_dir), commit_message="Upload cognitive-slm release",
+                          ignore_patterns=[MARKER])  # the local marker of what wrote the folder stays local
     except Exception as e:  # network, auth, permission: one line; the local release is complete either way
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise UserError(f"--push-to-hub {repo_id}: upload failed ({type(e).__name__}: {first}); "

@@ -23,7 +23,7 @@ from tqdm import tqdm
 from cognitive.data.filters import normalized_hash
 from cognitive.data.generators import RL_SEEDS, generate_example
 from cognitive.data.response import prompt_messages
-from cognitive.data.schema import CognitiveTrainingExample, iter_jsonl
+from cognitive.data.schema import CognitiveTrainingExample, iter_records
 from cognitive.errors import UserError
 from cognitive.train.sft_data import find_split_files, pick_prompt_style
 
@@ -84,9 +84,9 @@ def record_prompts(path: str, prompt_styles: dict[str, float], limit: int | None
         raise UserError(f"dataset '{path}' has no train*.jsonl files")
     rows = []
     for f in files:
-        for line, example in enumerate(iter_jsonl(f), start=1):
+        for where, example in iter_records(f):
             if not example.problem_spec:
-                raise UserError(f"{f}:{line}: record '{example.id}' has no problem_spec; the rewards score against it")
+                raise UserError(f"{where}: record '{example.id}' has no problem_spec; the rewards score against it")
             rows.append(prompt_row(example, prompt_styles))
             if limit is not None and len(rows) >= limit:
                 return rows

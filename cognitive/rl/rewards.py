@@ -12,7 +12,7 @@ returns one float per completion, or None where it does not apply (TRL adds up t
                     before the final-answer line and the answer is stated once (scoring.works_then_answers); the
                     answer-first completions GRPO taught the 135M ("Final Answer: 13" on the first line, then more
                     "Final Answer:" lines) earn 0. Not in the default mix: on the 135M it ended the answer-first
-                    habit but gained half as much on memory and state (README, "Reinforcement learning")
+                    habit but gained half as much on memory and state (experiments/grpo_cpu/, tenth)
     step_validity   the work, not the answer: the share of the "a op b = c" steps written that hold (0 for arithmetic
                     written with no checkable step); for planning, the share of the tasks the plan places with
                     their duration after their dependencies (cognitive.data.generators.planning.task_violations);
@@ -20,7 +20,7 @@ returns one float per completion, or None where it does not apply (TRL adds up t
     state_steps     (opt-in) the work of state tracking: the share of the state lines that match the replay after
                     each operation (state_step_validity: a loop of repeated lines counts against it, 0 without a
                     state line); None for the other task types. Not in the default mix: on the 135M it did not
-                    raise state tracking (README, "Reinforcement learning")
+                    raise state tracking (experiments/grpo_cpu/, fifth)
 
 The recipe names them (`reward_funcs: [correctness, format, step_validity]`, REWARDS) and weights them with
 GRPOConfig's `reward_weights`. They are importable for TRL's own CLI too:
@@ -127,7 +127,7 @@ def plan_step_validity(text: str, spec: dict) -> float:
 # The work of a state-tracking completion ends at its first final-answer line (or the guide layout's planning steps,
 # which repeat the changes as transitions); a state line is "<entity>: <value>" pairs, split at "," and ";", the
 # value after an arrow where a step shows its arithmetic first ("0 + 50 = 50 → credit: 50").
-_WORK_END = re.compile(r"(?im)^\W*final answer|" + re.escape(PLANNING_HEADER))
+_WORK_END = re.compile(r"(?im)^[^\w\n]*final answer|" + re.escape(PLANNING_HEADER))  # [^\w\n]: linear on blank lines
 _ARROW = re.compile(r"→|->")
 _ARTICLE = re.compile(r"^(?:(?:in|at|on|into) )?(?:the |a |an )?")
 

@@ -10,7 +10,7 @@ in use.
 `malloc_trim` returns the free pages; calling it costs the page faults of reusing them, so the trimmer calls it only
 before a decoder layer runs (in forward, and in backward before its recompute) and only when the RSS has grown by
 more than a threshold since the last trim: a bound on the RSS above what the step needs, paid for when reached.
-Figures: tests/performance/bench_train_memory.py (README, Performance).
+Figures: tests/performance/bench_train_memory.py (experiments/cpu_training_memory/).
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ import importlib.util
 from dataclasses import asdict
 from pathlib import Path
 
+from cognitive.atomic import check_replaceable
 from cognitive.errors import ArgumentParser, UserError, exit_on_user_error
 from cognitive.model import memory as hardware
 from cognitive.model.base import cpu_has_fast_bf16 as hardware_has_fast_bf16
@@ -30,10 +31,9 @@ def preflight(script_args, training_args, model_args, modules=None) -> None:
     config against the recipe, GPU-only settings on a machine without one, the memory estimate against the card."""
     import torch
 
-    if Path(training_args.output_dir).exists() and not script_args.overwrite:
-        raise UserError(
-            f"run dir {training_args.output_dir} already exists; pass --overwrite true or choose another --output_dir"
-        )
+    out = training_args.output_dir
+    exists = UserError(f"run dir {out} already exists; pass --overwrite true or choose another --output_dir")
+    check_replaceable(out, "run", overwrite=script_args.overwrite, exists_error=exists)  # a run of ours, or refused
     if model_args.use_peft and (model_args.lora_r is None or model_args.lora_r < 1):
         raise UserError(f"lora_r: {model_args.lora_r} is not a LoRA rank; use a positive integer (e.g. 16)")
     max_length = getattr(training_args, "max_length", getattr(training_args, "max_completion_length", None))

@@ -2,8 +2,10 @@
 
 Run directory layout (`output_dir`, e.g. runs/demo):
 
+    runs/demo.lock         held while a run trains into runs/demo (a second run on it is refused)
     runs/demo.partial/     while training (checkpoints live here; a rerun resumes from them)
     runs/demo/             after a clean finish (renamed atomically from .partial)
+        .cognitive-slm.json  the marker: a run this project wrote (--overwrite replaces only such a dir, atomic.py)
         adapter_model.safetensors, adapter_config.json   the PEFT LoRA adapter (lm_eval `peft=runs/demo`)
         tokenizer files, chat_template.jinja
         run_config.yaml    the resolved config (script, training and model arguments): re-runnable with --config
@@ -27,7 +29,15 @@ import yaml
 from transformers import TrainerCallback
 
 from cognitive import PROJECT_ROOT
-from cognitive.atomic import PARTIAL_SUFFIX, partial_path, publish_dir, write_text
+from cognitive.atomic import (
+    PARTIAL_SUFFIX,
+    partial_path,
+    publish_dir,
+    remove_output,
+    write_marker,
+    write_text,
+    written_as,
+)
 from cognitive.errors import UserError
 from cognitive.model.inject import COGNITIVE_CONFIG, COGNITIVE_WEIGHTS
 
@@ -115,24 +125,37 @@ def start_run(
     final = Path(training_args.output_dir)
     partial = partial_path(final)
     if is_main:
+        if os.path.lexists(partial) and written_as(partial) != "run":
+            remove_output(partial, "run")  # an empty dir goes; one this project did not write is refused, untouched
         lock_run(final)
-        config = resolved_config(script_args, training_args, model_args, final)
-        if script_args.overwrite:
-            shutil.rmtree(partial, ignore_errors=True)
-        elif partial.exists():
-            if resume_checkpoint(partial) is None:
-                shutil.rmtree(partial)  # nothing to resume: start afresh
-            else:
-                check_same_run(partial, config, data_sha or data_sha256(data_files))
-        partial.mkdir(parents=True, exist_ok=True)
-        write_text(partial / RUN_CONFIG, yaml.safe_dump(config, sort_keys=False))
-        write_run_info(partial, script_args, data_files, data_sha)
+        try:
+            prepare_partial(partial, script_args, training_args, model_args, final, data_files, data_sha)
+        except BaseException:
+            unlock_run(final)  # a refused resume leaves no lock file behind
+            raise
     PartialState().wait_for_everyone()
     training_args.output_dir = str(partial)
     os.environ.setdefault("WANDB_MODE", "offline")
     os.environ.setdefault("WANDB_DIR", str(partial))
     resume = training_args.resume_from_checkpoint or resume_checkpoint(partial, is_main=False)
     return final, resume
+
+
+def prepare_partial(partial: Path, script_args, training_args, model_args, final: Path, data_files, data_sha) -> None:
+    """Start afresh (--overwrite, or nothing to resume: the old .partial is removed) or check that the .partial's run
+    is this one; then mark it as a run and write run_config.yaml and run_info.json."""
+    config = resolved_config(script_args, training_args, model_args, final)
+    if script_args.overwrite:
+        remove_output(partial, "run")
+    elif partial.exists():
+        if resume_checkpoint(partial) is None:
+            remove_output(partial, "run")  # nothing to resume: start afresh
+        else:
+            check_same_run(partial, config, data_sha or data_sha256(data_files))
+    partial.mkdir(parents=True, exist_ok=True)
+    write_marker(partial, "run")  # published with the run: --overwrite may replace it later
+    write_text(partial / RUN_CONFIG, yaml.safe_dump(config, sort_keys=False))
+    write_run_info(partial, script_args, data_files, data_sha)
 
 
 def check_same_run(partial: Path, config: dict, data_sha: str) -> None:
@@ -158,14 +181,21 @@ def check_same_run(partial: Path, config: dict, data_sha: str) -> None:
 
 
 _LOCKS: dict[Path, object] = {}  # open lock files, held for the life of the process
+LOCK_TEXT = "cognitive-slm run lock: held while a run trains into "
 
 
 def lock_run(final: Path) -> None:
-    """Take `<output_dir>.lock` (an flock held until the process ends); a second run on it is a UserError."""
+    """Take `<output_dir>.lock` (an flock held until the process ends); a second run on it is a UserError. The file
+    says what it is; one this project did not write (another program's, a user's file of that name) is refused and
+    left alone. A lock file left by a killed run (an empty one, or one with LOCK_TEXT) is taken over."""
     import fcntl
 
     path = final.with_name(final.name + ".lock")
     path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise UserError(f"{path} is in the way of the run's lock file and not one; move it away")
+    if path.exists() and path.stat().st_size and not _read_start(path).startswith(LOCK_TEXT):
+        raise UserError(f"{path} exists and is no lock file of this project; refusing to use it: move it away")
     handle = open(path, "a")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -174,10 +204,19 @@ def lock_run(final: Path) -> None:
         raise UserError(
             f"another run is training into {final} (it holds {path}); wait for it or choose another --output_dir"
         ) from None
+    handle.truncate(0)
+    handle.write(f"{LOCK_TEXT}{final} (pid {os.getpid()})\n")
+    handle.flush()
     _LOCKS[final] = handle
 
 
+def _read_start(path: Path) -> str:
+    with open(path, "rb") as f:
+        return f.read(len(LOCK_TEXT)).decode("utf-8", "replace")
+
+
 def unlock_run(final: Path) -> None:
+    """Release and remove the lock file: ours (lock_run wrote it)."""
     handle = _LOCKS.pop(Path(final), None)
     if handle is not None:
         Path(handle.name).unlink(missing_ok=True)

@@ -82,12 +82,17 @@ def test_evaluate_recipe_on_the_validation_split(tiny_model_dir, tmp_path):
     """--split validation: every offline suite scores validation documents (our generators' from VALIDATION_SEEDS,
     reasoning-gym's from TRANSFER_VALIDATION_SEED), and the report says so."""
     import recipes.evaluate as recipe
+    from cognitive.atomic import publish_dir, staging_dir, written_as
     from cognitive.data.generators import VALIDATION_SEEDS
     from cognitive.evaluation.transfer import TRANSFER_VALIDATION_SEED
 
     out = tmp_path / "eval"
+    previous = staging_dir(out, kind="evaluation")  # an earlier evaluation of ours in --out: replaced whole
+    (previous / "stale.txt").write_text("an earlier result")
+    publish_dir(previous, out)
     argv = ["--base", str(tiny_model_dir("llama")), "--suite", "cognitive,plain,transfer", "--split", "validation"]
     recipe.main([*argv, "--limit", "1", "--difficulty", "basic", "--max-gen-toks", "8", "--out", str(out)])
+    assert not (out / "stale.txt").exists() and written_as(out) == "evaluation"
     report = json.loads((out / "results.json").read_text())
     assert report["settings"]["split"] == "validation"
     for suite in ("plain", "transfer"):

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from cognitive.atomic import written_as
 from cognitive.data import filters as quality
 from cognitive.data.build import build_dataset
 from cognitive.data.generators import generate_example
@@ -62,7 +63,9 @@ def test_recipe_writes_the_documented_layout_and_refuses_to_overwrite(tmp_path):
         and again.stderr.strip().splitlines()[-1].startswith("error:")
         and "--overwrite" in again.stderr
     )
+    (out / "stale.txt").write_text("from the previous build")
     assert run_python([RECIPE, "--config", str(cfg), "--out", str(out), "--overwrite"]).returncode == 0
+    assert not (out / "stale.txt").exists() and written_as(out) == "dataset"  # a dataset of ours: replaced whole
 
 
 def test_same_config_gives_byte_identical_output_whatever_num_proc(tmp_path):

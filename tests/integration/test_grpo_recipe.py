@@ -51,6 +51,9 @@ def grpo_argv(model_dir, output_dir, **overrides) -> list[str]:
     args = {"model_name_or_path": model_dir, "output_dir": output_dir, **TINY_GRPO, **overrides}
     argv = ["--config", str(GRPO_RECIPE)]
     for key, value in args.items():
+        if isinstance(value, list):
+            argv += [f"--{key}", *map(str, value)]
+            continue
         argv += [
             f"--{key}",
             value if isinstance(value, str) else json.dumps(value) if isinstance(value, dict) else str(value),
@@ -158,6 +161,54 @@ def test_init_from_continues_the_sft_run_and_merges(varied_reward, tiny_model_di
     assert any(not torch.equal(before[k], after[k]) for k in before), "GRPO did not move the SFT adapter"
     report = merge_run(grpo_dir, tmp_path / "release")
     assert report.cognitive_modules is not None and report.max_abs_logit_diff <= report.tolerance
+
+
+# What broke the old readers of model output (tests/unit/test_fuzz_readers.py): parentheses nested 2000 deep, a run
+# of 5000 minus signs, a 6000-digit number, 500 final-answer lines, a long run of blank space.
+ADVERSARIAL = (
+    ("(" * 2000 + "1" + ")" * 2000 + " = 1\n" + "-" * 5000 + "7 = 7\n" + "Final Answer: " + "9" * 6000 + "\n")
+    + "**Final Answer:** 3\n" * 500
+    + " " * 20_000
+    + "\n" * 5_000
+)
+
+
+def test_a_step_completes_when_a_completion_is_adversarial(tiny_model_dir, tmp_path, monkeypatch):
+    """One completion of each batch replaced by ADVERSARIAL before the rewards see it (as TRL passes it, a
+    conversational message): every reward of the registry scores it within its range and the step completes. (The run
+    replaces a finished run of this project with --overwrite true on the way.)"""
+    import functools
+
+    from cognitive.atomic import publish_dir, staging_dir, written_as
+
+    scored = []
+
+    def injected(reward):
+        @functools.wraps(reward)  # TRL logs each reward by its function's name
+        def with_adversarial(completions, **kwargs):
+            completions = [[{"role": "assistant", "content": ADVERSARIAL}], *completions[1:]]
+            values = reward(completions, **kwargs)
+            scored.append((reward.__name__, kwargs["task_type"][0], values[0]))
+            return values
+
+        return with_adversarial
+
+    for name, reward in list(rewards.REWARDS.items()):
+        monkeypatch.setitem(rewards.REWARDS, name, injected(reward))
+    names = list(rewards.REWARDS)
+    run_dir = tmp_path / "run"
+    previous = staging_dir(tmp_path / "previous", kind="run")  # a finished run of ours in the way: --overwrite
+    (previous / "stale.txt").write_text("a file of the previous run")
+    publish_dir(previous, run_dir)
+    argv = grpo_argv(tiny_model_dir("llama"), run_dir, max_steps=1, reward_funcs=names, reward_weights=[1.0] * 5)
+    trainer = grpo([*argv, "--overwrite", "true"])
+    assert trainer.state.global_step == 1 and (run_dir / "adapter_model.safetensors").exists()
+    assert not (run_dir / "stale.txt").exists() and written_as(run_dir) == "run"
+    assert {name for name, _, _ in scored} == {reward.__name__ for reward in rewards.REWARDS.values()}
+    for name, task_type, value in scored:
+        assert value is None or 0.0 <= value <= 1.0, (name, task_type, value)
+    logged = json.loads((run_dir / "log_history.json").read_text())[0]
+    assert all(f"rewards/{name}/mean" in logged for name, _, _ in scored)
 
 
 def run_cli(argv, capsys) -> tuple[int, str]:

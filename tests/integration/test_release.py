@@ -25,6 +25,7 @@ import pytest
 import torch
 import yaml
 
+from cognitive.atomic import publish_dir, staging_dir, written_as
 from tests.conftest import ROOT, TINY_MODULES, run_python, tiny_recipe
 
 MODULES = TINY_MODULES
@@ -81,8 +82,7 @@ def releases(runs) -> dict[str, tuple[Path, dict, str]]:
         mp.setattr(torch, "load", refuse_pickle)
         for name, run in runs.items():
             out = run.parent.parent / "release" / name
-            stale = out.with_name(out.name + ".partial")  # what a merge killed mid-save (kill -9) leaves
-            stale.mkdir(parents=True)
+            stale = staging_dir(out, kind="release")  # what a merge killed mid-save (kill -9) leaves
             (stale / "model.safetensors").write_bytes(b"half")
             code, stdout, stderr = merge(["--run", str(run), "--out", str(out)])
             assert code == 0, stderr[-3000:]
@@ -553,6 +553,17 @@ def edit_base(run: Path, base: Path, also_adapter: bool = False) -> None:
         adapter = json.loads((run / "adapter_config.json").read_text())
         adapter["base_model_name_or_path"] = str(base)
         (run / "adapter_config.json").write_text(json.dumps(adapter))
+
+
+def test_overwrite_replaces_a_release_of_this_project(runs, tmp_path):
+    out = tmp_path / "release"
+    previous = staging_dir(out, kind="release")
+    (previous / "stale.safetensors").write_bytes(b"a shard of the previous release")
+    publish_dir(previous, out)
+    code, _, stderr = merge(["--run", str(runs["plain"]), "--out", str(out), "--overwrite"])
+    assert code == 0, stderr[-2000:]
+    assert not (out / "stale.safetensors").exists() and (out / "model.safetensors").exists()
+    assert written_as(out) == "release" and not (tmp_path / "release.partial").exists()
 
 
 def test_bad_input_is_one_line_exit_2_and_overwrites_nothing(runs, tiny_model_dir, tmp_path, monkeypatch):

@@ -132,7 +132,7 @@ def test_function_level_imports_only_defer_heavy_or_optional_dependencies():
 
 
 def _sources():
-    for base in ("cognitive", "recipes", "eval", "tests"):
+    for base in ("cognitive", "recipes", "eval", "tests", "experiments"):
         for path in sorted((ROOT / base).rglob("*")):
             if path.suffix in (".py", ".yaml") or path.name == "_template_yaml":
                 yield path

@@ -199,6 +199,8 @@ def command_problems(words: list[str]) -> list[str]:
     if found is None:
         return []
     kind, target, args = found
+    if "<" in target:
+        return []  # a placeholder (experiments/<study>/<driver>.py), not a script
     if kind == "module":
         if importlib.util.find_spec(target) is None:
             return [f"module {target} does not exist"]

@@ -198,7 +198,7 @@ def test_cpu_estimate_tracks_the_measured_peak_rss(config, batch, length):
 
 # GRPO, grpo_135m_cpu.yaml from an SFT run (runs/ablation/lora-seed0), micro-batch 8: peak RSS (GiB) by
 # max_completion_length, measured with /usr/bin/time -v around recipes/grpo.py: 96 over 2 steps, 192 over the 30 steps
-# of tests/performance/bench_grpo.py (6.96 after 3 steps: the heap keeps growing over a run), 128 over its 40 steps
+# of experiments/grpo_cpu/bench_grpo.py (6.96 after 3 steps: the heap keeps growing over a run), 128 over its 40 steps
 # (the larger of two seeds, from runs/sft-start).
 MEASURED_GRPO_CPU_PEAKS = {96: 6.22, 128: 7.13, 192: 8.36}
 

@@ -87,7 +87,7 @@ def test_read_scores_and_a_bad_line(tmp_path):
     )
     assert read_scores(tmp_path) == {"t_sum": {"x-0": 1.0, "x-1": 0.0}}
     (tmp_path / "t_word.jsonl").write_text(json.dumps({"id": "y-0", "score": 1.0}) + "\n{not json}\n")
-    with pytest.raises(UserError, match=r"t_word.jsonl:2: not a sample"):
+    with pytest.raises(UserError, match=r"t_word\.jsonl:2: not valid JSON"):
         read_scores(tmp_path)
     with pytest.raises(UserError, match=r"no <task>\.jsonl samples"):
         read_scores(tmp_path / "missing")

@@ -112,3 +112,38 @@ def test_malformed_jsonl_line_names_file_and_line(tmp_path):
         list(iter_jsonl(path))
     with pytest.raises(UserError, match=r"<rec>: key 'task_type'"):
         parse_example(lines[0].replace('"chain_of_thought"', '"telepathy"'), "<rec>")
+
+
+def test_the_jsonl_reader_names_file_and_line_of_every_bad_line(tmp_path, monkeypatch):
+    """cognitive.errors.read_jsonl, the one reader of JSONL inputs: line numbers count every line (blank ones too),
+    a BOM is allowed, and anything that is not a JSON object per line is one line naming file and line."""
+    import cognitive.errors as errors
+
+    good = next(iter_jsonl(ROOT / "data/examples/cot_math_001.json")).model_dump_json(exclude_none=True)
+    path = tmp_path / "x.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + good.encode() + b"\n\n  \n" + good.encode() + b"\n")
+    assert [where for where, _ in errors.read_jsonl(path)] == [f"{path}:1", f"{path}:4"]
+    assert len(list(iter_jsonl(path))) == 2
+    bad_lines = {
+        b"\xff\xfe{}": "not valid UTF-8 (byte 0xff at byte 1 of the line)",
+        b'"a string"': "a string where a record (a JSON object) belongs",
+        b"null": "null where a record (a JSON object) belongs",
+        b"3.5": "a number where a record (a JSON object) belongs",
+        b"[" * 100_000: "not valid JSON (nested too deeply)",
+        b'{"id": 1,}': "not valid JSON (Expecting property name enclosed in double quotes at column 10)",
+        b'{"id": "x"}': "key 'task_type': Field required",
+    }
+    for line, message in bad_lines.items():
+        path.write_bytes(b"\n" + line + b"\n")
+        with pytest.raises(UserError) as refused:
+            list(iter_jsonl(path))
+        assert str(refused.value).startswith(f"{path}:2: {message}"), (line[:20], str(refused.value))
+    monkeypatch.setattr(errors, "MAX_LINE_BYTES", 2**20)  # a line over it is never read whole
+    path.write_bytes(b"\n" + b"x" * (2**20 + 1) + b"\n")
+    with pytest.raises(UserError, match=r"x\.jsonl:2: the line is over 1 MiB; no record is that long"):
+        list(iter_jsonl(path))
+    for missing, message in ((tmp_path / "nope.jsonl", "file not found"), (tmp_path, "a directory, not a JSONL file")):
+        with pytest.raises(UserError, match=message):
+            list(iter_jsonl(missing))
+    path.write_bytes(b"")
+    assert list(iter_jsonl(path)) == []  # empty: the caller says whether that is an error

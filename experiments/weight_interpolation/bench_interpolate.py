@@ -1,12 +1,12 @@
 """Weight-space interpolation (WiSE-FT) of finished runs with their base: does keeping a share alpha of what training
 changed keep transfer at or above the base while keeping the true steps? Chosen on validation, reported on test.
 
-    python tests/performance/bench_interpolate.py \
+    python experiments/weight_interpolation/bench_interpolate.py \
         --runs runs/column_drills300/lora-seed0,runs/column_drills300/lora-seed1 \
         --alphas 0.25,0.5,0.75,1 --work runs/wise --out results/wise
 
-1. Per run (one per training seed, k = its place in --runs) and alpha < 1: recipes/interpolate.py writes
-   <work>/s<k>-a<alpha> (alpha 1 is the run itself).
+1. Per run (one per training seed, k = its place in --runs) and alpha < 1: interpolate.py (beside this script)
+   writes <work>/s<k>-a<alpha> (alpha 1 is the run itself).
 2. Validation: per seed one recipes/evaluate.py call (the base beside seed 0) on --val-suites at --val-limit documents
    per task, `--split validation` (fresh generator problems, reasoning-gym's from TRANSFER_VALIDATION_SEED).
 3. The rule, fixed before any score was read: one alpha for every seed, the one whose mean over seeds of the mean
@@ -16,6 +16,7 @@ changed keep transfer at or above the base while keeping the true steps? Chosen 
    arithmetic steps ("a op b = c") the answers write, pooled, that hold.
 Writes <out>/results.json, table.md and interpolation.png (validation headlines against alpha, mean ± half the range
 over seeds). Evaluations already on disk are reused (an interrupted benchmark resumes).
+The study and its figures: experiments/weight_interpolation/README.md.
 """
 
 from __future__ import annotations
@@ -26,24 +27,23 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+from interpolate import choose_alpha, interpolate_run
+from interpolation_plot import plot_interpolation
 
-from bench_arithmetic import sample_outputs  # noqa: E402
-
-from cognitive.evaluation.ablation import mean_and_spread  # noqa: E402
-from cognitive.evaluation.arithmetic import step_breakdown  # noqa: E402
-from cognitive.evaluation.harness import plus_minus, samples_folder  # noqa: E402
-from cognitive.plots import plot_interpolation  # noqa: E402
-from cognitive.release.interpolate import choose_alpha  # noqa: E402
-from cognitive.train.run import read_run  # noqa: E402
+from cognitive import PROJECT_ROOT
+from cognitive.data import arith
+from cognitive.errors import exit_on_user_error
+from cognitive.evaluation.ablation import mean_and_spread
+from cognitive.evaluation.harness import plus_minus, samples_folder
+from cognitive.evaluation.paired import read_samples
+from cognitive.train.run import read_run
 
 STEP_TASKS = "cognitive_reasoning,cognitive_reasoning_plain"
 
 
 def run(argv: list[str]) -> None:
     print(f"\n$ {' '.join(argv)}", flush=True)
-    if subprocess.run([sys.executable, *argv], cwd=ROOT).returncode != 0:
+    if subprocess.run([sys.executable, *argv], cwd=PROJECT_ROOT).returncode != 0:
         sys.exit(f"failed: {' '.join(argv)}")
 
 
@@ -61,16 +61,16 @@ def label(model: str) -> str:
 
 
 def pooled_steps(samples: Path, model: str) -> tuple[int, int]:
-    """(true, all) "a op b = c" steps over every sample of `model` under an evaluation's samples dir (an error when
-    it has none: a wrong folder name must not read as a model that writes no steps)."""
-    folder = samples_folder(label(model))
-    written = [o for path, found in sample_outputs(samples).items() if Path(path).name == folder for o in found]
-    if not written:
-        sys.exit(f"{samples}: no samples of {label(model)}")
-    counts = step_breakdown(written).values()
-    return sum(t for t, _ in counts), sum(n for _, n in counts)
+    """(true, all) "a op b = c" steps (the checkers' reader) over every answer of `model` in an evaluation's samples
+    dir (`recipes/evaluate.py --tasks` writes samples/<model>/<task>.jsonl; a folder with no samples is a one-line
+    error: a wrong folder name must not read as a model that writes no steps)."""
+    rows = read_samples(samples / samples_folder(label(model)))
+    outputs = [row.get("output") for task in rows.values() for row in task.values()]
+    steps = [chain for output in outputs for chain in arith.chains(output if isinstance(output, str) else "")]
+    return sum(c.ok for c in steps), len(steps)
 
 
+@exit_on_user_error
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", required=True, help="finished runs, one per training seed, comma-separated")
@@ -92,7 +92,8 @@ def main() -> None:
             return runs[k]
         path = args.work / f"s{k}-a{alpha:g}"
         if not path.exists():
-            run(["recipes/interpolate.py", "--run", runs[k], "--alpha", f"{alpha:g}", "--out", str(path)])
+            print(f"\ninterpolating {runs[k]} at alpha {alpha:g} -> {path}", flush=True)
+            interpolate_run(runs[k], alpha, path)
         return str(path)
 
     # 2. validation

@@ -1,14 +1,15 @@
 """Does GRPO on the checkers make the embedded 135M better on held-out problems? And what a CPU step costs.
 
-    python tests/performance/bench_grpo.py --init-from runs/ablation/lora-seed0 --steps 26 --seeds 0,1 --limit 10
-    python tests/performance/bench_grpo.py --init-from runs/sft-start --grpo-args "--difficulties basic" --out ...
-    python tests/performance/bench_grpo.py ... --split validation --suite cognitive,plain    # to choose settings on
+    python experiments/grpo_cpu/bench_grpo.py --init-from runs/ablation/lora-seed0 --steps 26 --seeds 0,1 --limit 10
+    python experiments/grpo_cpu/bench_grpo.py --init-from runs/sft-start --grpo-args "--difficulties basic" --out ...
+    python experiments/grpo_cpu/bench_grpo.py ... --split validation --suite cognitive,plain    # to choose settings on
 
-Start: a finished CPU SFT run (the best arm of the module ablation, README "Module ablation"). For each seed,
-recipes/grpo.py (recipes/configs/grpo_135m_cpu.yaml, --init_from, --seed, --max_steps) runs under /usr/bin/time -v
-(peak RSS), then recipes/evaluate.py scores the run's adapter on the suites; the start is evaluated once the same
-way (greedy decoding: it has no seed). Held-out means the generators' eval seeds (the cognitive suite) and the
-same problems asked plainly (the plain suite); transfer (third-party problems) and step accuracy are reported beside.
+Start: a finished CPU SFT run (the best arm of the module ablation, experiments/module_ablation/). For each seed,
+recipes/grpo.py (--config, default recipes/configs/grpo_135m_cpu.yaml; --init_from, --seed, --max_steps) runs
+under /usr/bin/time -v (peak RSS), then recipes/evaluate.py scores the run's adapter on the suites; the start is
+evaluated once the same way (greedy decoding: it has no seed). Held-out means the generators' eval seeds (the
+cognitive suite) and the same problems asked plainly (the plain suite); transfer (third-party problems) and step
+accuracy are reported beside.
 
 Per suite and task type: the start's score, GRPO's mean ± half the range over the seeds, and "up" when mean - spread
 > start, "down" when mean + spread < start. Ten documents a task move a score in steps of 0.1, so `--focus` scores
@@ -22,6 +23,7 @@ the memory estimate. `--split validation` scores fresh problems instead of the e
 suite has them): choose settings there, report on the snapshots. Finished runs and evaluations are
 reused (an interrupted benchmark resumes). Writes
 <out>/results.json, table.md and grpo.png (start vs GRPO per type).
+The ten attempts measured with it: experiments/grpo_cpu/README.md.
 """
 
 from __future__ import annotations
@@ -34,20 +36,20 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+from grpo_plot import plot_before_after
 
-from cognitive.evaluation import ablation  # noqa: E402
-from cognitive.evaluation.harness import plus_minus  # noqa: E402
-from cognitive.evaluation.scoring import answers_first  # noqa: E402
-from cognitive.evaluation.snapshots import EVAL_SPLITS  # noqa: E402
+from cognitive import PROJECT_ROOT
+from cognitive.evaluation import ablation
+from cognitive.evaluation.harness import plus_minus
+from cognitive.evaluation.scoring import answers_first
+from cognitive.evaluation.snapshots import EVAL_SPLITS
 
 RECIPE = "recipes/configs/grpo_135m_cpu.yaml"
 
 
 def run(argv: list[str], log: Path | None = None) -> str:
     print(f"\n$ {' '.join(argv)}", flush=True)
-    result = subprocess.run(argv, cwd=ROOT, capture_output=log is not None, text=True)
+    result = subprocess.run(argv, cwd=PROJECT_ROOT, capture_output=log is not None, text=True)
     if log is not None:
         log.parent.mkdir(parents=True, exist_ok=True)
         log.write_text(result.stdout + result.stderr)
@@ -108,11 +110,11 @@ def train_figures(run_dir: Path, time_log: Path) -> dict:
     }
 
 
-def estimate_gib(overrides: list[str]) -> float:
+def estimate_gib(config: str, overrides: list[str]) -> float:
     from cognitive.model import memory
     from cognitive.train.args import parse_grpo_args
 
-    script_args, training_args, model_args = parse_grpo_args(["--config", RECIPE, *overrides])
+    script_args, training_args, model_args = parse_grpo_args(["--config", config, *overrides])
     shape = memory.shape_for(model_args.model_name_or_path)
     setup = memory.setup_from_args(training_args, model_args, 0, script_args.max_prompt_tokens)
     return memory.estimate(shape, setup).total / memory.GIB
@@ -201,6 +203,7 @@ def describe(f: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default=RECIPE, help="the GRPO recipe every seed trains")
     parser.add_argument("--init-from", type=Path, default=Path("runs/ablation/lora-seed0"))
     parser.add_argument("--steps", type=int, default=26)
     parser.add_argument("--seeds", default="0,1")
@@ -235,7 +238,7 @@ def main() -> None:
                     sys.executable,
                     "recipes/grpo.py",
                     "--config",
-                    RECIPE,
+                    args.config,
                     "--init_from",
                     str(args.init_from),
                     "--seed",
@@ -278,7 +281,7 @@ def main() -> None:
     summary += f" -> target {'MET' if target else 'NOT met'}"
     rows += focus_rows
     speed = "; ".join(f"seed {seed}: {describe(f)}" for seed, f in figures.items())
-    memory = f"memory estimate of the recipe: {estimate_gib(overrides):.2f} GiB"
+    memory = f"memory estimate of the recipe: {estimate_gib(args.config, overrides):.2f} GiB"
     text = f"{table(rows)}\n\n{summary}\n\n{answer_first_lines(focus_rows)}\n\n{speed}\n{memory}\n"
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "table.md").write_text(text)
@@ -298,8 +301,6 @@ def main() -> None:
         )
         + "\n"
     )
-    from cognitive.plots import plot_before_after
-
     plot_before_after(rows, args.out / "grpo.png", "SFT start", "+ GRPO")
     print(f"\n{text}\nWrote {args.out}/results.json, table.md, grpo.png")
 

@@ -1,17 +1,18 @@
-"""Weight-space interpolation of a run with its base (cognitive/release/interpolate.py, recipes/interpolate.py):
+"""Weight-space interpolation of a run with its base (interpolate.py beside this test, the study's tool and CLI):
 alpha 0 is the base and 1 the run, logits for logits; in between every LoRA update and every module's gated
 contribution is alpha times the run's; what cannot be scaled that way is refused with one line."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
 import yaml
+from interpolate import choose_alpha, interpolate_run, scale_gates
 
 from cognitive.errors import UserError
-from cognitive.release.interpolate import interpolate_run
 from cognitive.release.merge import load_adapted
 from cognitive.train.run import read_run
 from tests.conftest import run_python
@@ -24,6 +25,7 @@ MODULES = {
     "state_tracking": {"enabled": True, "num_states": 8, "state_dim": 16},
     "planning_module": {"enabled": True, "planning_horizon": 4, "action_space_size": 8},
 }
+SCRIPT = Path(__file__).with_name("interpolate.py")
 TOKENS = torch.tensor([[5, 17, 42, 8, 23, 61, 2, 9], [11, 3, 70, 70, 4, 19, 33, 1]])
 
 
@@ -112,7 +114,7 @@ def test_half_scales_every_lora_update_and_every_gated_contribution(trained_run,
 
 def test_the_recipe_refuses_what_it_cannot_interpolate(trained_run, tmp_path):
     def refused(argv, message):
-        result = run_python(["recipes/interpolate.py", *map(str, argv)])
+        result = run_python([str(SCRIPT), *map(str, argv)])
         assert result.returncode == 2, result.stderr[-2000:]
         assert result.stderr.strip().splitlines()[-1] == f"error: {message}"
 
@@ -141,11 +143,26 @@ def test_the_recipe_refuses_what_it_cannot_interpolate(trained_run, tmp_path):
     out.mkdir()
     refused(["--run", trained_run, "--alpha", "0.5", "--out", out], f"{out} exists (pass --overwrite to replace it)")
     assert list(out.iterdir()) == []
+    (out / "notes.txt").write_text("mine")
+    refused(
+        ["--run", trained_run, "--alpha", "0.5", "--out", out, "--overwrite"],
+        f"{out} was not written by cognitive-slm (it holds notes.txt; no .cognitive-slm.json); refusing to replace it: "
+        "choose another path or move it away yourself",
+    )
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+
+
+def test_overwrite_replaces_an_interpolated_run(trained_run, tmp_path):
+    from cognitive.atomic import written_as
+
+    out = interpolate_run(trained_run, 1.0, tmp_path / "wise")
+    (out / "stale.txt").write_text("from alpha 1")
+    interpolate_run(trained_run, 0.5, out, overwrite=True)
+    assert not (out / "stale.txt").exists() and written_as(out) == "run"
+    assert json.loads((out / "run_info.json").read_text())["interpolated"]["alpha"] == 0.5
 
 
 def test_scaling_a_saturated_gate_keeps_it_finite():
-    from cognitive.release.interpolate import scale_gates
-
     tensors = {"layers.0.working_memory.gate": torch.tensor([30.0]), "layers.0.working_memory.w": torch.ones(2)}
     for alpha in (1.0, 0.99, 0.5):
         scaled = scale_gates(tensors, alpha)
@@ -156,8 +173,6 @@ def test_scaling_a_saturated_gate_keeps_it_finite():
 
 
 def test_the_rule_takes_the_best_mean_and_the_larger_alpha_on_a_tie():
-    from cognitive.release.interpolate import choose_alpha
-
     assert choose_alpha({0.25: [0.1, 0.3], 0.5: [0.3, 0.2], 1.0: [0.0, 0.4]}) == 0.5
     assert choose_alpha({0.25: [0.2, 0.2], 0.5: [0.1, 0.3], 0.75: [0.0, 0.1]}) == 0.5  # tie: the larger
     assert choose_alpha({1.0: [0.0]}) == 1.0

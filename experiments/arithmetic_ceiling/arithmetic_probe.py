@@ -21,7 +21,8 @@ to left, carries and borrows written out ("654 - 327: 14 - 7 = 7, 4 - 2 = 2, 6 -
 clause an "a op b = c" step the checkers' reader checks); `worksheet_scores` reads a model's answers to held-out
 worksheets.
 
-tests/performance/bench_arithmetic.py runs all three for a base and its runs.
+bench_arithmetic.py (this folder) runs all three for a base and its runs. This is study code (experiments/
+arithmetic_ceiling/README.md), not part of the library: nothing a user runs to train or evaluate calls it.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ REQUEST = "Work it out one step at a time."  # the user turn before the step
 # the operators of a chain's expression (cognitive.data.arith writes × as *) as the classes name them
 _OPERATORS_WRITTEN = {"+": "+", "-": "-", "*": "×", "/": "÷"}
 _NUMBER = r"(\d{1,3}(?:,\d{3})+|\d+)"  # 8991 or 8,991
-_FIRST_NUMBER = re.compile(r"\s*\$?\s*" + _NUMBER)
+_FIRST_NUMBER = re.compile(r"\s*(?:\$\s*)?" + _NUMBER)
 
 
 def class_name(operator: str, digits_a: int, digits_b: int) -> str:
@@ -83,7 +84,7 @@ class ProbeItem:
     def right(self, continuation: str) -> bool:
         """The first number the model writes is the result."""
         found = _FIRST_NUMBER.match(continuation)
-        return bool(found) and int(found.group(1).replace(",", "")) == self.answer
+        return bool(found) and arith.read_number(found.group(1).replace(",", "")) == self.answer
 
 
 def worksheet(rng: random.Random, n: int, form: str) -> tuple[list[ProbeItem], dict]:
@@ -94,8 +95,8 @@ def worksheet(rng: random.Random, n: int, form: str) -> tuple[list[ProbeItem], d
     return [ProbeItem(class_name(op, len(str(a)), len(str(b))), a, op, b, "") for a, op, b in steps], pair
 
 
-_NUMBERED_LINE = re.compile(r"^\s*(\d+)\.\s(.*)$", re.MULTILINE)
-_RESULT = re.compile(r"=\s*\$?\s*" + _NUMBER)
+_NUMBERED_LINE = re.compile(r"^[ \t]*(\d+)\.\s(.*)$", re.MULTILINE)
+_RESULT = re.compile(r"=\s*(?:\$\s*)?" + _NUMBER)
 
 
 def worksheet_scores(items: list[ProbeItem], reply: str) -> dict[str, tuple[int, int]]:
@@ -106,7 +107,7 @@ def worksheet_scores(items: list[ProbeItem], reply: str) -> dict[str, tuple[int,
     for number, line in _NUMBERED_LINE.findall(reply):
         results = _RESULT.findall(line)
         if results:
-            answers.setdefault(int(number), int(results[-1].replace(",", "")))
+            answers.setdefault(arith.read_number(number), arith.read_number(results[-1].replace(",", "")))
     right, asked = Counter(), Counter()
     for i, item in enumerate(items, 1):
         asked[item.operator] += 1

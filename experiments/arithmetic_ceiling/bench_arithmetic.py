@@ -1,40 +1,37 @@
 """Which arithmetic steps can the model compute, and which false steps does it write? The ceiling under step accuracy.
 
-    python tests/performance/bench_arithmetic.py                                   # the embedded base
-    python tests/performance/bench_arithmetic.py --runs runs/demo,runs/sft-start --samples results/demo/samples
-    python tests/performance/bench_arithmetic.py --base Qwen/Qwen2.5-1.5B-Instruct --per-class 100
-    python tests/performance/bench_arithmetic.py --drill-steps 100 --drill-forms direct,column   # can practice help?
+    python experiments/arithmetic_ceiling/bench_arithmetic.py                     # the embedded base
+    python experiments/arithmetic_ceiling/bench_arithmetic.py --runs runs/demo,runs/sft-start \
+        --samples results/demo/samples
+    python experiments/arithmetic_ceiling/bench_arithmetic.py --base Qwen/Qwen2.5-1.5B-Instruct --per-class 100
+    python experiments/arithmetic_ceiling/bench_arithmetic.py --drill-steps 100 --drill-forms direct,column
+                                                                                 # can practice help?
 
-1. The probe (cognitive.evaluation.arithmetic): `--per-class` single steps of each class (operation and operand
+1. The probe (arithmetic_probe.py, beside this script): `--per-class` single steps of each class (operation and operand
    digits, "- 3d2d"), the assistant turn begun with "<label>: a op b = ", greedy: the share where the model writes
    the right result next, for the base and each run's LoRA adapter.
    The same for the pieces a multi-digit step splits into when written one place value at a time (63 - 27 as
-   63 - 20, 43 - 3, 40 - 4; cognitive.evaluation.arithmetic.SPLIT_PIECES): would smaller steps be computable?
+   63 - 20, 43 - 3, 40 - 4; arithmetic_probe.SPLIT_PIECES): would smaller steps be computable?
 2. With `--samples` (an evaluation's samples directory, recipes/evaluate.py --out X writes X/samples/<model>/): the
    "a op b = c" steps each model wrote in its answers, true / all, by the same classes, and in all counting a step
    repeated within one answer once (a greedy loop writes "98 + 0 = 98" forty times). `--no-probe`: only this.
 3. With `--drill-steps N`: can practice move the ceiling? For each of `--drill-forms` (direct answers, or column
-   working: cognitive.evaluation.arithmetic.worksheet) a LoRA of the base (the CPU recipes' settings: r 16 on all
+   working: arithmetic_probe.worksheet) a LoRA of the base (the CPU recipes' settings: r 16 on all
    linear layers, lr 1e-3 cosine, bf16 autocast, gradient checkpointing) trains N steps of 8 worksheets of 12 steps
    with TRL's SFTTrainer (cognitive.train.trainer.build_trainer), then is probed as above and asked 32 held-out
    worksheets in its own form (the share of answers right per operation).
-Prints the tables and writes <out>/arithmetic.md, results.json and probe.png.
+Prints the tables and writes <out>/arithmetic.md, results.json and probe.png (--out, default results/arithmetic:
+pass another --out for each measurement, or a later run overwrites the probe's results there).
+The study and its figures: experiments/arithmetic_ceiling/README.md.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
-
-from cognitive.atomic import open_atomic  # noqa: E402
-from cognitive.data.drills import DRILL_FORMS  # noqa: E402
-from cognitive.errors import ArgumentParser, UserError, exit_on_user_error  # noqa: E402
-from cognitive.evaluation.arithmetic import (  # noqa: E402
+from arithmetic_probe import (
     greedy_replies,
     model_continuations,
     probe_items,
@@ -44,8 +41,12 @@ from cognitive.evaluation.arithmetic import (  # noqa: E402
     worksheet,
     worksheet_scores,
 )
-from cognitive.plots import plot_score_comparison  # noqa: E402
-from cognitive.release.merge import check_adapter_base, read_adapter_run  # noqa: E402
+
+from cognitive.atomic import open_atomic
+from cognitive.data.drills import DRILL_FORMS
+from cognitive.errors import ArgumentParser, UserError, exit_on_user_error
+from cognitive.plots import plot_score_comparison
+from cognitive.release.merge import check_adapter_base, read_adapter_run
 
 
 def load(base: str, run: str | None):

@@ -2,7 +2,7 @@
 (reasoning-gym's test snapshots), the difference per document with a bootstrap interval over documents beside the
 seed spread (cognitive/evaluation/paired.py).
 
-    python tests/performance/bench_transfer.py --limit 20 --out results/transfer20 \
+    python experiments/transfer_paired/bench_transfer.py --limit 20 --out results/transfer20 \
         --arm column_drills300=runs/column_drills300/lora-seed0,runs/column_drills300/lora-seed1 \
         --arm practice300=runs/practice300/lora-seed0,runs/practice300/lora-seed1
 
@@ -13,6 +13,7 @@ time in three or four), so the difference is also given with those counted wrong
 One recipes/evaluate.py call per model (`--suite transfer --limit N`, the base's once, in <out>/evals/<arm>-s<k>
 and <out>/evals/base; finished ones are reused, so an interrupted benchmark resumes). Writes <out>/table.md,
 results.json and paired.png. The arms' runs must share one base.
+The study and its figures: experiments/transfer_paired/README.md.
 """
 
 from __future__ import annotations
@@ -23,15 +24,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
-
-from cognitive.evaluation.ablation import mean_and_spread  # noqa: E402
-from cognitive.evaluation.harness import SUITES, plus_minus, samples_folder, suite_types  # noqa: E402
-from cognitive.evaluation.paired import paired_difference, read_samples, scores_of, verdict  # noqa: E402
-from cognitive.evaluation.scoring import answers_first  # noqa: E402
-from cognitive.plots import plot_paired  # noqa: E402
-from cognitive.train.run import read_run  # noqa: E402
+from cognitive import PROJECT_ROOT
+from cognitive.evaluation.ablation import mean_and_spread
+from cognitive.evaluation.harness import SUITES, plus_minus, samples_folder, suite_types
+from cognitive.evaluation.paired import paired_difference, read_samples, scores_of, verdict
+from cognitive.evaluation.scoring import answers_first
+from cognitive.plots import plot_paired
+from cognitive.train.run import read_run
 
 SUITE = "transfer"
 
@@ -42,7 +41,7 @@ def evaluate(model: str, out: Path, args) -> tuple[dict, dict]:
         argv = ["recipes/evaluate.py", *(["--base", args.base] if model == "base" else ["--adapter", model])]
         argv += ["--suite", SUITE, "--limit", str(args.limit), *args.eval_args.split(), "--out", str(out)]
         print(f"\n$ python {' '.join(argv)}", flush=True)
-        if subprocess.run([sys.executable, *argv], cwd=ROOT).returncode != 0:
+        if subprocess.run([sys.executable, *argv], cwd=PROJECT_ROOT).returncode != 0:
             sys.exit(f"failed: {' '.join(argv)}")
     label = "base" if model == "base" else f"adapter:{Path(model).name}"
     summary = json.loads((out / "results.json").read_text())["suites"][label][SUITE]

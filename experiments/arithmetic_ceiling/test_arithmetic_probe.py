@@ -1,12 +1,10 @@
-"""The arithmetic probe, the breakdown of written steps and the drills (cognitive.evaluation.arithmetic,
+"""The arithmetic probe, the breakdown of written steps and the drills (arithmetic_probe.py beside this test,
 cognitive.data.drills): items are
 right and deterministic, continuations are read as the model's result, written steps land in the right class, column
 working writes only true one-digit steps, and a worksheet reply is scored line by line."""
 
 import pytest
-
-from cognitive.data.drills import DRILL_FORMS, OPERATORS, column_working
-from cognitive.evaluation.arithmetic import (
+from arithmetic_probe import (
     PROBE_CLASSES,
     SPLIT_PIECES,
     class_name,
@@ -18,6 +16,8 @@ from cognitive.evaluation.arithmetic import (
     worksheet,
     worksheet_scores,
 )
+
+from cognitive.data.drills import DRILL_FORMS, OPERATORS, column_working
 
 
 def test_items_cover_every_class_with_true_answers_and_are_deterministic():
@@ -165,7 +165,8 @@ def test_column_working_writes_only_true_one_digit_steps(a, operator, b):
 def test_a_tokenizer_without_a_pad_token_pads_with_eos_and_is_restored(embedded_tokenizer, one_thread):
     import copy
 
-    from cognitive.evaluation.arithmetic import greedy_replies
+    from arithmetic_probe import greedy_replies
+
     from tests.conftest import tiny_family
 
     tokenizer = copy.deepcopy(embedded_tokenizer)

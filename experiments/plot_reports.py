@@ -1,0 +1,123 @@
+"""Draw each study's figure from the figures its report keeps: experiments/<study>/figures.json -> <study>.png.
+
+    python experiments/plot_reports.py                       # every study
+    python experiments/plot_reports.py grpo_cpu --out /tmp   # one, written elsewhere
+
+The runs behind the reports are gone (git-ignored, on the machines that ran them), so each study keeps the figures
+its README reports in figures.json, transcribed from its tables; this script draws them with the project's plot
+functions (cognitive/plots.py) or, where only that study plots so, with the study's own (grpo_cpu/grpo_plot.py,
+weight_interpolation/interpolation_plot.py, loaded from their folders).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+from pathlib import Path
+
+from cognitive.plots import plot_ablation, plot_bars, plot_paired
+
+HERE = Path(__file__).resolve().parent
+
+
+def study_module(study: str, name: str):
+    """A module from a study's folder (its own plot function), loaded by path: no study folder is on sys.path."""
+    spec = importlib.util.spec_from_file_location(f"{study}_{name}", HERE / study / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def table(figures: dict) -> dict:
+    """{row: {column: {"mean", "spread"}}} of figures["rows"] for the columns in figures["plot"] (a cell not kept is
+    left out; a spread not kept is None)."""
+    return {
+        row: {c: {"mean": cells[c][0], "spread": cells[c][1]} for c in figures["plot"] if cells.get(c)}
+        for row, cells in figures["rows"].items()
+    }
+
+
+def module_ablation(figures: dict, path: Path) -> None:
+    plot_ablation(table(figures), path)
+
+
+def styles(figures: dict, path: Path) -> None:  # response_styles, practice_problems: the scores and step accuracy
+    plot_ablation(table(figures), path, ylabel="score / step accuracy (mean over seeds)")
+
+
+def arithmetic_ceiling(figures: dict, path: Path) -> None:
+    probe = {m: {c: {"mean": share, "spread": None} for c, share in by.items()} for m, by in figures["probe"].items()}
+    plot_ablation(probe, path, ylabel="single steps computed right (40 a class)")
+
+
+def weight_interpolation(figures: dict, path: Path) -> None:
+    rows = {float(alpha): cells for alpha, cells in figures["rows"].items()}
+    curves = {c: {a: tuple(cells[c]) for a, cells in rows.items() if a > 0} for c in figures["plot"]}
+    base = {c: rows[0.0][c][0] for c in figures["plot"]}
+    plot = study_module("weight_interpolation", "interpolation_plot").plot_interpolation
+    plot(curves, base, path, figures["chosen"], ylabel="validation score / step accuracy (mean over seeds)")
+
+
+def transfer_paired(figures: dict, path: Path) -> None:
+    def entry(cell):
+        return dict(zip(("difference", "low", "high"), cell))
+
+    results = {
+        arm: {
+            "headline": entry(cells["minus base"]),
+            "types": {"guesses counted wrong": entry(cells["minus base, guesses wrong"])},
+            "level": figures["level"],
+        }
+        for arm, cells in figures["rows"].items()
+        if "minus base" in cells
+    }
+    plot_paired(results, path)
+
+
+def grpo_cpu(figures: dict, path: Path) -> None:
+    rows = [{"suite": f"{a['attempt']}\n{a['measurement']}", **r} for a in figures["attempts"] for r in a["rows"]]
+    plot = study_module("grpo_cpu", "grpo_plot").plot_before_after
+    plot(rows, path, "SFT start", "+ GRPO (mean over 2 seeds)", columns=5)
+
+
+def cpu_training_memory(figures: dict, path: Path) -> None:
+    shape = figures["plot"]["shape"]
+    bars = {label: figures["runs"][run][config][shape][0] for run, config, label in figures["plot"]["bars"]}
+    plot_bars(bars, path, ylabel=f"peak RSS at {shape.replace('x', ' x ')} (GiB)", title="CPU training memory, 135M")
+
+
+STUDIES = {
+    "module_ablation": module_ablation,
+    "arithmetic_ceiling": arithmetic_ceiling,
+    "response_styles": styles,
+    "practice_problems": styles,
+    "weight_interpolation": weight_interpolation,
+    "transfer_paired": transfer_paired,
+    "grpo_cpu": grpo_cpu,
+    "cpu_training_memory": cpu_training_memory,
+}
+
+
+def draw(study: str, out: Path | None = None) -> Path:
+    """<out or the study's folder>/<study>.png from experiments/<study>/figures.json."""
+    figures = json.loads((HERE / study / "figures.json").read_text())
+    path = (out or HERE / study) / f"{study}.png"
+    STUDIES[study](figures, path)
+    return path
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("studies", nargs="*", help=f"default: every study ({', '.join(STUDIES)})")
+    parser.add_argument("--out", type=Path, default=None, help="write the PNGs here instead of the study folders")
+    args = parser.parse_args(argv)
+    if unknown := [s for s in args.studies if s not in STUDIES]:
+        parser.error(f"unknown study {', '.join(unknown)} (known: {', '.join(STUDIES)})")
+    for study in args.studies or STUDIES:
+        path = draw(study, args.out)
+        print(f"{path} ({path.stat().st_size / 1024:.0f} KB)")
+
+
+if __name__ == "__main__":
+    main()
