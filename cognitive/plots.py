@@ -256,3 +256,37 @@ def plot_paired_suites(comparisons: dict[str, dict[str, dict]], reference: str, 
     fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
     return Path(path)
+
+
+def plot_cpu_speed(summary: dict, path: str | Path) -> Path:
+    """tests/performance/bench_cpu_speed.py: training real tokens/s per configuration (MFU above each bar) and
+    generation tokens/s at batch 1 and 16, old recipe beside new."""
+    plt = _pyplot()
+    fig, (ax_train, ax_gen) = plt.subplots(1, 2, figsize=(14, 4.5), gridspec_kw={"width_ratios": [2.2, 1]})
+    train = [r for r in summary.get("train", []) if "tokens_per_s" in r]
+    labels = [f"{r['config']}\n{r['recipe']} {r['shape']}" for r in train]
+    bars = ax_train.bar(range(len(train)), [r["tokens_per_s"] for r in train], color="tab:blue")
+    for bar, r in zip(bars, train):
+        ax_train.annotate(f"{100 * r['mfu']:.0f}%", (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center")
+    ax_train.set_xticks(range(len(train)), labels, rotation=60, ha="right", fontsize=7)
+    ax_train.set_ylabel("real tokens/s (MFU above)")
+    reference = summary.get("reference_tflops")
+    ax_train.set_title(f"training, bf16 matmul reference {reference or 0:.3f} TFLOP/s")
+    generate = summary.get("generate", [])
+    batches = sorted({b for g in generate for b in g["tokens_per_s"]}, key=int)
+    width = 0.8 / max(1, len(generate))
+    for i, g in enumerate(generate):
+        xs = [j + i * width for j in range(len(batches))]
+        ax_gen.bar(xs, [g["tokens_per_s"].get(b, 0) for b in batches], width, label=g["config"])
+    ax_gen.set_xticks(
+        [j + width * (len(generate) - 1) / 2 for j in range(len(batches))], [f"batch {b}" for b in batches]
+    )
+    ax_gen.set_ylabel("generated tokens/s")
+    ax_gen.set_title("generation")
+    if generate:
+        ax_gen.legend(fontsize=8)
+    fig.suptitle(f"{summary.get('cpu', '')}, load average {summary.get('load_average_start')}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return Path(path)

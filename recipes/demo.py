@@ -6,7 +6,8 @@
 Each stage is the command a user would type (printed before it runs): the five-type CPU mix, the CPU recipe of
 the ablation's best arm (recipes/configs/demo_cpu.yaml: LoRA only: experiments/module_ablation/), then base and tuned
 on the in-distribution and transfer suites (score, standard error and step accuracy per suite and task type), then
-the merged release. The table is printed at the end and saved, with plots, to results/demo/.
+the merged release, exported to GGUF (q8_0) with the llama-cli / ollama commands to run it. The table is printed at
+the end and saved, with plots, to results/demo/.
 """
 
 import json
@@ -44,7 +45,7 @@ def main(argv=None) -> None:
     started = time.time()
 
     run(
-        "1/4 generate verified training data (all five task types)",
+        "1/5 generate verified training data (all five task types)",
         [
             "recipes/generate_data.py",
             "--config",
@@ -55,7 +56,7 @@ def main(argv=None) -> None:
         ],
     )
     run(
-        "2/4 LoRA fine-tuning (TRL SFTTrainer)",
+        "2/5 LoRA fine-tuning (TRL SFTTrainer)",
         [
             "recipes/sft.py",
             "--config",
@@ -68,7 +69,7 @@ def main(argv=None) -> None:
         ],
     )
     run(
-        "3/4 evaluate base and tuned: in-distribution (cognitive) and transfer (reasoning-gym) suites",
+        "3/5 evaluate base and tuned: in-distribution (cognitive) and transfer (reasoning-gym) suites",
         [
             "recipes/evaluate.py",
             "--base",
@@ -88,7 +89,7 @@ def main(argv=None) -> None:
         ],
     )
     run(
-        "4/4 merge the adapter into a release (its model card carries every task's scores)",
+        "4/5 merge the adapter into a release (its model card carries every task's scores)",
         [
             "recipes/merge.py",
             "--run",
@@ -100,11 +101,19 @@ def main(argv=None) -> None:
             "results/demo/results.json",
         ],
     )
+    run(
+        "5/5 export the release to GGUF for llama.cpp / Ollama (llama.cpp's own converter; prints how to run it)",
+        ["recipes/export.py", "--release", "release/demo", "--quant", "q8_0", "--overwrite"],
+    )
     results = json.loads((PROJECT_ROOT / "results/demo/results.json").read_text())
     print(f"\n=== base vs tuned ({args.eval_limit} documents per task)\n{suites_table(results['suites'])}")
     print(
         "\nSaved results/demo/ (results.json, table.md with every task's metrics, suites.png); release in "
         f"release/demo. Wall time: {(time.time() - started) / 60:.1f} min"
+    )
+    print(
+        "Run the release elsewhere: llama-cli -m release/demo/gguf/demo-q8_0.gguf --temp 0; "
+        "ollama create demo -f release/demo/gguf/Modelfile && ollama run demo (docs/export.md)"
     )
 
 

@@ -14,6 +14,9 @@ modules, run_config.yaml, run_info.json, log_history.json, reward_curves.png; `.
 by rerunning the command) and recipes/merge.py merges it the same way.
 """
 
+import cognitive  # noqa: F401  (first: its OpenMP default is read when torch loads)
+
+# isort: split
 from accelerate import PartialState
 from datasets import Dataset
 from transformers import set_seed

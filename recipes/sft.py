@@ -11,6 +11,9 @@ needs a GPU and the model hub). The run ends in `output_dir` (adapter, resolved 
 it trains it lives in `<output_dir>.partial`, and a rerun of the same command resumes from its latest checkpoint.
 """
 
+import cognitive  # noqa: F401  (first: its OpenMP default is read when torch loads)
+
+# isort: split
 from accelerate import PartialState
 from transformers import set_seed
 

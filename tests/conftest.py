@@ -11,6 +11,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault(
+    "OMP_WAIT_POLICY", "PASSIVE"
+)  # as cognitive sets it: OpenMP threads sleep, not spin, while waiting
 
 
 def run_python(args: list[str], cwd: Path = ROOT, env: dict | None = None, timeout: int = 600):

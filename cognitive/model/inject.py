@@ -41,6 +41,7 @@ from cognitive.model.modules import (
     detach_cognitive_modules,
     unwrap_model,
 )
+from cognitive.model.packed_attention import PACKED_SDPA
 
 __all__ = [
     "COGNITIVE_CONFIG",
@@ -64,7 +65,7 @@ __all__ = [
 
 # model_type of the bases whose decoder layers are tested with the modules (tests/unit/test_modules*.py)
 SUPPORTED_ARCHITECTURES = ("llama", "qwen2", "mistral", "phi3", "gemma2")
-SUPPORTED_ATTENTION = ("sdpa", "eager", "flash_attention_2", "flash_attention_3")
+SUPPORTED_ATTENTION = ("sdpa", "eager", "flash_attention_2", "flash_attention_3", PACKED_SDPA)
 COGNITIVE_WEIGHTS = "cognitive_adapter.safetensors"
 COGNITIVE_CONFIG = "cognitive_config.json"
 # For PEFT's `exclude_modules` (a regex matched against full module names) when `target_modules="all-linear"`.

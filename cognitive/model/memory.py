@@ -22,7 +22,7 @@ the generation batch at full length (prompt + max_completion_length) plus one la
 a KL penalty (beta > 0) a reference: a second LoRA adapter, or without PEFT a full copy of the weights.
 
 On a CPU (`use_cpu: true`, `Setup.device == "cpu"`) it predicts the process's peak RSS instead: the same weights,
-trainable and optimizer bytes (weights in their storage dtype: the CPU recipes keep fp32 weights under bf16 autocast)
+trainable and optimizer bytes (weights in their storage dtype: the CPU recipes keep a bf16 base under bf16 autocast)
 plus the Python runtime, and activations scaled by a factor fitted to tests/performance/bench_train_memory.py
 (CPU_ACTIVATION_FACTOR: mostly what glibc's allocator keeps mapped of freed blocks; live bytes are well under RSS).
 
@@ -103,11 +103,20 @@ CPU_GRPO_ACTIVATION_FACTOR = 15.0
 # Bytes per completion token x vocabulary entry of a GRPO step's logits: bf16 logits (2), their fp32 copy scaled by
 # the temperature (4), log-softmax and entropy over the vocabulary (4 + 4), and the logits' gradient (2).
 GRPO_LOGIT_BYTES = 16
+# Keyed by (checkpointing, compute dtype, weights' storage dtype). The CPU recipes since issue 42 (bf16 base, bf16
+# autocast, padding-free rows, no checkpointing): fitted to the LoRA-only and modules recipes at 4 x 1024 untrimmed
+# (5.36 and 7.02 GiB; the estimate is within 15% of both: the modules' own activations are not in the formula).
+# With checkpointing over a bf16 base, the fp32 base's factor (not measured at full rows: 1.57 GiB trimmed on CPU-mix
+# rows at 4 x 1024, tests/performance/bench_cpu_speed.py).
 CPU_ACTIVATION_FACTOR = {
-    ("checkpointing", "bf16"): 6.0,
-    ("checkpointing", "fp32"): 6.0,
-    ("no_checkpointing", "bf16"): 2.6,
-    ("no_checkpointing", "fp32"): 2.0,
+    ("checkpointing", "bf16", "fp32"): 6.0,
+    ("checkpointing", "fp32", "fp32"): 6.0,
+    ("no_checkpointing", "bf16", "fp32"): 2.6,
+    ("no_checkpointing", "fp32", "fp32"): 2.0,
+    ("checkpointing", "bf16", "bf16"): 6.0,
+    ("checkpointing", "fp32", "bf16"): 6.0,
+    ("no_checkpointing", "bf16", "bf16"): 2.15,
+    ("no_checkpointing", "fp32", "bf16"): 2.0,
 }
 
 
@@ -260,7 +269,8 @@ def estimate(shape: Shape, setup: Setup) -> Estimate:
     weights = int(shape.linear_params * bits / 8) + shape.other_params * storage
 
     trainable_params = shape.lora_params(setup.lora_r) + setup.module_params
-    trainable_bytes = 4 if setup.quant in ("nf4", "fp32") else 2  # QLoRA keeps adapters in fp32
+    # fp32 adapters: QLoRA's, and PEFT's over a bf16 base (autocast_adapter_dtype; the CPU recipes' bf16 base)
+    trainable_bytes = 4 if setup.quant in ("nf4", "fp32", "bf16") else 2
     trainable = 2 * trainable_params * trainable_bytes  # weights + grads
     # AdamW states (2 x fp32), plus DeepSpeed's fp32 master copy; on the host when offloaded.
     optimizer = 0 if setup.offload_optimizer else trainable_params * 4 * (3 if setup.deepspeed_bucket_elems else 2)
@@ -290,7 +300,11 @@ def estimate(shape: Shape, setup: Setup) -> Estimate:
         reference = {"none": 0, "adapter": trainable // 2, "copy": weights}[setup.reference]  # LoRA weights, no grads
     if setup.device != "cpu":
         return Estimate(weights, trainable, optimizer, activations, logits, deepspeed, 0, generation, reference)
-    key = ("checkpointing" if setup.gradient_checkpointing else "no_checkpointing", "bf16" if compute == 2 else "fp32")
+    key = (
+        "checkpointing" if setup.gradient_checkpointing else "no_checkpointing",
+        "bf16" if compute == 2 else "fp32",
+        "bf16" if storage == 2 else "fp32",
+    )
     factor = CPU_GRPO_ACTIVATION_FACTOR if setup.generation_batch else CPU_ACTIVATION_FACTOR[key]
     activations = int(activations * factor)
     return Estimate(

@@ -2,7 +2,8 @@
 
     model, tokenizer = load_for_chat("release/demo")
     text = "".join(stream_reply(model, tokenizer, [{"role": "user", "content": "..."}]))
-    parse_response(text)   # cognitive.data.response: {"steps": [...], "planning_steps": [...], "final_answer": "...", "format_ok": True, "text": ...}
+    parse_response(text)   # cognitive.data.response: {"steps": [...], "planning_steps": [...],
+                           #   "final_answer": "...", "format_ok": True, "text": ...}
 
 The reply is parsed with cognitive.data.response.parse_response (the trained layout is described there).
 
@@ -13,13 +14,13 @@ exactly what this checkout writes (cognitive.model.remote_code.foreign_code); ot
 
 from __future__ import annotations
 
-from cognitive.model.remote_code import trust_release_code
+from collections.abc import Iterator
 from pathlib import Path
 from threading import Thread
-from typing import Iterator
 
-from cognitive.errors import UserError
 from cognitive.data.response import FINAL_ANSWER_MARKER
+from cognitive.errors import UserError
+from cognitive.model.remote_code import trust_release_code
 
 
 # ------------------------------------------------------------------------------------------------ loading
@@ -36,23 +37,34 @@ def load_for_chat(release_dir: str | Path, trust_remote_code: bool = False):
         raise UserError(f"{path} is not a model directory (no config.json); give a release dir, e.g. release/demo")
     trust = trust_release_code(path, trust_remote_code)
     cuda = torch.cuda.is_available()
-    model = load_release(path, trust_remote_code=trust, dtype=torch.bfloat16 if cuda else torch.float32,
-                         device_map="cuda" if cuda else None)
+    model = load_release(
+        path,
+        trust_remote_code=trust,
+        dtype=torch.bfloat16 if cuda else torch.float32,
+        device_map="cuda" if cuda else None,
+    )
     return model.eval(), AutoTokenizer.from_pretrained(path, trust_remote_code=trust)  # reads config.json too
 
 
 # ------------------------------------------------------------------------------------------------ generation
-def stream_reply(model, tokenizer, messages: list[dict], max_new_tokens: int = 512,
-                 temperature: float = 0.0) -> Iterator[str]:
+def stream_reply(
+    model, tokenizer, messages: list[dict], max_new_tokens: int = 512, temperature: float = 0.0
+) -> Iterator[str]:
     """Yield the reply's text as it is generated (greedy when temperature is 0)."""
     from transformers import TextIteratorStreamer
 
-    inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
-                                           return_dict=True).to(model.device)
+    inputs = tokenizer.apply_chat_template(
+        messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
+    ).to(model.device)
     streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
     sampling = {"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False}
-    kwargs = dict(**inputs, streamer=streamer, max_new_tokens=max_new_tokens, **sampling,
-                  pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id)
+    kwargs = dict(
+        **inputs,
+        streamer=streamer,
+        max_new_tokens=max_new_tokens,
+        **sampling,
+        pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
+    )
     errors: list[BaseException] = []
 
     def generate():

@@ -12,7 +12,8 @@ What a release holds:
     model*.safetensors (+ index when sharded), config.json, generation_config.json, tokenizer files
     README.md                      the model card (cognitive/release/model_card.py)
     with cognitive modules also:   configuration_cognitive.py, modeling_cognitive.py, cognitive_modules.py and
-                                   config.json with model_type "cognitive_<base>" + auto_map (cognitive/model/remote_code.py)
+                                   config.json with model_type "cognitive_<base>" + auto_map
+                                   (cognitive/model/remote_code.py)
 Without modules (or with every module off) it is a plain model of the base architecture: no remote code.
 
 Safety: weights are read and written as safetensors only. The run's adapter must be adapter_model.safetensors
@@ -28,14 +29,15 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
-from cognitive.model.base import EMBEDDED_PREFIX, load_base, load_tokenizer, resolve_base, same_base
 from cognitive.atomic import MARKER, check_replaceable, make_shareable, output_dir
 from cognitive.errors import UserError
+from cognitive.model.base import EMBEDDED_PREFIX, load_base, load_tokenizer, resolve_base, same_base
 from cognitive.model.remote_code import trust_release_code
 from cognitive.train.run import PEFT_CONFIG, FinishedRun, read_run
 
-MERGE_TOLERANCE = 1e-3  # max abs logit difference, fp32; measured 3e-7 (tiny test models), 7e-5 (SmolLM2-135M + modules)
+MERGE_TOLERANCE = (
+    1e-3  # max abs logit difference, fp32; measured 3e-7 (tiny test models), 7e-5 (SmolLM2-135M + modules)
+)
 MAX_SHARD_SIZE = "2GB"  # safetensors shards: a 1.5B base in fp32 is ~6 GB, written as 4 shards
 
 CHECK_PROMPTS = [
@@ -45,7 +47,6 @@ CHECK_PROMPTS = [
         {"role": "user", "content": "Plan: bake bread (40 min, oven), make salad (10 min). One oven. Total time?"},
     ],
 ]
-
 
 
 class MergeCheckError(Exception):
@@ -86,11 +87,16 @@ def check_adapter_base(run: FinishedRun) -> None:
         return
     if same_base(recorded, resolve_base(run.base)):
         return
-    if run.base.startswith(EMBEDDED_PREFIX) and Path(recorded).parts[-2:] == ("embedded", run.base.removeprefix(EMBEDDED_PREFIX)):
+    if run.base.startswith(EMBEDDED_PREFIX) and Path(recorded).parts[-2:] == (
+        "embedded",
+        run.base.removeprefix(EMBEDDED_PREFIX),
+    ):
         return  # the same embedded base, converted into another cache folder
     if recorded.startswith((".", "/", "~")) and not Path(recorded).expanduser().exists():
-        print(f"warning: the adapter's recorded base {recorded} no longer exists; merging into '{run.base}' unverified",
-              file=sys.stderr)
+        print(
+            f"warning: the adapter's recorded base {recorded} no longer exists; merging into '{run.base}' unverified",
+            file=sys.stderr,
+        )
         return
     raise UserError(
         f"the adapter in {run.run_dir} was trained on '{recorded}' ({PEFT_CONFIG}: base_model_name_or_path) but "
@@ -178,13 +184,21 @@ def parameter_counts(merged, lora: int) -> dict:
     from cognitive.model.modules import MODULE_NAMES
 
     counts = cognitive_parameter_counts(merged)
-    return {"base": counts["base"], "lora": lora,
-            "cognitive_modules": {name: counts[name] for name in (*MODULE_NAMES, "total")}}
+    return {
+        "base": counts["base"],
+        "lora": lora,
+        "cognitive_modules": {name: counts[name] for name in (*MODULE_NAMES, "total")},
+    }
 
 
 # ------------------------------------------------------------------------------------------------ merge
-def merge_run(run_dir: str | Path, out: str | Path, overwrite: bool = False, tolerance: float = MERGE_TOLERANCE,
-              eval_results: str | Path | None = None) -> MergeReport:
+def merge_run(
+    run_dir: str | Path,
+    out: str | Path,
+    overwrite: bool = False,
+    tolerance: float = MERGE_TOLERANCE,
+    eval_results: str | Path | None = None,
+) -> MergeReport:
     """Merge the run into a release at `out`, verify it, write its model card; returns what was done."""
     import torch
 
@@ -219,8 +233,13 @@ def merge_run(run_dir: str | Path, out: str | Path, overwrite: bool = False, tol
         if diff > tolerance:
             raise MergeCheckError(f"merged logits differ from the adapter model's by {diff:.2e} > {tolerance:g}")
         report = MergeReport(
-            run=str(run.run_dir), base=run.base, out=str(out), max_abs_logit_diff=diff, tolerance=tolerance,
-            cognitive_modules=modules.to_dict() if modules is not None else None, remote_code=modules is not None,
+            run=str(run.run_dir),
+            base=run.base,
+            out=str(out),
+            max_abs_logit_diff=diff,
+            tolerance=tolerance,
+            cognitive_modules=modules.to_dict() if modules is not None else None,
+            remote_code=modules is not None,
             parameters=parameter_counts(merged, lora_params),
             eval_results=str(eval_file) if eval_file else None,
         )
@@ -240,7 +259,9 @@ def check_can_push(repo_id: str) -> None:
     except HFValidationError as e:
         raise UserError(f"--push-to-hub {repo_id!r}: not a valid repo id ({str(e).splitlines()[0]})") from None
     if is_offline_mode() or os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
-        raise UserError("--push-to-hub: HF_HUB_OFFLINE is set, so nothing can be uploaded; unset it or leave out --push-to-hub")
+        raise UserError(
+            "--push-to-hub: HF_HUB_OFFLINE is set, so nothing can be uploaded; unset it or leave out --push-to-hub"
+        )
     if get_token() is None:
         raise UserError("--push-to-hub: not logged in to the Hugging Face Hub; run `hf auth login` or set HF_TOKEN")
 
@@ -252,10 +273,16 @@ def push_release(release_dir: str | Path, repo_id: str, private: bool = True) ->
     api = HfApi()
     try:
         url = api.create_repo(repo_id, private=private, exist_ok=True)
-        api.upload_folder(repo_id=repo_id, folder_path=str(release_dir), commit_message="Upload cognitive-slm release",
-                          ignore_patterns=[MARKER])  # the local marker of what wrote the folder stays local
+        api.upload_folder(
+            repo_id=repo_id,
+            folder_path=str(release_dir),
+            commit_message="Upload cognitive-slm release",
+            ignore_patterns=[MARKER],
+        )  # the local marker of what wrote the folder stays local
     except Exception as e:  # network, auth, permission: one line; the local release is complete either way
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise UserError(f"--push-to-hub {repo_id}: upload failed ({type(e).__name__}: {first}); "
-                        f"the release is complete in {release_dir}") from None
+        raise UserError(
+            f"--push-to-hub {repo_id}: upload failed ({type(e).__name__}: {first}); "
+            f"the release is complete in {release_dir}"
+        ) from None
     return str(url)

@@ -28,9 +28,22 @@ from cognitive.errors import UserError
 from cognitive.model.remote_code import MODEL_CLASS
 
 TRAINING_HIGHLIGHTS = (
-    "max_steps", "num_train_epochs", "per_device_train_batch_size", "gradient_accumulation_steps", "learning_rate",
-    "lr_scheduler_type", "warmup_steps", "max_length", "packing", "loss_type", "dtype", "bf16", "load_in_4bit",
-    "gradient_checkpointing", "deepspeed", "seed",
+    "max_steps",
+    "num_train_epochs",
+    "per_device_train_batch_size",
+    "gradient_accumulation_steps",
+    "learning_rate",
+    "lr_scheduler_type",
+    "warmup_steps",
+    "max_length",
+    "packing",
+    "loss_type",
+    "dtype",
+    "bf16",
+    "load_in_4bit",
+    "gradient_checkpointing",
+    "deepspeed",
+    "seed",
 )
 LORA_HIGHLIGHTS = ("lora_r", "lora_alpha", "lora_dropout", "lora_target_modules")
 
@@ -61,8 +74,10 @@ def load_eval_scores(path: Path) -> tuple[dict[str, dict[str, dict[str, float]]]
     except (OSError, json.JSONDecodeError) as e:
         raise UserError(f"eval results {path}: not readable JSON ({e})") from None
     if isinstance(data, dict) and isinstance(data.get("suites"), dict):  # recipes/evaluate.py (suites)
-        scores = {label: {task: metrics for r in suites.values() for task, metrics in (r.get("scores") or {}).items()}
-                  for label, suites in data["suites"].items()}
+        scores = {
+            label: {task: metrics for r in suites.values() for task, metrics in (r.get("scores") or {}).items()}
+            for label, suites in data["suites"].items()
+        }
         suites = ", ".join(dict.fromkeys(s for r in data["suites"].values() for s in r))
         limit = (data.get("settings") or {}).get("limit") or "each suite's default number of"
         return scores, f"recipes/evaluate.py, suites {suites}, {limit} documents per task"
@@ -167,8 +182,10 @@ def data_summary(config: dict) -> list[str]:
             if stats.get(key):
                 lines.append(f"- {title}: {_counts(stats[key])}")
     if report:
-        lines.append(f"- verification: {report.get('generated', '?')} generated, {report.get('kept', '?')} kept "
-                     f"(every kept example re-checked by an independent checker; eval documents removed by hash)")
+        lines.append(
+            f"- verification: {report.get('generated', '?')} generated, {report.get('kept', '?')} kept "
+            f"(every kept example re-checked by an independent checker; eval documents removed by hash)"
+        )
     if not stats and folder.is_dir():
         splits, tasks = _count_jsonl(folder)
         if splits:
@@ -246,8 +263,11 @@ def parameters_table(parameters: dict) -> list[str]:
     rows += [(f"cognitive module: {name}", n) for name, n in modules.items() if name != "total" and n]
     if modules["total"]:
         rows.append(("cognitive modules, total (extra parameters of this release)", modules["total"]))
-    return ["| part | parameters | of base |", "|---|---:|---:|",
-            *[f"| {name} | {n:,} | {100 * n / base:.2f}% |" for name, n in rows]]
+    return [
+        "| part | parameters | of base |",
+        "|---|---:|---:|",
+        *[f"| {name} | {n:,} | {100 * n / base:.2f}% |" for name, n in rows],
+    ]
 
 
 def how_to_load(remote_code: bool) -> str:
@@ -385,3 +405,52 @@ def write_model_card(out: Path, run, report) -> Path:
     path = Path(out) / "README.md"
     path.write_text(render_model_card(run, report))
     return path
+
+
+# ------------------------------------------------------------------------------------------------ GGUF export
+GGUF_HEADING = "## Run it in llama.cpp / Ollama"
+
+
+def gguf_section(report) -> str:
+    """The model card section recipes/export.py adds: the GGUF files (cognitive.release.export.ExportReport) and the
+    exact commands that run them, paths relative to the release dir."""
+    folder, name = Path(report.out).name, report.name
+    rows = [f"| `{folder}/{f['file']}` | {quant} | {f['bytes'] / 1e6:,.1f} MB |" for quant, f in report.files.items()]
+    first = f"{folder}/{report.files[report.quants[0]]['file']}"
+    ollama = [
+        f"ollama create {name if quant == report.quants[0] else f'{name}:{quant}'} -f {folder}/{modelfile}"
+        for quant, modelfile in report.modelfiles.items()
+    ]
+    text = f"""{GGUF_HEADING}
+
+GGUF files written by llama.cpp's own converter{" and quantizer" if report.quantizer else ""} (`recipes/export.py`;
+{report.converter}{f"; {report.quantizer}" if report.quantizer else ""}). They hold the same weights without the
+Python stack: llama.cpp, Ollama and LM Studio run them on a laptop CPU.
+
+| file | quant | size |
+|---|---|---|
+{chr(10).join(rows)}
+
+```bash
+llama-cli -m {first} --temp 0          # chat in the terminal (uses the chat template inside the GGUF)
+llama-server -m {first} --port 8080    # OpenAI-compatible API: POST /v1/chat/completions
+"""
+    if ollama:
+        text += "\n".join(ollama) + "\n" + f"ollama run {name}\n"
+    text += "```\n"
+    if ollama:
+        text += (
+            "\nThe `Modelfile` carries the chat template (as Ollama's Go template), the stop tokens and greedy "
+            "decoding (temperature 0, no repeat penalty), as the evaluation decodes. LM Studio: `lms import "
+            f"{first}`.\n"
+        )
+    return text
+
+
+def with_gguf_section(card: str, report) -> str:
+    """The card with its GGUF section added, or replaced when an earlier export wrote one."""
+    start = card.find(GGUF_HEADING)
+    if start >= 0:
+        end = card.find("\n## ", start + len(GGUF_HEADING))
+        card = card[:start].rstrip("\n") + ("\n\n" + card[end + 1 :] if end >= 0 else "\n")
+    return card.rstrip("\n") + "\n\n" + gguf_section(report)

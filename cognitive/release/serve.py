@@ -35,8 +35,10 @@ ROLES = ("system", "developer", "user", "assistant", "tool")
 def serve(argv: list[str]) -> None:
     """argv: the release dir, then `transformers serve` options (--host defaults to 127.0.0.1)."""
     if not argv or argv[0].startswith("-"):
-        raise UserError("usage: python recipes/serve.py release/<name> [--host H] [--port P] [--trust-remote-code] "
-                        "[transformers serve options]")
+        raise UserError(
+            "usage: python recipes/serve.py release/<name> [--host H] [--port P] [--trust-remote-code] "
+            "[transformers serve options]"
+        )
     release, options = Path(argv[0]), list(argv[1:])
     if not (release / "config.json").is_file():
         raise UserError(f"{release} is not a model directory (no config.json)")
@@ -113,8 +115,9 @@ def chat_request_problem(body: dict) -> str | None:
             return f"'{key}' must be a positive integer, got {value!r}"
     for key, low, high in (("temperature", 0.0, 2.0), ("top_p", 0.0, 1.0)):
         value = body.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)
-                                  or not low <= value <= high):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, numbers.Real) or not low <= value <= high
+        ):
             return f"'{key}' must be a number from {low:g} to {high:g}, got {value!r}"
     if "stream" in body and not isinstance(body["stream"], bool):
         return "'stream' must be true or false"

@@ -10,6 +10,9 @@ in use.
 `malloc_trim` returns the free pages; calling it costs the page faults of reusing them, so the trimmer calls it only
 before a decoder layer runs (in forward, and in backward before its recompute) and only when the RSS has grown by
 more than a threshold since the last trim: a bound on the RSS above what the step needs, paid for when reached.
+Without checkpointing (the CPU recipes since issue 42) the same holds for the activations a step saves and frees:
+trimming at 512 MiB kept the LoRA-only recipe at 4 x 1024 CPU-mix rows to 3.2 GiB peak RSS
+(tests/performance/bench_cpu_speed.py, experiments/cpu_speed/README.md).
 Figures: tests/performance/bench_train_memory.py (experiments/cpu_training_memory/).
 """
 

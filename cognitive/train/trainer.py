@@ -18,6 +18,7 @@ with TRL's input_ids, kept through TRL's column removal, and padded into the bat
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import importlib.util
 import warnings
@@ -41,6 +42,7 @@ from cognitive.model.inject import (
 )
 from cognitive.model.memory import CPU_LOGIT_TILE
 from cognitive.model.modules import unwrap_model
+from cognitive.model.packed_attention import PACKED_SDPA, register_packed_sdpa
 from cognitive.train.aux_labels import (
     SPANS_COLUMN,
     AuxLabelCollator,
@@ -53,17 +55,22 @@ from cognitive.train.run import CheckpointMarker
 
 
 # ------------------------------------------------------------------------------------------------ building
-def attn_implementation(requested: str | None, packing: bool = False) -> str:
+def attn_implementation(requested: str | None, packing: bool = False, padding_free: bool = False) -> str:
     """flash_attention_2 when installed on a GPU; for packed batches on a GPU without it, flex_attention (keeps
-    the packed sequences apart with a block mask, not a dense one); otherwise PyTorch SDPA."""
+    the packed sequences apart with a block mask, not a dense one); for packed or padding-free batches on a CPU,
+    packed_sdpa (SDPA on each packed sequence apart: cognitive/model/packed_attention.py); otherwise PyTorch SDPA."""
 
     if requested:
+        if requested == PACKED_SDPA:
+            register_packed_sdpa()
         return requested
     if torch.cuda.is_available():
         if importlib.util.find_spec("flash_attn") is not None:
             return "flash_attention_2"
         if packing:
             return "flex_attention"
+    elif packing or padding_free:
+        return register_packed_sdpa()
     return "sdpa"
 
 
@@ -85,7 +92,8 @@ def load_model_and_tokenizer(model_args, training_args, modules=None):
         dtype=dtype,
         attn_implementation=attn_implementation(
             model_args.attn_implementation,
-            getattr(training_args, "packing", False),  # GRPOConfig has no packing
+            getattr(training_args, "packing", False),  # GRPOConfig has neither
+            getattr(training_args, "padding_free", False),
         ),
         quantization_config=quantization_config,
         # a quantized base must be placed at load time: on this rank's GPU, or the CPU; except under ZeRO-3,
@@ -141,7 +149,7 @@ def build_trainer(
     if on_cpu(training_args):
         use_cpu_lm_head_tiles()
     if getattr(model, "cognitive_config", None) is None:
-        trainer = SFTTrainer(**kwargs)
+        trainer = PaddingFreeSFTTrainer(**kwargs)
     else:
         trainer = CognitiveSFTTrainer(**kwargs, aux_labels=aux_labels)
     trainer.add_callback(CheckpointMarker())  # marks each checkpoint complete, last (cognitive/train/run.py)
@@ -186,6 +194,39 @@ def use_cpu_lm_head_tiles(tokens: int = CPU_LOGIT_TILE[0], vocab: int = CPU_LOGI
 AUX_LABEL_KEYS = ("step_labels", "state_labels", "action_labels")
 
 
+class PaddingFreeTruncation:
+    """`padding_free: true` without packing, with max_length (the CPU recipes): TRL 1.16's SFTTrainer refuses the
+    pair in __init__ ("max_length is not enforced"), yet its dataset preparation truncates every row to max_length
+    either way. So the trainer is built with max_length None past that check, prepares its datasets with the
+    recipe's max_length, and keeps it in its args (run_config.yaml records it)."""
+
+    def __init__(self, *args, **kwargs):
+        training_args = kwargs["args"] if "args" in kwargs else args[1]  # Trainer(model, args, ...)
+        self._truncate_to = None
+        if (
+            training_args is not None
+            and training_args.padding_free
+            and not training_args.packing
+            and training_args.max_length is not None
+        ):
+            self._truncate_to, training_args.max_length = training_args.max_length, None
+        try:
+            super().__init__(*args, **kwargs)
+        finally:
+            if self._truncate_to is not None:
+                training_args.max_length = self._truncate_to
+
+    def _prepare_dataset(self, dataset, processing_class, args, packing, formatting_func, dataset_name):
+        if self._truncate_to is not None and args.max_length is None:
+            args = copy.copy(args)
+            args.max_length = self._truncate_to
+        return super()._prepare_dataset(dataset, processing_class, args, packing, formatting_func, dataset_name)
+
+
+class PaddingFreeSFTTrainer(PaddingFreeTruncation, SFTTrainer):
+    """TRL's SFTTrainer (LoRA only), with padding-free rows truncated to max_length."""
+
+
 class CognitiveModulesMixin:
     """What a TRL trainer needs to train cognitive modules beside a PEFT adapter (SFT here, GRPO in
     cognitive/rl/grpo.py): `save_model` writes them next to the adapter (checkpoints included), `train(resume)`
@@ -203,7 +244,7 @@ class CognitiveModulesMixin:
         return super().train(resume_from_checkpoint, *args, **kwargs)
 
 
-class CognitiveSFTTrainer(CognitiveModulesMixin, SFTTrainer):
+class CognitiveSFTTrainer(CognitiveModulesMixin, PaddingFreeTruncation, SFTTrainer):
     def __init__(self, *args, aux_labels: AuxLabelSpec | None = None, **kwargs):
         model = kwargs["model"] if "model" in kwargs else args[0]
         self.cognitive_config = unwrap_model(model).cognitive_config

@@ -46,7 +46,9 @@ def _trainer(model_dir, data_dir, output_dir, **overrides):
     from cognitive.train.sft_data import load_sft_datasets
     from cognitive.train.trainer import build_trainer, load_model_and_tokenizer
 
-    # batches of 1: 2 steps see both examples (one epoch) at half the tokens of a padded batch of 2
+    # batches of 1: 2 steps see both examples (one epoch) at half the tokens of a padded batch of 2; aux labels need
+    # padded batches (the CPU recipes' padding_free: true is refused with them)
+    overrides = {"padding_free": "false", **overrides}
     argv = tiny_recipe(model_dir, data_dir, output_dir, max_length=1024, per_device_train_batch_size=1, **overrides)
     script_args, training_args, model_args = parse_sft_args(argv)
     script_args.cognitive_modules = MODULES

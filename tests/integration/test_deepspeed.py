@@ -31,9 +31,10 @@ def _deepspeed(args: list[str], tmp_path: Path):
     return result
 
 
-# The CPU recipes set use_cpu (bf16 autocast on the CPU), with which transformers trains without DeepSpeed; ZeRO on a
-# CPU runs in fp32 without it.
-ZERO_ON_CPU = dict(use_cpu=False, bf16=False, gradient_checkpointing=False)
+# The CPU recipes set use_cpu (bf16 autocast on the CPU, a bf16 base, padding-free rows), with which transformers
+# trains without DeepSpeed; ZeRO on a CPU runs in fp32 without it, on padded rows.
+ZERO_ON_CPU = dict(use_cpu=False, bf16=False, gradient_checkpointing=False, dtype="float32")
+ZERO_ON_CPU_SFT = dict(ZERO_ON_CPU, padding_free=False)  # GRPOConfig has no padding_free
 
 
 def test_a_use_cpu_recipe_with_deepspeed_is_refused(tiny_model_dir, cot_data_dir, tmp_path):
@@ -62,7 +63,7 @@ def one_rank_run(tmp_path_factory, tiny_model_dir, cot_data_dir):
         max_steps=STEPS,
         save_steps=STEPS,
         gradient_accumulation_steps=2,
-        **ZERO_ON_CPU,
+        **ZERO_ON_CPU_SFT,
     )
     # The command exactly as the README gives it, with a tiny recipe.
     result = _deepspeed(["recipes/sft.py", "--ds", "ds_configs/zero2_3090ti.json", "--config", str(recipe)], tmp)
@@ -119,7 +120,6 @@ def test_zero3_offload_config_trains(tmp_path, tiny_model_dir, cot_data_dir, qua
             use_bnb_nested_quant=True,
             bnb_4bit_quant_type="nf4",
             bnb_4bit_quant_storage="float32",
-            dtype="float32",
         )
         if quantized
         else {}
@@ -131,7 +131,7 @@ def test_zero3_offload_config_trains(tmp_path, tiny_model_dir, cot_data_dir, qua
         tmp_path / "run",
         max_steps=2,
         save_steps=2,
-        **ZERO_ON_CPU,
+        **ZERO_ON_CPU_SFT,
         **extra,
     )
     _deepspeed(["recipes/sft.py", "--ds", "ds_configs/zero3_offload.json", "--config", str(recipe)], tmp_path)

@@ -1,7 +1,9 @@
 """Sample packing in the SFT recipe (`packing: true`, TRL's BFD strategy, which makes the batches padding-free):
 several conversations share one row with restarting position_ids and no attention mask, and neither the base's
 attention (SDPA with transformers' packed-sequence mask) nor the cognitive modules let them see each other.
-Each packed sequence's logits equal those of the sequence run alone (max abs diff <= 1e-4, fp32)."""
+Each packed sequence's logits equal those of the sequence run alone (max abs diff <= 1e-4, fp32). On a CPU the packed
+rows go through packed_sdpa (cognitive/model/packed_attention.py: SDPA on each sequence apart). `padding_free: true`
+without packing (the CPU recipes) concatenates a batch's rows the same way and gives the padded batch's loss."""
 
 from __future__ import annotations
 
@@ -65,3 +67,39 @@ def test_packed_rows_keep_their_sequences_apart(tiny_model_dir, cot_data_dir, tm
     result = trainer.train()
     assert torch.isfinite(torch.tensor(result.training_loss))
     assert all(not torch.equal(p, before[n]) for n, p in model.named_parameters() if n in before)
+
+
+def test_padding_free_batches_give_the_padded_loss(tiny_model_dir, cot_data_dir, tmp_path):
+    from cognitive.model.packed_attention import PACKED_SDPA
+    from cognitive.train.args import parse_sft_args, resolve_arguments
+    from cognitive.train.sft_data import load_sft_datasets
+    from cognitive.train.trainer import build_trainer, load_model_and_tokenizer
+
+    losses, rows = {}, {}
+    for padding_free in (False, True):
+        argv = tiny_recipe(
+            tiny_model_dir("llama"),
+            cot_data_dir,
+            tmp_path / f"run-{padding_free}",
+            padding_free=str(padding_free).lower(),
+            dtype="float32",
+            bf16="false",
+            per_device_train_batch_size=4,
+        )
+        script_args, training_args, model_args = parse_sft_args(argv)
+        resolved = resolve_arguments(script_args)
+        train, _ = load_sft_datasets(script_args, resolved)
+        model, tokenizer = load_model_and_tokenizer(model_args, training_args)
+        assert (model.config._attn_implementation == PACKED_SDPA) == padding_free
+        trainer = build_trainer(model, tokenizer, training_args, model_args, train, None)
+        batch = next(iter(trainer.get_train_dataloader()))  # the same rows: the sampler is seeded alike
+        if padding_free:
+            assert batch["input_ids"].shape[0] == 1 and "attention_mask" not in batch
+            rows[padding_free] = batch["cu_seq_lens_q"].diff().tolist()
+        else:
+            rows[padding_free] = batch["attention_mask"].sum(-1).tolist()
+            assert len(set(rows[padding_free])) > 1, "expected rows of different lengths (padding to lose)"
+        with torch.no_grad():
+            losses[padding_free] = trainer.compute_loss(trainer.model.eval(), batch).item()
+    assert rows[True] == rows[False]
+    assert abs(losses[True] - losses[False]) <= 1e-5 * abs(losses[False]), losses

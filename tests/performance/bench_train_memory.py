@@ -16,7 +16,11 @@ Configurations (the recipes' `--<key> <value>` overrides):
     lora            LoRA, bf16 autocast, gradient checkpointing, no heap trimming (`cpu_heap_trim_mb: 0`)
     modules         the same with every cognitive module
     lora_trim<N>, modules_trim<N>   the same with `cpu_heap_trim_mb: N` (N = 256, 512, 1024; cognitive/train/heap.py);
-                    lora_trim512 and modules_trim512 are the CPU recipes now (demo_cpu.yaml, cognitive_135m_cpu.yaml)
+                    lora_trim512 and modules_trim512 were the CPU recipes until issue 42 (all of the above: fp32 base,
+                    padded rows)
+    lora_recipe, modules_recipe   the CPU recipes now (demo_cpu.yaml, cognitive_135m_cpu.yaml): bf16 base,
+                    padding-free rows, no gradient checkpointing, heap trimming at 512 MiB
+                    (tests/performance/bench_cpu_speed.py); *_recipe_untrimmed: the same untrimmed
 
 `--breakdown` also prints, for the warm-up step, the bytes of weights, trainable parameters + gradients + AdamW state,
 and the tensors autograd saves for backward, by the module that saved them (attention, MLP, norms, LM head / loss,
@@ -52,13 +56,19 @@ CONFIGS = {
     "lora": dict(modules=False, overrides={"bf16": "true", "gradient_checkpointing": "true"}),
     "modules": dict(modules=True, overrides={"bf16": "true", "gradient_checkpointing": "true"}),
 }
-for _spec in CONFIGS.values():  # untrimmed unless the name says so (the recipe sets cpu_heap_trim_mb)
-    _spec["overrides"]["cpu_heap_trim_mb"] = "0"
+for _spec in CONFIGS.values():  # the fp32 base and padded rows of the recipes before issue 42; untrimmed
+    _spec["overrides"].update(dtype="float32", padding_free="false", cpu_heap_trim_mb="0")
 for _mb in (256, 512, 1024):  # the same with cognitive/train/heap.py's trimmer: malloc_trim past this RSS growth (MiB)
     for _name in ("lora", "modules"):
         CONFIGS[f"{_name}_trim{_mb}"] = dict(
             modules=CONFIGS[_name]["modules"], overrides={**CONFIGS[_name]["overrides"], "cpu_heap_trim_mb": str(_mb)}
         )
+# The CPU recipes since issue 42 (tests/performance/bench_cpu_speed.py): bf16 base, padding-free rows, no
+# checkpointing, heap trimming at 512 MiB; and the same untrimmed
+RECIPE = {"dtype": "bfloat16", "bf16": "true", "padding_free": "true", "gradient_checkpointing": "false"}
+for _name, _modules in (("lora", False), ("modules", True)):
+    CONFIGS[f"{_name}_recipe"] = dict(modules=_modules, overrides={**RECIPE, "cpu_heap_trim_mb": "512"})
+    CONFIGS[f"{_name}_recipe_untrimmed"] = dict(modules=_modules, overrides={**RECIPE, "cpu_heap_trim_mb": "0"})
 MB = 2**20
 
 
@@ -70,18 +80,22 @@ def peak_rss() -> int:
     return 0
 
 
-def make_data(directory: Path, rows: int) -> Path:
-    """Records of all five task types (advanced and expert: long enough to fill every row once truncated)."""
+FULL_ROWS = ("advanced", "expert")  # difficulties whose guide-style records fill every row once truncated
+CPU_MIX_ROWS = ("basic", "intermediate")  # the CPU mix's (data/configs/cpu_mix.yaml): rows of varied lengths
+
+
+def make_data(directory: Path, rows: int, levels=FULL_ROWS) -> Path:
+    """Records of all five task types at these difficulties, in a shuffled order (seeded)."""
+    import random
+
     from cognitive import tasks
     from cognitive.data.generators import generate_example
     from cognitive.data.schema import write_jsonl
 
     examples = [
-        generate_example(t.name, level, seed)
-        for seed in range(rows)
-        for t in tasks.TASK_TYPES
-        for level in ("advanced", "expert")
+        generate_example(t.name, level, seed) for seed in range(rows) for t in tasks.TASK_TYPES for level in levels
     ]
+    random.Random(0).shuffle(examples)
     write_jsonl(examples, directory / "train.jsonl")
     return directory
 
@@ -129,8 +143,13 @@ class SavedTensorLedger:
         return tensor
 
 
-def run_one(config: str, shape: str, steps: int, breakdown: bool) -> dict:
-    """One configuration in this process: build the recipe's trainer, time the steps, measure."""
+def run_one(config: str, shape: str, steps: int, breakdown: bool, spec: dict | None = None, levels=FULL_ROWS) -> dict:
+    """One configuration in this process: build the recipe's trainer, time the steps, measure. `spec` (default
+    CONFIGS[config]): {"modules": bool, "overrides": {recipe key: value}}; `levels`: the records' difficulties
+    (FULL_ROWS: every row full; CPU_MIX_ROWS: rows of the CPU mix's varied lengths).
+
+    Besides peak RSS and seconds per step: the real (non-padding) tokens and the trained (completion) tokens of
+    every step, counted at the model's input, each step's time and loss, and the first (warm-up) step's time."""
     import torch
 
     from cognitive.model.memory import estimate, setup_from_args, shape_for
@@ -139,9 +158,9 @@ def run_one(config: str, shape: str, steps: int, breakdown: bool) -> dict:
     from cognitive.train.trainer import build_trainer, load_model_and_tokenizer
 
     batch, length = (int(x) for x in shape.split("x"))
-    spec = CONFIGS[config]
+    spec = spec or CONFIGS[config]
     with tempfile.TemporaryDirectory() as scratch:
-        data = make_data(Path(scratch), rows=max(8, batch * (steps + 2)))
+        data = make_data(Path(scratch), rows=max(8, batch * (steps + 2) // len(levels)), levels=levels)
         argv = [
             "--config",
             str(ROOT / "recipes/configs/cognitive_135m_cpu.yaml"),
@@ -192,12 +211,26 @@ def run_one(config: str, shape: str, steps: int, breakdown: bool) -> dict:
                 times.append(time.perf_counter() - state["t"])
 
         trainer.add_callback(Timer())
+        tokens = []  # per forward: (real tokens, trained tokens); one forward per optimizer step here
+
+        def count_tokens(module, args, kwargs):
+            mask = kwargs.get("attention_mask")
+            ids = kwargs["input_ids"]
+            bounds = kwargs.get("cu_seq_lens_q")  # padding-free rows: one packed row, no padding
+            rows = mask.sum(-1).tolist() if mask is not None else bounds.diff().tolist() if bounds is not None else []
+            labels = kwargs.get("labels")
+            trained = int((labels[..., 1:] != -100).sum()) if labels is not None else 0
+            if torch.is_grad_enabled():
+                tokens.append((rows or [ids.numel()], trained))
+
+        hook = trainer.model.register_forward_pre_hook(count_tokens, with_kwargs=True)
         if breakdown:
             ledger = SavedTensorLedger(trainer.model)
             with torch.autograd.graph.saved_tensors_hooks(ledger.pack, lambda t: t):
                 trainer.train()
         else:
             trainer.train()
+        hook.remove()
         params = {"base": 0, "trainable": 0}
         for p in trainer.model.parameters():
             params["trainable" if p.requires_grad else "base"] += p.numel() * p.element_size()
@@ -221,12 +254,22 @@ def run_one(config: str, shape: str, steps: int, breakdown: bool) -> dict:
             "trainable_mib": round(params["trainable"] / MB, 1),
             "optimizer_state_mib": round(optimizer_state / MB, 1),
             "heap_trims": trainer.heap_trimmer.trims if trainer.heap_trimmer else None,
+            "step_s": [round(t, 3) for t in times],
+            "real_tokens": [sum(rows) for rows, _ in tokens],
+            "row_lengths": [rows for rows, _ in tokens],
+            "trained_tokens": [trained for _, trained in tokens],
+            "losses": [e["loss"] for e in trainer.state.log_history if "loss" in e],
+            "module_params": params["trainable"] // 4 - lora_params(trainer.model) if spec["modules"] else 0,
         }
         if ledger is not None:
             result["saved_for_backward_mib"] = {
                 k: round(v / MB, 1) for k, v in sorted(ledger.bytes.items(), key=lambda kv: -kv[1])
             }
         return result
+
+
+def lora_params(model) -> int:
+    return sum(p.numel() for n, p in model.named_parameters() if p.requires_grad and "lora_" in n)
 
 
 def main() -> None:
