@@ -192,15 +192,11 @@ def plot_ablation(summary: dict, path: str | Path, ylabel: str = "headline (mean
     return Path(path)
 
 
-def plot_paired(results: dict[str, dict], path: str | Path) -> Path:
-    """Tuned minus base per arm (cognitive.evaluation.paired.paired_difference results, {arm: result}): one row per
-    arm and one marker per task type and the headline, whiskers = the bootstrap interval over documents; the zero
-    line is the base."""
-    plt = _pyplot()
+def _paired_axes(ax, results: dict[str, dict], title: str = "") -> None:
+    """One forest plot on `ax`: a row per arm, a marker per task type and the headline, whiskers = the interval."""
     arms = list(results)
     names = ["headline", *dict.fromkeys(t for r in results.values() for t in r["types"])]
     height = 0.8 / len(names)
-    fig, ax = plt.subplots(figsize=(7, 1.2 + 0.9 * len(arms)))
     for j, name in enumerate(names):
         rows, diffs, errors = [], [], [[], []]
         for i, arm in enumerate(arms):
@@ -215,12 +211,49 @@ def plot_paired(results: dict[str, dict], path: str | Path) -> Path:
         ax.errorbar(diffs, rows, xerr=errors, linestyle="none", capsize=2, label=name, **style)
     ax.axvline(0, color="grey", linewidth=1)
     ax.set_yticks(range(len(arms)), arms)
-    ax.invert_yaxis()
+    ax.set_ylim(len(arms) - 0.5, -0.5)
+    if title:
+        ax.set_title(title, fontsize=9)
+
+
+def plot_paired(results: dict[str, dict], path: str | Path) -> Path:
+    """Tuned minus base per arm (cognitive.evaluation.paired.paired_difference results, {arm: result}): one row per
+    arm and one marker per task type and the headline, whiskers = the bootstrap interval over documents; the zero
+    line is the base."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 1.2 + 0.9 * len(results)))
+    _paired_axes(ax, results)
     level = next(iter(results.values()))["level"]
     ax.set_xlabel(f"score minus the base's (per document, {level:.0%} bootstrap interval over documents)")
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1, 0.5))
     fig.tight_layout()
     fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_paired_suites(comparisons: dict[str, dict[str, dict]], reference: str, path: str | Path) -> Path:
+    """recipes/evaluate.py's paired.png: a panel per suite (rows) as scored and worked (columns), each a forest plot
+    of every arm minus `reference` ({arm: {suite: {"scored": result, "worked": result}}},
+    cognitive.evaluation.paired.paired_report's comparisons)."""
+    plt = _pyplot()
+    suites = list(dict.fromkeys(s for per_suite in comparisons.values() for s in per_suite))
+    arms = len(comparisons)
+    fig, axes = plt.subplots(
+        len(suites), 2, figsize=(12, (1.0 + 0.6 * arms) * len(suites) + 0.6), sharex=True, squeeze=False
+    )
+    level = 0.95
+    for row, suite in enumerate(suites):
+        for col, how in enumerate(("scored", "worked")):
+            results = {arm: c[suite][how] for arm, c in comparisons.items() if suite in c}
+            level = next(iter(results.values()))["level"]
+            _paired_axes(axes[row][col], results, f"{suite}, {how}")
+    for col, how in enumerate(("as scored", "worked (answers stated first counted wrong)")):
+        axes[-1][col].set_xlabel(f"minus {reference}, {how}\n(per document, {level:.0%} interval over documents)")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=7, loc="center left", bbox_to_anchor=(1, 0.5))
+    fig.tight_layout()
+    fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
     return Path(path)
 

@@ -19,6 +19,17 @@ Every model runs through lm_eval's Python API (the equivalent `lm_eval` command 
 is the base with its cognitive modules and LoRA adapter loaded, which the CLI cannot do). Writes (into <out>.partial,
 renamed to <out> when complete) results.json, table.md (per suite: headline and per task type; then every task's
 metrics), suites.png and samples/<suite>/<model>/<task>.jsonl (every output with its metrics).
+
+Is the tuned model better? With two or more models, every model after the first (the order of the flags: --base,
+--adapter, --release, --modules-run) is compared with the first, or with `--compare_to <label>`, document by
+document: per suite, task type and task, the difference with a 95% bootstrap interval over documents and the verdict
+above / level / below, as scored and "worked" (a right answer stated before any working counted wrong); then every
+model's shares of answers stated first, outputs cut off by the token limit and repeated-line loops (table.md,
+results.json "paired", paired.png; docs/evaluation-paired.md). Several training seeds of one model are one arm:
+
+    python recipes/evaluate.py --base embedded:smollm2-135m-instruct --adapter demo=runs/demo-s0,runs/demo-s1
+
+evaluates each seed and averages them per document (labels: demo, its seeds demo-s0, demo-s1).
 """
 
 import time
@@ -26,17 +37,24 @@ from pathlib import Path
 
 from cognitive.atomic import output_dir
 from cognitive.errors import ArgumentParser, exit_on_user_error
-from cognitive.evaluation.harness import FAST_CHECK, OFFLINE_SUITES, SUITES, ModelSpec, compare, evaluate_suites
+from cognitive.evaluation.harness import FAST_CHECK, OFFLINE_SUITES, SUITES, compare, evaluate_suites
+from cognitive.evaluation.paired import evaluation_arms, evaluation_paired
 from cognitive.evaluation.report import write_report
 from cognitive.evaluation.snapshots import EVAL_SPLITS, doc_metadata, parse_difficulties
 
 
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(description=__doc__.splitlines()[0])
+    seeds = "; [NAME=]DIR,DIR,...: one model's training seeds, averaged per document"
     parser.add_argument("--base", help="a base: hub id, model dir or embedded:smollm2-135m-instruct")
-    parser.add_argument("--adapter", action="append", default=[], help="a finished run dir (LoRA adapter)")
-    parser.add_argument("--release", action="append", default=[], help="a merged release dir")
-    parser.add_argument("--modules-run", action="append", default=[], help="a run dir with cognitive modules")
+    parser.add_argument("--adapter", action="append", default=[], help="a finished run dir (LoRA adapter)" + seeds)
+    parser.add_argument("--release", action="append", default=[], help="a merged release dir" + seeds)
+    parser.add_argument("--modules-run", action="append", default=[], help="a run dir with cognitive modules" + seeds)
+    parser.add_argument(
+        "--compare_to",
+        metavar="LABEL",
+        help="the model every other is compared with, document by document (default: the first: --base if given)",
+    )
     parser.add_argument("--suite", default=",".join(OFFLINE_SUITES), help=f"{', '.join(SUITES)} or all")
     parser.add_argument("--tasks", help="run these tasks or groups instead of suites")
     parser.add_argument("--limit", default=None, help="documents per task: N or all (default: each suite's)")
@@ -67,13 +85,8 @@ def main(argv=None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
 
-    specs = ([ModelSpec.base(args.base)] if args.base else []) + [ModelSpec.adapter(r) for r in args.adapter]
-    specs += [ModelSpec.release(r, trust_remote_code=args.trust_remote_code) for r in args.release]
-    specs += [ModelSpec.modules(r) for r in args.modules_run]
-    if not specs:
-        parser.error("give at least one model (--base, --adapter, --release or --modules-run)")
-    if len({s.label for s in specs}) < len(specs):
-        parser.error(f"two models share a label: {[s.label for s in specs]}")
+    arms, reference = evaluation_arms(args, args.compare_to)
+    specs = [s for arm in arms for s in arm.specs]
     suites = list(SUITES) if args.suite == "all" else args.suite.split(",")
     if unknown := [s for s in suites if s not in SUITES]:
         parser.error(f"unknown suite {unknown[0]!r} (known: {', '.join(SUITES)}, all)")
@@ -115,7 +128,9 @@ def main(argv=None) -> None:
             k: getattr(args, k)
             for k in ("suite", "tasks", "limit", "difficulty", "split", "batch_size", "max_gen_toks", "fast")
         }
-        table = write_report(tmp, settings, suite_results, tasks_results)
+        settings["compare_to"] = reference
+        paired = evaluation_paired(tmp / "samples", None if args.fast or args.tasks else suites, arms, reference)
+        table = write_report(tmp, settings, suite_results, tasks_results, paired)
     print(f"\n{table}\n\nWrote {args.out}/results.json, table.md, plots in {(time.time() - started) / 60:.1f} min")
 
 

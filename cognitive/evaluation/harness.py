@@ -299,20 +299,35 @@ def evaluate(
     return flatten_scores(run_suite(spec, list(tasks), limit, batch_size, apply_chat_template, metadata, gen_kwargs))
 
 
-def write_samples(results: dict, directory: Path) -> None:
-    """<directory>/<task>.jsonl: per document its id, difficulty, the model's output and its metrics."""
+def write_samples(results: dict, directory: Path, tokenizer=None) -> None:
+    """<directory>/<task>.jsonl: per document its id, difficulty, the model's output and its metrics; with the
+    model's tokenizer also the output's length in its tokens (`generated_tokens`) and the limit it was generated
+    under (`max_gen_toks`), which tell an output cut off by the limit (`outputs.hit_token_limit`)."""
     directory.mkdir(parents=True, exist_ok=True)
     for task, samples in results.get("samples", {}).items():
         with open(directory / f"{task}.jsonl", "w") as f:
             for s in samples:
                 metrics = {m: s[m] for m in s["metrics"]}
-                row = {
-                    "id": s["doc"]["id"],
-                    "difficulty": s["doc"].get("difficulty"),
-                    "output": s["resps"][0][0],
-                    **metrics,
-                }
-                f.write(json.dumps(row) + "\n")
+                output = s["resps"][0][0]
+                row = {"id": s["doc"]["id"], "difficulty": s["doc"].get("difficulty"), "output": output}
+                if tokenizer is not None:
+                    row["generated_tokens"] = len(tokenizer(output, add_special_tokens=False)["input_ids"])
+                    row["max_gen_toks"] = _max_gen_toks(s)
+                f.write(json.dumps({**row, **metrics}) + "\n")
+
+
+def _max_gen_toks(sample: dict) -> int | None:
+    """The token limit a logged lm-eval sample was generated under: its request's gen_kwargs (a task's own or
+    --gen_kwargs; the aliases lm_eval.models.utils.normalize_gen_kwargs reads), else lm-eval's HFLM default (256)."""
+    try:
+        gen_kwargs = sample["arguments"][0][1]
+    except (KeyError, IndexError, TypeError):
+        return None
+    if not isinstance(gen_kwargs, dict):
+        return None
+    keys = ("max_gen_toks", "max_new_tokens", "max_tokens", "max_completion_tokens")
+    value = next((gen_kwargs[k] for k in keys if gen_kwargs.get(k) is not None), 256)
+    return int(value) if isinstance(value, (int, float)) else None
 
 
 def compare(
@@ -359,7 +374,10 @@ def compare(
         )
         wall = time.time() - started
         if samples_dir is not None:
-            write_samples(results, Path(samples_dir) / samples_folder(spec.label))
+            from cognitive.model.base import load_tokenizer
+
+            tokenizer = load_tokenizer(spec.pretrained, trust_remote_code=spec.trust_remote_code)  # as lm_eval's
+            write_samples(results, Path(samples_dir) / samples_folder(spec.label), tokenizer)
         documents = sum(n["effective"] for n in results["n-samples"].values())
         out[spec.label] = {
             "scores": flatten_scores(results),

@@ -16,10 +16,17 @@ headline (`harness.suite_summary`) is built, so the difference is exactly tuned 
 interval is a percentile bootstrap that redraws each task's documents with replacement (stratified by task, the seed
 averages kept together), 95% by default. It covers the documents, not the training seeds: report the seed spread
 beside it.
+
+recipes/evaluate.py builds on it (docs/evaluation-paired.md): `evaluation_arms` reads its model flags into arms (a
+model and its training seeds), `compare_samples` gives an arm's difference from the reference as scored and worked
+(answers stated first counted wrong) with a verdict per entry, and `evaluation_paired` / `paired_report` compare every
+arm with the reference per suite from the samples the evaluation wrote, beside each arm's output shares
+(cognitive/evaluation/outputs.py).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,10 +35,10 @@ from cognitive.errors import UserError, read_jsonl
 from cognitive.evaluation.scoring import answers_first
 
 
-def read_samples(folder: Path) -> dict[str, dict[str, dict]]:
+def read_samples(folder: Path, tasks=None) -> dict[str, dict[str, dict]]:
     """{task: {document id: its row}} from a model's samples folder (`harness.write_samples`: one <task>.jsonl each,
-    a row per document with its id, output and metrics)."""
-    files = sorted(Path(folder).glob("*.jsonl"))
+    a row per document with its id, output and metrics); `tasks`: only these."""
+    files = sorted(p for p in Path(folder).glob("*.jsonl") if tasks is None or p.stem in tasks)
     if not files:
         raise UserError(f"{folder}: no <task>.jsonl samples")
     samples = {}
@@ -141,3 +148,186 @@ def verdict(entry: dict) -> str:
     if entry["high"] < 0:
         return "below"
     return "level"
+
+
+# ------------------------------------------------------------------------------------------ arms of an evaluation
+@dataclass
+class Arm:
+    """One model of a paired evaluation: its label and one ModelSpec per training seed (evaluated apart, averaged
+    per document). `kind`: base, adapter, release or modules (the flag it came from); `paths`: what each seed was
+    loaded from (the base's name, the run or release directories)."""
+
+    label: str
+    kind: str
+    specs: list
+    paths: list[str]
+
+
+FLAGS = {"base": "--base", "adapter": "--adapter", "release": "--release", "modules": "--modules-run"}
+
+
+def parse_arm(kind: str, value: str, trust_remote_code: bool = False) -> Arm:
+    """An arm from a recipes/evaluate.py value `[NAME=]PATH[,PATH...]` (kind: a key of FLAGS): one path per
+    training seed of one model. Unnamed, it is labelled as its one model is (`adapter:<run name>`), or
+    `<kind>:<name>+<name>...` for several; each seed of several is labelled `<arm>-s<k>`. A value that is an
+    existing path is one path, whatever it holds."""
+    from cognitive.evaluation.harness import ModelSpec
+
+    name, paths = None, [value]
+    if not Path(value).exists():
+        head, sep, tail = value.partition("=")
+        if sep and "/" not in head:
+            name, value = head, tail
+        paths = [p for p in value.split(",") if p]
+    if not paths or name == "" or (kind == "base" and len(paths) > 1):
+        what = "NAME" if kind == "base" else "[NAME=]PATH[,PATH...] (one path per training seed)"
+        raise UserError(f"{FLAGS[kind]} {value!r}: expected {what}")
+
+    def spec(path: str, label: str | None) -> ModelSpec:
+        if kind == "base":
+            return ModelSpec.base(path, label=label or "base")
+        if kind == "release":
+            return ModelSpec.release(path, label=label, trust_remote_code=trust_remote_code)
+        return {"adapter": ModelSpec.adapter, "modules": ModelSpec.modules}[kind](path, label)
+
+    if len(paths) == 1:
+        specs = [spec(paths[0], name)]
+        label = specs[0].label
+    else:
+        label = name or f"{kind}:" + "+".join(Path(p).name for p in paths)
+        specs = [spec(p, f"{label}-s{k}") for k, p in enumerate(paths)]
+    return Arm(label, kind, specs, [s.cognitive_run or s.peft or s.pretrained for s in specs])
+
+
+def task_types(tasks) -> dict[str, list[str]]:
+    """{task type: the given tasks of that type} for tasks of any suite (`harness.suite_types`); a task of no
+    suite is a type of its own."""
+    from cognitive.evaluation.harness import SUITES, suite_types
+
+    type_of = {t: name for suite in SUITES.values() for name, ts in suite_types(suite).items() for t in ts}
+    out: dict[str, list[str]] = {}
+    for task in sorted(tasks):
+        out.setdefault(type_of.get(task, task), []).append(task)
+    return out
+
+
+def evaluation_arms(flags, compare_to: str | None = None) -> tuple[list[Arm], str]:
+    """recipes/evaluate.py's arms, in the order base, adapters, releases, modules runs, and the label of the one the
+    others are compared with (compare_to, else the first). `flags`: its parsed arguments (base, adapter, release,
+    modules_run, trust_remote_code). No model, two of one label or an unknown compare_to: a UserError."""
+    arms = [parse_arm("base", flags.base)] if flags.base else []
+    arms += [parse_arm("adapter", v) for v in flags.adapter]
+    arms += [parse_arm("release", v, flags.trust_remote_code) for v in flags.release]
+    arms += [parse_arm("modules", v) for v in flags.modules_run]
+    if not arms:
+        raise UserError("give at least one model (--base, --adapter, --release or --modules-run)")
+    labels = [a.label for a in arms] + [s.label for a in arms if len(a.specs) > 1 for s in a.specs]
+    if len(set(labels)) < len(labels):
+        raise UserError(f"two models share a label: {labels} (name an arm: --adapter NAME=DIR[,DIR...])")
+    reference = compare_to or arms[0].label
+    if reference not in [a.label for a in arms]:
+        raise UserError(
+            f"--compare_to {reference!r}: not a model of this evaluation ({', '.join(a.label for a in arms)})"
+        )
+    return arms, reference
+
+
+def average_seeds(models: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
+    """{task: {document id: the mean over the seeds}}; every seed must hold the first one's documents."""
+    for k, model in enumerate(models[1:], 1):
+        if {t: set(d) for t, d in model.items()} != {t: set(d) for t, d in models[0].items()}:
+            raise UserError(f"seed {k} answered other documents than seed 0")
+    return {task: {i: float(np.mean([m[task][i] for m in models])) for i in docs} for task, docs in models[0].items()}
+
+
+def compare_samples(
+    arm: list[dict],
+    reference: list[dict],
+    types: dict[str, list[str]],
+    resamples: int = 4000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> dict:
+    """{"scored": ..., "worked": ...}: `paired_difference` of an arm's seeds against a reference's (seeds averaged
+    per document), on read_samples dicts, as scored and with answers stated first counted wrong; every entry carries
+    its `verdict`. Both must hold the same tasks and documents (a one-line UserError otherwise)."""
+    tasks = {t for tasks in types.values() for t in tasks}
+    for k, samples in enumerate(arm):
+        mine, theirs = set(samples) & tasks, set(reference[0]) & tasks
+        if mine != theirs:
+            extra = sorted(mine ^ theirs)[0]
+            raise UserError(f"{extra}: in the samples of one model and not of the other (seed {k})")
+    out = {}
+    for how, worked in (("scored", False), ("worked", True)):
+        base = average_seeds([scores_of(s, worked) for s in reference])
+        result = paired_difference([scores_of(s, worked) for s in arm], base, types, resamples, level, seed)
+        for entry in [result["headline"], *result["types"].values(), *result["tasks"].values()]:
+            entry["verdict"] = verdict(entry)
+        out[how] = result
+    return out
+
+
+def paired_report(
+    samples_dirs: dict[str, Path],
+    suite_types_of: dict[str, dict[str, list[str]]],
+    arms: list[Arm],
+    reference: str,
+    resamples: int = 4000,
+    level: float = 0.95,
+) -> dict:
+    """Every arm but `reference` against it, per suite, and every arm's output shares (`outputs.output_shares`).
+    `samples_dirs`: {suite: the folder holding <model label>/<task>.jsonl}; `suite_types_of`: {suite: {type: its
+    tasks}}. Models not asked the same documents: a UserError naming both."""
+    from cognitive.evaluation.harness import samples_folder
+    from cognitive.evaluation.outputs import output_shares
+
+    def samples(arm: Arm, suite: str) -> list[dict]:
+        tasks = {t for ts in suite_types_of[suite].values() for t in ts}
+        return [read_samples(samples_dirs[suite] / samples_folder(s.label), tasks) for s in arm.specs]
+
+    found = {(a.label, suite): samples(a, suite) for a in arms for suite in samples_dirs}
+    comparisons, shares = {}, {}
+    for arm in arms:
+        shares[arm.label] = {
+            suite: output_shares([row for s in found[arm.label, suite] for rows in s.values() for row in rows.values()])
+            for suite in samples_dirs
+        }
+        if arm.label == reference:
+            continue
+        comparisons[arm.label] = {}
+        for suite, types in suite_types_of.items():
+            try:
+                comparisons[arm.label][suite] = compare_samples(
+                    found[arm.label, suite], found[reference, suite], types, resamples, level
+                )
+            except UserError as e:
+                raise UserError(
+                    f"{arm.label} and {reference} were not asked the same documents ({suite}: {e})"
+                ) from None
+    return {
+        "reference": reference,
+        "level": level,
+        "resamples": resamples,
+        "arms": {a.label: {"kind": a.kind, "paths": a.paths, "seeds": [s.label for s in a.specs]} for a in arms},
+        "comparisons": comparisons,
+        "shares": shares,
+    }
+
+
+def evaluation_paired(samples_dir: Path, suites: list[str] | None, arms: list[Arm], reference: str) -> dict | None:
+    """`paired_report` over what recipes/evaluate.py wrote in `samples_dir`: per suite (<suite>/<model>/<task>.jsonl)
+    or, for named tasks (suites=None), one part "tasks" (<model>/<task>.jsonl) of the project's own tasks. The
+    standard suite is left out: stock lm-eval tasks log no per-document `score` (None when nothing is left)."""
+    from cognitive.evaluation.harness import SUITES, own_task_names, samples_folder, suite_types
+
+    samples_dir = Path(samples_dir)
+    if suites is not None:
+        suites = [s for s in suites if not SUITES[s].needs_hub]
+        dirs = {s: samples_dir / s for s in suites}
+        types = {s: suite_types(SUITES[s]) for s in suites}
+    else:
+        first = next(a for a in arms if a.label == reference).specs[0]
+        found = {p.stem for p in (samples_dir / samples_folder(first.label)).glob("*.jsonl")}
+        dirs, types = {"tasks": samples_dir}, {"tasks": task_types(found & own_task_names())}
+    types = {part: t for part, t in types.items() if t}
+    return paired_report({p: dirs[p] for p in types}, types, arms, reference) if types else None

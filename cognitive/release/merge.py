@@ -202,7 +202,7 @@ def merge_run(
     """Merge the run into a release at `out`, verify it, write its model card; returns what was done."""
     import torch
 
-    from cognitive.release.model_card import find_eval_results, load_eval_scores, write_model_card
+    from cognitive.release.model_card import find_eval_results, load_eval_scores, paired_section, write_model_card
 
     out = Path(out)
     exists = UserError(f"output dir {out} already exists; pass --overwrite to replace it")
@@ -213,6 +213,7 @@ def merge_run(
         if not eval_file.is_file():
             raise UserError(f"--eval-results {eval_file} does not exist")
         load_eval_scores(eval_file)  # a file the model card cannot read fails now, not after the merge
+        paired_section(eval_file, run.run_dir, out)
     adapted, modules = load_adapted(run)
     tokenizer = load_run_tokenizer(run)  # shipped with the release
     batch = check_batch(load_run_tokenizer(run))  # a copy: check_batch sets left padding

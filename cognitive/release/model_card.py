@@ -116,6 +116,56 @@ def eval_section(eval_file: str | None) -> str:
     return f"From `{eval_file}` ({source}):\n\n{score_table(scores)}\n"
 
 
+def paired_section(eval_file: str | None, run_dir: str | Path, release_dir: str | Path | None = None) -> str:
+    """The release's paired rows against its base (recipes/evaluate.py's "paired": the run, or this release, compared
+    document by document with a --base), as scored and worked, and both models' output shares; "" when the file
+    holds no such comparison. A "paired" entry the card cannot read is a one-line UserError naming the file."""
+    from cognitive.evaluation.report import paired_rows, shares_rows
+
+    data = _read_json(Path(eval_file)) if eval_file else None
+    paired = data.get("paired") if isinstance(data, dict) else None
+    if paired is None:
+        return ""
+    try:
+        reference = paired["reference"]
+        if paired["arms"][reference]["kind"] != "base":
+            return ""
+        mine = {Path(run_dir).resolve(), *([Path(release_dir).resolve()] if release_dir else [])}
+        arms = [
+            label
+            for label, arm in paired["arms"].items()
+            if label in paired["comparisons"] and mine & {Path(p).resolve() for p in arm["paths"]}
+        ]
+        if not arms:
+            return ""
+        label = arms[0]
+        arm, base = paired["arms"][label], paired["arms"][reference]
+        rows = paired_rows({label: paired["comparisons"][label]})
+        shares = shares_rows({name: paired["shares"][name] for name in (label, reference)})
+        level = float(paired["level"])
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+        why = f"{type(e).__name__}: {e}"
+        raise UserError(f'eval results {eval_file}: its "paired" entry cannot be read ({why})') from None
+    seeds = f", {len(arm['paths'])} training seeds averaged per document" if len(arm["paths"]) > 1 else ""
+    return f"""
+### Paired with its base
+
+From `{eval_file}`: `{label}` (this release's run{seeds}) minus `{reference}` (`{base["paths"][0]}`), document by
+document, with a {level:.0%} bootstrap interval over documents; above / below when the interval lies wholly on that
+side of zero, else level. Worked: a right answer stated on its first line, before any working, counted wrong.
+
+| model | suite | part | documents | minus {reference} | verdict | worked: minus {reference} | verdict |
+|---|---|---|---:|---:|---|---:|---|
+{chr(10).join(rows)}
+
+Shares of the outputs: the answer stated first, cut off by the token limit, holding a repeated-line loop.
+
+| model | suite | documents | answers first | hit token limit | repeated-line loop |
+|---|---|---:|---:|---:|---:|
+{chr(10).join(shares)}
+"""
+
+
 # ------------------------------------------------------------------------------------------------ data
 def data_summary(config: dict) -> list[str]:
     """Markdown lines on the training data: size and mix from the data dir's report/stats, else counted."""
@@ -331,7 +381,7 @@ assistant response only).
 
 ## Evaluation
 
-{eval_section(report.eval_results)}
+{eval_section(report.eval_results)}{paired_section(report.eval_results, run.run_dir, report.out)}
 ## Intended use and limits
 
 - For research and experiments on structured step-by-step reasoning by small models, on problems like the

@@ -271,6 +271,10 @@ def test_evaluate_recipe_compares_four_models(tiny_model_dir, tmp_path, capsys):
             and "exact_match" in model["scores"]["cognitive_memory"]
         )
     assert "peft=" in report["models"]["adapter:adapter-run"]["command"]
+    paired = report["paired"]  # named tasks: one part, "tasks", every model against the first
+    assert list(paired["comparisons"]) == labels[1:] and list(paired["shares"]) == labels
+    release = paired["comparisons"]["release:release"]["tasks"]["scored"]  # a copy of the base
+    assert release["tasks"].keys() == {"cognitive_reasoning", "cognitive_memory"} and release["headline"]["high"] == 0
     table = (out / "table.md").read_text()
     assert table.splitlines()[0] == "| task | metric | " + " | ".join(labels) + " |"
     assert "| cognitive_memory | score |" in table
@@ -330,3 +334,52 @@ def test_every_suite_runs_on_a_tiny_model(tiny_model_dir, tmp_path, monkeypatch,
     err = capsys.readouterr().err.strip().splitlines()
     assert exit_info.value.code == 2 and len(err) == 1 and "from the Hugging Face Hub" in err[0]
     assert not (tmp_path / "s").exists() and not (tmp_path / "s.partial").exists()
+
+
+def test_evaluate_recipe_pairs_every_model_with_the_first(tiny_model_dir, tmp_path, capsys):
+    """Two tiny models, one of them an arm of two training seeds: recipes/evaluate.py writes the paired verdict (per
+    suite, type and task, as scored and worked) and every model's output shares into table.md, results.json and
+    paired.png. A LoRA adapter as initialised (B = 0) is the base itself: it differs by exactly 0 everywhere."""
+    import recipes.evaluate as recipe
+
+    base = tiny_model_dir("llama")
+    runs = [_tiny_run(base, tmp_path / f"run-seed{k}", modules=False) for k in range(2)]
+    out = tmp_path / "eval"
+    argv = ["--base", str(base), "--adapter", f"tuned={runs[0]},{runs[1]}", "--suite", "cognitive,plain"]
+    recipe.main([*argv, "--limit", "1", "--difficulty", "basic", "--max-gen-toks", "8", "--out", str(out)])
+    printed = capsys.readouterr().out
+    report = json.loads((out / "results.json").read_text())
+    assert list(report["suites"]) == ["base", "tuned-s0", "tuned-s1"]  # every seed evaluated
+    paired = report["paired"]
+    assert paired["reference"] == "base" == report["settings"]["compare_to"] and paired["level"] == 0.95
+    assert paired["arms"]["tuned"] == {
+        "kind": "adapter",
+        "paths": [str(r) for r in runs],
+        "seeds": ["tuned-s0", "tuned-s1"],
+    }
+    assert list(paired["comparisons"]) == ["tuned"] and list(paired["comparisons"]["tuned"]) == ["cognitive", "plain"]
+    for both in paired["comparisons"]["tuned"].values():
+        for how in ("scored", "worked"):
+            result = both[how]
+            assert result["headline"]["documents"] == len(TASK_TYPES) and result["seeds"] == 2
+            assert set(result["types"]) == set(TASKS.values())
+            for entry in [result["headline"], *result["types"].values(), *result["tasks"].values()]:
+                assert (entry["difference"], entry["low"], entry["high"], entry["verdict"]) == (0, 0, 0, "level")
+    for arm in ("base", "tuned"):
+        for suite in ("cognitive", "plain"):
+            shares = paired["shares"][arm][suite]
+            assert shares["documents"] == len(TASK_TYPES) * (2 if arm == "tuned" else 1)
+            assert all(0 <= shares[k] <= 1 for k in ("answers_first", "token_limit", "loop"))
+            if arm == "tuned":  # the same outputs, twice
+                assert {**shares, "documents": 5} == paired["shares"]["base"][suite]
+    table = (out / "table.md").read_text()
+    assert "## Paired with base: is the model better?" in table and "### How the outputs went" in table
+    assert (
+        "| tuned | cognitive | headline | 5 | +0.000 [+0.000, +0.000] | level | +0.000 [+0.000, +0.000] | level |"
+        in table
+    )
+    assert "| tuned | plain | cognitive_memory_plain | 1 | +0.000" in table
+    assert table.strip() in printed
+    assert (out / "paired.png").read_bytes()[:4] == b"\x89PNG"
+    [row] = map(json.loads, (out / "samples/plain/tuned-s1/cognitive_state_plain.jsonl").read_text().splitlines())
+    assert row["max_gen_toks"] == 8 and 0 < row["generated_tokens"] <= 8 + 2

@@ -611,3 +611,70 @@ def test_bad_input_is_one_line_exit_2_and_overwrites_nothing(runs, tiny_model_di
     monkeypatch.setattr(huggingface_hub, "is_offline_mode", lambda: False)
     monkeypatch.setattr(huggingface_hub, "get_token", lambda: None)
     fails(["--run", str(runs["plain"]), "--out", str(tmp_path / "f"), "--push-to-hub", "me/tiny"], "hf auth login")
+
+
+def paired_results(run: Path) -> dict:
+    """recipes/evaluate.py's results.json with a paired comparison of `run` (two seeds: it and a copy) with its base,
+    built from constructed samples by the library itself."""
+    from cognitive.evaluation.outputs import output_shares
+    from cognitive.evaluation.paired import compare_samples
+
+    def samples(scores, first=False):
+        text = "Final Answer: {}" if first else "12 + 30 = 42\nFinal Answer: {}"
+        return {"t": {f"d{i}": {"id": f"d{i}", "score": s, "output": text.format(s)} for i, s in enumerate(scores)}}
+
+    base, tuned = samples([0, 1, 0, 0] * 5), samples([1, 1, 0, 0] * 5, first=True)
+    both = compare_samples([tuned, tuned], [base], {"reasoning": ["t"]}, resamples=500)
+    rows = lambda s: list(s["t"].values())  # noqa: E731
+    return {
+        "settings": {"suite": "cognitive", "limit": 20},
+        "suites": {"base": {"cognitive": {"scores": {"t": {"score": 0.25}}}}},
+        "paired": {
+            "reference": "base",
+            "level": 0.95,
+            "resamples": 500,
+            "arms": {
+                "base": {"kind": "base", "paths": ["embedded:smollm2-135m-instruct"], "seeds": ["base"]},
+                "tuned": {"kind": "adapter", "paths": [str(run), "runs/other-seed"], "seeds": ["tuned-s0", "tuned-s1"]},
+            },
+            "comparisons": {"tuned": {"cognitive": both}},
+            "shares": {
+                "base": {"cognitive": output_shares(rows(base))},
+                "tuned": {"cognitive": output_shares(rows(tuned))},
+            },
+        },
+    }
+
+
+def test_model_card_carries_the_paired_rows_against_the_base(runs, tmp_path):
+    """merge --eval-results with results that pair the run with its base: the card has the rows (as scored and
+    worked) and both models' shares; results without the run have no such section; an unreadable "paired" entry
+    is refused in one line before merging."""
+    from cognitive.release.model_card import paired_section
+
+    results = tmp_path / "paired.json"
+    results.write_text(json.dumps(paired_results(runs["plain"])))
+    code, _, stderr = merge(
+        ["--run", str(runs["plain"]), "--out", str(tmp_path / "rel"), "--eval-results", str(results)]
+    )
+    assert code == 0, stderr[-2000:]
+    card = (tmp_path / "rel" / "README.md").read_text()
+    assert "### Paired with its base" in card and "2 training seeds averaged per document" in card
+    assert "| tuned | cognitive | headline | 20 | +0.250 [" in card  # 5 of 20 documents gained
+    row = next(line for line in card.splitlines() if line.startswith("| tuned | cognitive | headline |"))
+    cells = row.split(" | ")  # worked: every answer of the tuned model is stated first, counted wrong
+    assert cells[5] == "above" and cells[6].startswith("-0.250 [") and cells[7] == "below |"
+    assert "| tuned | cognitive | 20 | 1.00 | – | 0.00 |" in card and "| base | cognitive | 20 | 0.00 |" in card
+
+    assert paired_section(str(results), runs["modules"]) == ""  # another run
+    assert paired_section(None, runs["plain"]) == ""
+    bad = paired_results(runs["plain"])
+    bad["paired"]["arms"]["tuned"]["paths"] = 3
+    results.write_text(json.dumps(bad))
+    code, _, stderr = merge(
+        ["--run", str(runs["plain"]), "--out", str(tmp_path / "bad"), "--eval-results", str(results)]
+    )
+    assert code == 2 and stderr.strip().splitlines()[-1].startswith(
+        f'error: eval results {results}: its "paired" entry'
+    )
+    assert not (tmp_path / "bad").exists()

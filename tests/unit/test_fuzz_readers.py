@@ -311,6 +311,13 @@ def check_extractors(text: str) -> None:
     assert isinstance(call("transfer.extract_answer", transfer.extract_answer, text), str)
     steps, final = call("teacher.response_steps", response_steps, text)
     assert isinstance(steps, list) and isinstance(final, str)
+    from cognitive.evaluation import outputs
+
+    unit = call("outputs.loop_unit", outputs.loop_unit, text)
+    assert (unit is None or isinstance(unit, str)) and isinstance(outputs.repeated_loop(text), bool)
+    row = {"output": text, "generated_tokens": len(text), "max_gen_toks": 64}
+    shares = call("outputs.output_shares", outputs.output_shares, [row])
+    assert shares["documents"] == 1 and all(in_unit(shares[k]) for k in ("answers_first", "token_limit", "loop"))
 
 
 def check_step_readers(text: str) -> None:

@@ -5,12 +5,22 @@ has the width the documents allow, and samples of other documents are refused wi
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
 
 from cognitive.errors import UserError
-from cognitive.evaluation.paired import paired_difference, read_scores, scores_of, verdict
+from cognitive.evaluation.paired import (
+    compare_samples,
+    evaluation_arms,
+    paired_difference,
+    paired_report,
+    parse_arm,
+    read_scores,
+    scores_of,
+    verdict,
+)
 
 TYPES = {"reasoning": ["t_sum", "t_word"], "planning": ["t_plan"]}
 
@@ -95,3 +105,141 @@ def test_worked_counts_an_answer_stated_first_as_wrong():
     }
     assert scores_of(samples) == {"t": {"guess": 1.0, "worked": 1.0, "wrong": 0.0}}
     assert scores_of(samples, worked=True) == {"t": {"guess": 0.0, "worked": 1.0, "wrong": 0.0}}
+
+
+# ------------------------------------------------------------------------------- the verdict recipes/evaluate.py gives
+WORKING = "Alice is not in house 1.\nSo she is in house 2.\nFinal Answer: {}"
+
+
+def samples(values: dict[str, list[float]], output=lambda task, i, v: WORKING.format(v)) -> dict:
+    """read_samples-shaped rows: {task: {id: {"id", "score", "output"}}}."""
+    return {
+        task: {
+            f"{task}-{i}": {"id": f"{task}-{i}", "score": float(v), "output": output(task, i, v)}
+            for i, v in enumerate(vs)
+        }
+        for task, vs in values.items()
+    }
+
+
+def entries(result: dict) -> list[dict]:
+    return [result["headline"], *result["types"].values(), *result["tasks"].values()]
+
+
+def test_identical_models_read_zero_with_a_zero_width_interval_as_scored_and_worked():
+    rng = np.random.default_rng(0)
+    base = samples({t: (rng.random(30) < 0.4).tolist() for t in ("t_sum", "t_word", "t_plan")})
+    result = compare_samples([base], [base], TYPES, resamples=500)
+    for how in ("scored", "worked"):
+        for entry in entries(result[how]):
+            assert (entry["difference"], entry["low"], entry["high"], entry["verdict"]) == (0.0, 0.0, 0.0, "level")
+
+
+def test_a_model_made_worse_on_one_task_reads_below_there_and_level_elsewhere():
+    """The tuned model loses every right answer of t_word and elsewhere differs from the base by chance (a tenth of
+    the documents flipped either way)."""
+    rng = np.random.default_rng(2)
+    base_v = {t: (rng.random(60) < 0.5).astype(float) for t in ("t_sum", "t_word", "t_plan")}
+    tuned_v = {t: np.where(rng.random(60) < 0.1, 1 - v, v) for t, v in base_v.items()}
+    tuned_v["t_word"] = np.zeros(60)
+    result = compare_samples([samples(tuned_v)], [samples(base_v)], TYPES, resamples=2000)["scored"]
+    assert result["tasks"]["t_word"]["verdict"] == "below"
+    assert result["tasks"]["t_word"]["difference"] == pytest.approx(-base_v["t_word"].mean())
+    assert result["tasks"]["t_sum"]["verdict"] == result["tasks"]["t_plan"]["verdict"] == "level"
+    assert result["types"]["planning"]["verdict"] == "level"
+    assert result["tasks"]["t_sum"]["low"] < 0 < result["tasks"]["t_sum"]["high"]  # not a zero-width interval
+
+
+def test_an_answers_first_model_reads_above_as_scored_and_level_worked():
+    """Both models reach the same right answers after working; the tuned one also states 40% more answers on its
+    first line, before any working, and gets them right: above as scored, level (exactly 0) worked."""
+    rng = np.random.default_rng(3)
+    worked = {t: (rng.random(50) < 0.3).astype(float) for t in ("t_sum", "t_word", "t_plan")}
+    guessed = {t: (v == 0) & (rng.random(50) < 0.4) for t, v in worked.items()}
+    base = samples(worked)
+
+    def tuned_output(task, i, v):
+        return "Final Answer: Arnold\nBecause Arnold likes tea." if guessed[task][i] else WORKING.format(v)
+
+    tuned = samples({t: worked[t] + guessed[t] for t in worked}, tuned_output)
+    result = compare_samples([tuned], [base], TYPES, resamples=2000)
+    assert result["scored"]["headline"]["verdict"] == "above"
+    assert all(e["verdict"] == "above" for e in result["scored"]["tasks"].values())
+    for entry in entries(result["worked"]):
+        assert (entry["difference"], entry["low"], entry["high"], entry["verdict"]) == (0.0, 0.0, 0.0, "level")
+
+
+def test_seeds_of_both_arms_are_averaged_per_document():
+    base0, base1 = samples({"t": [1, 0, 0, 0]}), samples({"t": [1, 1, 0, 0]})
+    tuned0, tuned1 = samples({"t": [1, 1, 1, 0]}), samples({"t": [1, 1, 0, 1]})
+    result = compare_samples([tuned0, tuned1], [base0, base1], {"only": ["t"]}, resamples=200)["scored"]
+    # per document: (1, 1, .5, .5) - (1, .5, 0, 0)
+    assert result["headline"]["difference"] == pytest.approx((0 + 0.5 + 0.5 + 0.5) / 4)
+    with pytest.raises(UserError, match="seed 1 answered other documents than seed 0"):
+        compare_samples([tuned0], [base0, samples({"t": [1, 0, 0]})], {"only": ["t"]})
+
+
+def _write(folder, rows: dict) -> None:
+    folder.mkdir(parents=True)
+    for task, by_id in rows.items():
+        (folder / f"{task}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in by_id.values()))
+
+
+def _run_dir(path, base="embedded:smollm2-135m-instruct"):
+    path.mkdir(parents=True)
+    for name in ("adapter_config.json", "adapter_model.safetensors"):
+        (path / name).write_text("{}")
+    (path / "run_config.yaml").write_text(f"model_name_or_path: {base}\n")
+    return str(path)
+
+
+def test_models_not_asked_the_same_documents_are_refused_in_one_line(tmp_path):
+    """recipes/evaluate.py's paired step on the samples it wrote: another document, or a task one model lacks, is a
+    one-line UserError naming both models."""
+    arms = [parse_arm("base", "embedded:smollm2-135m-instruct"), parse_arm("adapter", _run_dir(tmp_path / "runs/x"))]
+    base = samples({"t_sum": [1, 0, 1], "t_word": [0, 1], "t_plan": [1]})
+    _write(tmp_path / "samples/cognitive/base", base)
+    other = samples({"t_sum": [1, 0], "t_word": [0, 1], "t_plan": [1]})
+    _write(tmp_path / "samples/cognitive/adapter_x", other)
+    types = {"cognitive": TYPES}
+    with pytest.raises(UserError) as error:
+        paired_report({"cognitive": tmp_path / "samples/cognitive"}, types, arms, "base")
+    message = str(error.value)
+    assert "\n" not in message and message.startswith("adapter:x and base were not asked the same documents")
+    assert "t_sum: seed 0 answered other documents than the base (2 against 3" in message
+    (tmp_path / "samples/cognitive/adapter_x/t_plan.jsonl").unlink()
+    with pytest.raises(UserError, match=r"not asked the same documents \(cognitive: t_plan: in the samples of one"):
+        paired_report({"cognitive": tmp_path / "samples/cognitive"}, types, arms, "base")
+
+
+def test_arms_from_the_flags(tmp_path):
+    from types import SimpleNamespace
+
+    runs = [_run_dir(tmp_path / f"runs/x-seed{k}") for k in range(2)]
+
+    def flags(**kw):
+        return SimpleNamespace(
+            **{"base": None, "adapter": [], "release": [], "modules_run": [], "trust_remote_code": False, **kw}
+        )
+
+    arms, ref = evaluation_arms(
+        flags(base="embedded:smollm2-135m-instruct", adapter=[f"x={runs[0]},{runs[1]}", runs[0]])
+    )
+    assert ref == "base" and [a.label for a in arms] == ["base", "x", "adapter:x-seed0"]
+    assert [s.label for s in arms[1].specs] == ["x-s0", "x-s1"] and arms[1].paths == runs
+    assert [s.peft for s in arms[1].specs] == runs and arms[1].kind == "adapter"
+    unnamed, _ = evaluation_arms(flags(adapter=[",".join(runs)]))
+    assert unnamed[0].label == "adapter:x-seed0+x-seed1"
+    _, ref = evaluation_arms(
+        flags(base="embedded:smollm2-135m-instruct", adapter=[runs[0]]), compare_to="adapter:x-seed0"
+    )
+    assert ref == "adapter:x-seed0"
+    for kw, compare_to, message in [
+        ({}, None, "give at least one model"),
+        ({"adapter": [runs[0], runs[0]]}, None, "two models share a label"),
+        ({"adapter": [runs[0]]}, "base", "--compare_to 'base': not a model of this evaluation (adapter:x-seed0)"),
+        ({"adapter": ["=" + runs[0]]}, None, "expected [NAME=]PATH"),
+        ({"base": "a,b"}, None, "--base 'a,b': expected NAME"),
+    ]:
+        with pytest.raises(UserError, match=re.escape(message)):
+            evaluation_arms(flags(**kw), compare_to)
