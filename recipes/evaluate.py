@@ -25,7 +25,7 @@ Is the tuned model better? With two or more models, every model after the first 
 document: per suite, task type and task, the difference with a 95% bootstrap interval over documents and the verdict
 above / level / below, as scored and "worked" (a right answer stated before any working counted wrong); then every
 model's shares of answers stated first, outputs cut off by the token limit and repeated-line loops (table.md,
-results.json "paired", paired.png; docs/evaluation-paired.md). Several training seeds of one model are one arm:
+results.json "paired", paired.png; docs/evaluation.md). Several training seeds of one model are one arm:
 
     python recipes/evaluate.py --base embedded:smollm2-135m-instruct --adapter demo=runs/demo-s0,runs/demo-s1
 

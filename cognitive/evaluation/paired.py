@@ -17,7 +17,7 @@ interval is a percentile bootstrap that redraws each task's documents with repla
 averages kept together), 95% by default. It covers the documents, not the training seeds: report the seed spread
 beside it.
 
-recipes/evaluate.py builds on it (docs/evaluation-paired.md): `evaluation_arms` reads its model flags into arms (a
+recipes/evaluate.py builds on it (docs/evaluation.md): `evaluation_arms` reads its model flags into arms (a
 model and its training seeds), `compare_samples` gives an arm's difference from the reference as scored and worked
 (answers stated first counted wrong) with a verdict per entry, and `evaluation_paired` / `paired_report` compare every
 arm with the reference per suite from the samples the evaluation wrote, beside each arm's output shares
