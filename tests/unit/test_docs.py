@@ -285,8 +285,8 @@ def test_a_planted_stale_flag_or_link_fails(tmp_path):
         "deepspeed --num_gpus 2 recipes/sft.py --ds ds_configs/zero2_3090ti.json --max_steps 3\n"
         "python recipes/merge.py --run runs/x --out release/x \\\n    --overwritee\n"
         "python recipes/no_such_recipe.py --x 1 && bash recipes/demo.sh --steps 3 --eval-limmit 2\n"
-        "python -m cognitive.train.preflight --config recipes/configs/demo_cpu.yaml --max_length 1024 --gpu 3090ti\n"
-        "python -m cognitive.train.preflight --config recipes/configs/demo_cpu.yaml --max_lenght 1024\n"
+        "python recipes/preflight.py --config recipes/configs/demo_cpu.yaml --max_length 1024 --gpu 3090ti\n"
+        "python recipes/preflight.py --config recipes/configs/demo_cpu.yaml --max_lenght 1024\n"
         "python recipes/evaluate.py --limit 6 --max-gen  # an abbreviation of a real flag\n"
         "```\n"
     )
