@@ -23,7 +23,7 @@ from cognitive.errors import UserError
 from cognitive.model.base import same_base
 from cognitive.rl.rewards import reward_functions
 from cognitive.train.args import GRPOScriptArguments
-from cognitive.train.preflight import MemoryCheck, check_run_arguments, check_training, cognitive_modules
+from cognitive.train.preflight import MemoryCheck, check_run_arguments, check_training, cognitive_modules, run_dirs
 from cognitive.train.run import FinishedRun, read_run, resolved_config
 from cognitive.train.sft_data import check_styles
 
@@ -137,7 +137,7 @@ def resolve_grpo(script_args, training_args, model_args, estimate_only: bool = F
     mix = prompt_mix(script_args)
     data_config = None if script_args.dataset_path else load_config(script_args.data_config, **mix)
     memory = None if estimate_only else check_training(script_args, training_args, model_args, modules_config)
-    final = Path(training_args.output_dir)
+    final, partial = run_dirs(training_args)
     config = resolved_config(script_args, training_args, model_args, final)
     return GRPORun(
         script_args,
@@ -151,6 +151,6 @@ def resolve_grpo(script_args, training_args, model_args, estimate_only: bool = F
         data_config,
         config,
         final,
-        partial_path(final),
+        partial,
         memory,
     )

@@ -17,6 +17,7 @@ import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
+from cognitive.atomic import check_replaceable, partial_path
 from cognitive.errors import UserError
 from cognitive.model import memory as hardware
 from cognitive.model.base import cpu_has_fast_bf16 as hardware_has_fast_bf16
@@ -56,6 +57,16 @@ def cognitive_modules(script_args: RunArguments):
         return None
     modules = config_from_dict(script_args.cognitive_modules)
     return modules if modules.any_enabled else None
+
+
+def run_dirs(training_args) -> tuple[Path, Path]:
+    """(output_dir, its .partial): where the run ends up and where it trains; the current directory, or one that
+    holds it, is refused (cognitive.atomic.check_replaceable says so)."""
+    final = Path(training_args.output_dir)
+    here = Path.cwd().resolve()
+    if final.resolve() == here or final.resolve() in here.parents:
+        check_replaceable(final, "run", overwrite=True)  # raises: the current directory
+    return final, partial_path(final)
 
 
 def check_training(script_args, training_args, model_args, modules=None) -> MemoryCheck | None:

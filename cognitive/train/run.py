@@ -166,7 +166,9 @@ def prepare_partial(run, data_sha: str, data_files) -> None:
         f"run dir {final} already exists; pass --overwrite true to train it afresh, a larger --max_steps to continue "
         "it, or choose another --output_dir"
     )
-    check_replaceable(final, "run", overwrite=True, exists_error=exists)  # ours, or refused before anything is written
+    # a finished run of ours may be continued (check_same_run); anything else in the way needs --overwrite, and even
+    # then must be a run of ours
+    check_replaceable(final, "run", overwrite=overwrite or written_as(final) == "run", exists_error=exists)
     changes = []
     if overwrite:
         remove_output(partial, "run")

@@ -16,11 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cognitive.atomic import partial_path
 from cognitive.errors import UserError
 from cognitive.train.args import ScriptArguments
 from cognitive.train.aux_labels import AuxLabelSpec
-from cognitive.train.preflight import MemoryCheck, check_run_arguments, check_training, cognitive_modules
+from cognitive.train.preflight import MemoryCheck, check_run_arguments, check_training, cognitive_modules, run_dirs
 from cognitive.train.run import data_sha256, resolved_config
 from cognitive.train.sft_data import check_styles, find_split_files
 
@@ -96,7 +95,7 @@ def resolve_sft(script_args, training_args, model_args, estimate_only: bool = Fa
         if not estimate_only:
             print("No validation data: evaluation during training is off (eval_strategy: no).")
         training_args.eval_strategy = IntervalStrategy.NO
-    final = Path(training_args.output_dir)
+    final, partial = run_dirs(training_args)
     config = resolved_config(script_args, training_args, model_args, final)
     return SFTRun(
         script_args,
@@ -110,6 +109,6 @@ def resolve_sft(script_args, training_args, model_args, estimate_only: bool = Fa
         sha,
         config,
         final,
-        partial_path(final),
+        partial,
         memory,
     )
