@@ -289,7 +289,7 @@ def parse_recipe_args(argv, parser, default_recipe: Path, recipe: tuple[str, dic
 
 # A CPU recipe (use_cpu: true) launched with DeepSpeed on a machine without a GPU: transformers would train without
 # DeepSpeed under use_cpu, so the ranks train with DeepSpeed's CPU accelerator (gloo) instead
-CPU_UNDER_DEEPSPEED = {"use_cpu": "false"}
+CPU_UNDER_DEEPSPEED = {"use_cpu": "false", "bf16": "false"}
 
 
 def _cpu_deepspeed_ranks() -> bool:
