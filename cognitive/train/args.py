@@ -9,7 +9,8 @@
   bitsandbytes options.
 
 Unknown keys, in the YAML or on the command line, are a one-line error naming them. `--ds X` is accepted
-as an alias of `--deepspeed X` (the project's launch command).
+as an alias of `--deepspeed X` (the project's launch command). The dataclasses declare the arguments; what they mean
+together is checked and resolved once, by cognitive/train/sft_config.py (SFT) and cognitive/rl/grpo_config.py (GRPO).
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ class RunArguments:
         },
     )
 
-    def __post_init__(self):  # what TrlParser needs to turn a command-line string into a value (checks: sft_config)
+    def __post_init__(self):  # a command-line string into a value; the checks: sft_config.py, rl/grpo_config.py
         if self.cpu_heap_trim_mb is None:  # run_config.yaml of runs made when unset meant off
             self.cpu_heap_trim_mb = 0
         if isinstance(self.prompt_styles, str) and self.prompt_styles.lstrip().startswith("{"):

@@ -9,9 +9,14 @@ Run directory layout (`output_dir`, e.g. runs/demo):
         adapter_model.safetensors, adapter_config.json   the PEFT LoRA adapter (lm_eval `peft=runs/demo`)
         tokenizer files, chat_template.jinja
         run_config.yaml    the resolved config (script, training and model arguments): re-runnable with --config
+        run_info.json      versions, the data's sha256, git commit, hardware, the settings changed on resuming
         log_history.json   the trainer log (loss, learning rate, ... per logging step)
         training_curves.png
         reward_curves.png  GRPO runs: reward per reward function, completion length and KL over the steps
+
+A rerun of the same command resumes the .partial; with a larger max_steps it continues a finished run (start_run).
+Finished runs are read here too (read_run, read_adapter_run, check_adapter_base, load_run_tokenizer): by GRPO's
+init_from, the evaluation, the merge.
 """
 
 from __future__ import annotations

@@ -209,8 +209,9 @@ def test_a_finished_run_continued_for_longer_ends_like_a_run_of_that_length(tiny
     """`recipes/sft.py` with a larger --max_steps on a finished run of N steps trains N more from its last complete
     checkpoint (in the .partial, published over the old run at the end) and ends where an uninterrupted 2N-step run
     ends: the same losses and adapter weights. A constant learning rate: a schedule over max_steps bends with it, as
-    in any Trainer. The continuation also saves every 5 steps instead of 3 (applied, and recorded in run_info.json);
-    a rerun of the finished command, and a finished run without a checkpoint, are one-line errors."""
+    in any Trainer. The continuation also saves every 5 steps instead of 3, keeping 2 (applied, and recorded in
+    run_info.json); a rerun of the finished command, other settings, and a finished run without a checkpoint are
+    one-line errors."""
     from safetensors.torch import load_file
 
     import recipes.sft as sft
@@ -229,19 +230,20 @@ def test_a_finished_run_continued_for_longer_ends_like_a_run_of_that_length(tiny
     train(reference, max_steps=2 * n)
     train(run, max_steps=n)
     assert (run / f"checkpoint-{n}").is_dir()
-    train(run, max_steps=2 * n, save_steps=5)
+    train(run, max_steps=2 * n, save_steps=5, save_total_limit=2)
 
     assert written_as(run) == "run" and not (tmp_path / "run.partial").exists()
     assert _losses(run) == pytest.approx(_losses(reference), rel=1e-4) and len(_losses(run)) == 2 * n
     expected, got = load_file(reference / "adapter_model.safetensors"), load_file(run / "adapter_model.safetensors")
     assert expected.keys() == got.keys()
     assert all(torch.allclose(got[k], expected[k], atol=1e-5, rtol=1e-4) for k in expected)
-    assert sorted(p.name for p in run.glob("checkpoint-*")) == ["checkpoint-5"]  # the new save_steps applied
-    info = json.loads((run / "run_info.json").read_text())
-    assert info["changes"] == [{"from_step": n, "max_steps": [n, 2 * n], "save_steps": [n, 5]}]
+    # the new save_steps applied (the checkpoint's own, 3, would have saved at 6 alone, keeping checkpoint-3)
+    assert sorted(p.name for p in run.glob("checkpoint-*")) == ["checkpoint-5", "checkpoint-6"]
+    changes = {"from_step": n, "max_steps": [n, 2 * n], "save_steps": [n, 5], "save_total_limit": [1, 2]}
+    assert json.loads((run / "run_info.json").read_text())["changes"] == [changes]
 
     with pytest.raises(UserError, match=f"run dir {run} already exists; pass --overwrite true to train it afresh"):
-        train(run, max_steps=2 * n, save_steps=5)
+        train(run, max_steps=2 * n, save_steps=5, save_total_limit=2)
     with pytest.raises(UserError, match=r"is a run with other settings \(learning_rate: 0.003 -> 0.01\)"):
         train(run, max_steps=3 * n, learning_rate=1e-2)
     train(tmp_path / "unsaved", max_steps=n, save_strategy="no")
