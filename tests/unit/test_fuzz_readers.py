@@ -12,7 +12,8 @@ The readers (READERS below): the GRPO rewards (cognitive/rl/rewards.py), every t
 (cognitive/tasks.py) and the evaluation's document scorers (cognitive/evaluation/scoring.py, transfer.py, the
 process_results of eval/tasks/*/utils.py), the answer extractors, the step-accuracy readers (scoring.step_metrics,
 the checkers' arithmetic reader cognitive/data/arith.py), the arithmetic-ceiling study's probe readers
-(experiments/arithmetic_ceiling/arithmetic_probe.py: step_breakdown, worksheet_scores) and the teacher's reply parser. Each call must finish within CALL_SECONDS on strings up to MAX_CHARS characters.
+(experiments/arithmetic_ceiling/arithmetic_probe.py: step_breakdown, worksheet_scores) and the teacher's reply
+parser. Each call must finish within CALL_SECONDS on strings up to MAX_CHARS characters.
 
 Reproducible in CI: a fixed Hypothesis profile (derandomized, no example database), EXAMPLES strings per test;
 the explicit @example strings always run first. `pytest -s` prints how many strings and calls each test tried.
