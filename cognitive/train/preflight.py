@@ -81,6 +81,11 @@ def check_training(script_args, training_args, model_args, modules=None) -> Memo
         key = "max_length" if hasattr(training_args, "max_length") else "max_completion_length"
         raise UserError(f"{key}: {max_length} tokens leaves nothing to train on; use e.g. 1024")
     ds = hardware._deepspeed_config(training_args.deepspeed)
+    if ds and training_args.use_cpu:  # under the deepspeed launcher a CPU recipe gets CPU_UNDER_DEEPSPEED (args.py)
+        raise UserError(
+            f"{training_args.deepspeed}: use_cpu: true trains without DeepSpeed (transformers ignores the config "
+            "then); launch with deepspeed (it trains a CPU recipe under ZeRO) or leave --ds out"
+        )
     if ds:
         check_deepspeed_matches(ds, training_args, model_args)
     if model_args.attn_implementation == "flash_attention_2":

@@ -50,6 +50,19 @@ def test_every_deepspeed_config_builds_training_arguments(ds_config, tmp_path):
     check_deepspeed_matches(ds, training_args, model_args)  # the recipe and the JSON agree
 
 
+def test_a_cpu_recipe_with_deepspeed_needs_the_launcher():
+    """Without the deepspeed launcher a use_cpu recipe would train without DeepSpeed, ignoring --ds: one line (the
+    launcher's command trains it under ZeRO: tests/integration/test_deepspeed.py)."""
+    from cognitive.train.preflight import check_training
+
+    script_args, training_args, model_args = parse_sft_args(
+        ["--config", str(ROOT / "recipes/configs/demo_cpu.yaml"), "--ds", "ds_configs/zero2_3090ti.json"]
+    )
+    assert training_args.use_cpu
+    with pytest.raises(UserError, match=r"use_cpu: true trains without DeepSpeed .* launch with deepspeed"):
+        check_training(script_args, training_args, model_args)
+
+
 def test_cli_overrides_yaml():
     _, training_args, model_args = parse_sft_args(
         ["--config", str(ROOT / "recipes/configs/demo_cpu.yaml"), "--max_steps", "7", "--lora_r", "4"]
