@@ -15,19 +15,23 @@ from cognitive.errors import ArgumentParser, exit_on_user_error
 from cognitive.release.export import QUANTS, export_gguf, parse_quants, run_commands
 
 
-@exit_on_user_error
-def main(argv=None):
+def build_parser() -> ArgumentParser:
     parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--release", required=True, help="release dir (python recipes/merge.py --out ...)")
     parser.add_argument("--quant", default="q8_0", help=f"{', '.join(QUANTS)}; comma-separated for several")
     parser.add_argument("--out", default=None, help="output dir (default: <release>/gguf)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output dir")
     parser.add_argument(
-        "--no-modelfile",
+        "--no_modelfile",
         action="store_true",
         help="GGUF only: for a chat template Ollama's cannot express (llama.cpp runs the template inside the GGUF)",
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+@exit_on_user_error
+def main(argv=None):
+    args = build_parser().parse_args(argv)
 
     report = export_gguf(
         args.release,
