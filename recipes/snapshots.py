@@ -23,7 +23,11 @@ def build_parser() -> ArgumentParser:
     which.add_argument("--all", action="store_true", help="every task, its plain variant, the transfer tasks")
     parser.add_argument("--per_difficulty", type=int, default=DOCS_PER_DIFFICULTY)
     parser.add_argument("--difficulties", nargs="+", default=[d.value for d in SNAPSHOT_DIFFICULTIES])
-    parser.add_argument("--yaml_only", action="store_true", help="keep the snapshots; write the task YAMLs only")
+    parser.add_argument(
+        "--yaml_only",
+        action="store_true",
+        help="keep the own snapshots, write the task YAMLs (after a registry change)",
+    )
     return parser
 
 
