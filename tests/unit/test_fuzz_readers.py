@@ -292,8 +292,8 @@ def check_rewards(text: str, record) -> None:
 
 def check_scorers(text: str, record, doc: dict) -> None:
     task = tasks.get(record.task_type)
-    metrics = call(f"{task.scorer} ({task.name})", task.scorer_function(), text, record.problem_spec)
-    assert metrics_ok(metrics, task), f"{task.scorer} gave {metrics}"
+    metrics = call(f"{task.generator}.score ({task.name})", task.scorer_function(), text, record.problem_spec)
+    assert metrics_ok(metrics, task), f"{task.generator}.score gave {metrics}"
     metrics = call("scoring.score_output", scoring.score_output, task, text, record.problem_spec)
     assert metrics_ok(metrics, task), metrics
     result = call("scoring.score_document", scoring.score_document, doc, text)
