@@ -204,7 +204,6 @@ def probed(items, model, tokenizer, kept: list) -> dict[str, float]:
     return probe_scores(items, complete)
 
 
-@exit_on_user_error
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base", default="embedded:smollm2-135m-instruct")
@@ -222,6 +221,7 @@ def build_parser() -> ArgumentParser:
     return parser
 
 
+@exit_on_user_error
 def main() -> None:
     parser = build_parser()
     args = parser.parse_args()

@@ -69,7 +69,6 @@ def pooled_steps(samples: Path, model: str) -> tuple[int, int]:
     return sum(c.ok for c in steps), len(steps)
 
 
-@exit_on_user_error
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", required=True, help="finished runs, one per training seed, comma-separated")
@@ -84,6 +83,7 @@ def build_parser() -> ArgumentParser:
     return parser
 
 
+@exit_on_user_error
 def main() -> None:
     parser = build_parser()
     args = parser.parse_args()

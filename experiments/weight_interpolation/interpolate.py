@@ -116,7 +116,6 @@ def choose_alpha(scores: dict[float, list[float]]) -> float:
     return max(alpha for alpha, mean in means.items() if mean >= best - 1e-9)
 
 
-@exit_on_user_error
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", required=True, help="finished run directory (LoRA adapter and/or cognitive modules)")
@@ -126,6 +125,7 @@ def build_parser() -> ArgumentParser:
     return parser
 
 
+@exit_on_user_error
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
