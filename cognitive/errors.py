@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,12 +30,42 @@ def exit_on_user_error(main):
     return wrapper
 
 
+_DASHED_FLAG = re.compile(r"--[a-z0-9]+(?:-[a-z0-9]+)+")
+
+
+def deprecated_spelling(flag: str, known) -> str | None:
+    """The flag a deprecated dashed spelling stands for ('--max-gen-toks' -> '--max_gen_toks') when `known` (option
+    strings) has that one and not the dashed one; None for any other word."""
+    name = flag.split("=", 1)[0]
+    if not _DASHED_FLAG.fullmatch(name) or name in known:
+        return None
+    new = name.replace("-", "_").replace("__", "--", 1)
+    return new if new in known else None
+
+
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse with the project's error format: a usage error is one line (`error: ... (see --help)`), exit 2."""
+    """argparse with the project's conventions: a usage error is one line (`error: ... (see --help)`), exit 2; flags
+    are written with TRL's underscores (`--max_gen_toks`), and the old dashed spelling of each (`--max-gen-toks`) is
+    still accepted for one release, hidden from --help, with a one-line deprecation note on stderr."""
 
     def error(self, message: str):
         print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
         sys.exit(2)
+
+    def parse_known_args(self, args=None, namespace=None):
+        args = sys.argv[1:] if args is None else list(args)
+        rewritten = []
+        for i, arg in enumerate(args):
+            if arg == "--":  # what follows is no option of ours
+                rewritten += args[i:]
+                break
+            new = deprecated_spelling(arg, self._option_string_actions) if isinstance(arg, str) else None
+            if new:
+                old = arg.split("=", 1)[0]
+                print(f"note: {old} is deprecated and goes in the next release; write {new}", file=sys.stderr)
+                arg = new + arg[len(old) :]
+            rewritten.append(arg)
+        return super().parse_known_args(rewritten, namespace)
 
 
 def load_yaml_mapping(path, what: str) -> dict:

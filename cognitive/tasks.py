@@ -1,19 +1,32 @@
 """The registry of task types: the one place that lists them. Everything else reads it.
 
-Each task type is one `TaskType` entry below: the record's `task_type` value, the id prefix of generated
-records, the generator module (its `generate` and independent `check`), the lm-eval task on its eval snapshot,
-the scorer of model outputs with its metrics (the first one is the headline `score`), and whether the
-in-training check runs it. Adding a task type is three files: a generator module in cognitive/data/generators/,
-an entry here, and a task YAML in eval/tasks/cognitive/ (plus its snapshot, built by
-`python -m cognitive.evaluation.snapshots --task <eval task>`).
+A task type lives in three places:
+  1. its generator module (cognitive/data/generators/<name>.py): `generate(rng, difficulty, domain)` -> the
+     record's fields, its independent `check(example, strict)` -> problems, its scorer `score(output, problem_spec)`
+     -> {metric: value in [0, 1], "answered": ...} and, where it has them, the optional hooks below;
+  2. its entry here (a `TaskType`): the record's `task_type` value, the id prefix, the generator module, the lm-eval
+     task and its metrics (the first one is the headline `score`), the prompts' phrasings, the eval's token limit;
+  3. its eval snapshot, eval/data/<eval_task>.jsonl, built with `python recipes/snapshots.py --task <eval_task>`,
+     which also writes its task YAMLs (eval/tasks/cognitive/<eval_task>.yaml and <eval_task>_plain.yaml) from
+     this entry.
+Nothing else branches on a task's name: the data pipeline, scoring, the rewards (cognitive/rl/rewards.py) and the
+auxiliary labels (cognitive/train/aux_labels.py) reach the type's code through its entry (docs/adding-a-task-type.md).
+
+Optional hooks of a generator module (`TaskType.hook(name)`; absent: the default in parentheses):
+    step_validity(text, problem_spec) -> float | None   the step_validity reward (the share of the arithmetic steps
+                                                        written that hold; None without one)
+    state_steps(text, problem_spec) -> float | None     the opt-in state_steps reward (None: not this type's)
+    plan_actions(example) -> [task name] | None         the planning module's action labels (None: none)
+    INSTRUCTION_PREFIX                                  training-style prefixes of the instruction that the user
+                                                        and plain prompts drop (none)
 
     from cognitive import tasks
     task = tasks.get("planning")                 # by task_type value, eval task name or short id
     task.generator_module().generate(rng, "basic", "cooking")
-    task.score(model_output, problem_spec)      # {"valid": 1.0, "optimal": 0.0, "answered": 1.0}
+    task.scorer_function()(model_output, problem_spec)      # {"valid": 1.0, "optimal": 0.0, "answered": 1.0}
 
-Generator modules and scorers are named, not imported, here: the data schema builds its `ReasoningType` enum
-from this registry, and the generators import the schema, so importing them from this module would be a cycle.
+Generator modules are named, not imported, here: the data schema builds its `ReasoningType` enum from this registry,
+and the generators import the schema, so importing them from this module would be a cycle.
 """
 
 from __future__ import annotations
@@ -47,9 +60,12 @@ class TaskType:
     name: str  # the record's task_type (a ReasoningType value), e.g. "chain_of_thought"
     short: str  # id prefix of generated records: "cot-basic-shopping-7"
     eval_task: str  # the lm-eval task on this type's eval snapshot (eval/tasks/cognitive/<eval_task>.yaml)
-    generator: str  # module with generate(rng, difficulty, domain) -> fields and check(example, strict) -> problems
-    scorer: str  # "module:function": (model output, problem_spec) -> {metric: value in [0, 1], "answered": ...}
+    generator: str  # its module: generate, check, score and the optional hooks (see above)
     metrics: tuple[str, ...]  # the scorer's metrics besides "answered"; the first is the headline `score`
+    # The eval's generation limit (the task YAML's max_gen_toks): 1.25 x the longest reference response of the
+    # snapshot (SmolLM2 tokens), rounded up to 64, so an answer in the trained format is never cut off
+    # (tests/unit/test_snapshots.py checks >= 1.2 x).
+    max_gen_toks: int = 1024
     # The plain variant (<eval_task>_plain): the same problems asked as a person would, no system prompt; the
     # request is one of these (phrasings the training data never uses; "{question}" is the record's own question).
     plain_requests: tuple[str, ...] = ()
@@ -78,8 +94,12 @@ class TaskType:
         return importlib.import_module(self.generator)
 
     def scorer_function(self) -> Callable[[str | None, dict], dict[str, float]]:
-        module, function = self.scorer.split(":")
-        return getattr(importlib.import_module(module), function)
+        """The generator module's `score(output, problem_spec)`."""
+        return self.generator_module().score
+
+    def hook(self, name: str):
+        """The generator module's optional hook `name` (see the module docstring), or None when it has none."""
+        return getattr(self.generator_module(), name, None)
 
     def credit(self) -> dict[str, float]:
         """{metric: weight} of the correctness reward (reward_credit, default: the headline metric alone)."""
@@ -91,7 +111,6 @@ class TaskType:
 
 
 _GENERATORS = "cognitive.data.generators"
-_SCORING = "cognitive.evaluation.scoring"
 
 TASK_TYPES: tuple[TaskType, ...] = (
     TaskType(
@@ -99,8 +118,8 @@ TASK_TYPES: tuple[TaskType, ...] = (
         short="cot",
         eval_task="cognitive_reasoning",
         generator=f"{_GENERATORS}.chain_of_thought",
-        scorer=f"{_SCORING}:score_reasoning",
         metrics=("exact_match",),
+        max_gen_toks=640,
         train_requests=(
             "{question} Please work it out.",
             "{question} Show me how you get there.",
@@ -134,8 +153,8 @@ TASK_TYPES: tuple[TaskType, ...] = (
         short="plan",
         eval_task="cognitive_planning",
         generator=f"{_GENERATORS}.planning",
-        scorer=f"{_SCORING}:score_plan",
         metrics=("valid", "optimal"),
+        max_gen_toks=1856,
         reward_credit={"valid": 0.5, "optimal": 0.5},  # a valid plan earns half, the shortest one all
         train_requests=(
             "{question}",
@@ -171,8 +190,8 @@ TASK_TYPES: tuple[TaskType, ...] = (
         short="state",
         eval_task="cognitive_state",
         generator=f"{_GENERATORS}.state_transition",
-        scorer=f"{_SCORING}:score_state",
         metrics=("exact_match",),
+        max_gen_toks=1536,
         train_requests=(
             "{question}",
             "{question} Follow the changes in order.",
@@ -198,8 +217,8 @@ TASK_TYPES: tuple[TaskType, ...] = (
         short="logic",
         eval_task="cognitive_logic",
         generator=f"{_GENERATORS}.problem_solving",
-        scorer=f"{_SCORING}:score_logic",
         metrics=("grid_accuracy", "cell_accuracy"),
+        max_gen_toks=1536,
         reward_credit={"cell_accuracy": 1.0},  # the share of cells right (1 for the whole grid)
         train_requests=(
             "{question}",
@@ -224,8 +243,8 @@ TASK_TYPES: tuple[TaskType, ...] = (
         short="memory",
         eval_task="cognitive_memory",
         generator=f"{_GENERATORS}.memory_recall",
-        scorer=f"{_SCORING}:score_memory",
         metrics=("exact_match",),
+        max_gen_toks=512,
         train_requests=(
             "{question}",
             "{question} Look back through the story.",

@@ -11,11 +11,11 @@ weight_interpolation/interpolation_plot.py, loaded from their folders).
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import json
 from pathlib import Path
 
+from cognitive.errors import ArgumentParser
 from cognitive.plots import plot_ablation, plot_bars, plot_cpu_speed, plot_paired
 
 HERE = Path(__file__).resolve().parent
@@ -112,10 +112,15 @@ def draw(study: str, out: Path | None = None) -> Path:
     return path
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("studies", nargs="*", help=f"default: every study ({', '.join(STUDIES)})")
     parser.add_argument("--out", type=Path, default=None, help="write the PNGs here instead of the study folders")
+    return parser
+
+
+def main(argv=None) -> None:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if unknown := [s for s in args.studies if s not in STUDIES]:
         parser.error(f"unknown study {', '.join(unknown)} (known: {', '.join(STUDIES)})")

@@ -3,7 +3,7 @@
     python recipes/ablate.py --config recipes/configs/cognitive_135m_cpu.yaml --seeds 2
     python recipes/ablate.py --config recipes/configs/cognitive_135m_cpu.yaml --arms base,lora,lora+all \
         --seeds 2 --steps 60 --suite cognitive,plain,transfer --limit 10
-    python recipes/ablate.py --config recipes/configs/demo_cpu.yaml --arms lora --train-args "--response_style column"
+    python recipes/ablate.py --config recipes/configs/demo_cpu.yaml --arms lora --train_args "--response_style column"
 
 Arms (cognitive.evaluation.ablation.ARMS; default all): base, lora, lora+<module> for each module, lora+all.
 Runs go to <runs>/<arm>-seed<k> (recipes/sft.py), their evaluations to <out>/evals/<arm>-seed<k>
@@ -40,9 +40,9 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--suite", default="cognitive,plain,transfer")
     parser.add_argument("--limit", default=None, help="documents per task (default: each suite's)")
     parser.add_argument(
-        "--train-args", default="", help="recipe overrides for every run, e.g. '--response_style column'"
+        "--train_args", default="", help="recipe overrides for every run, e.g. '--response_style column'"
     )
-    parser.add_argument("--eval-args", default="", help="more recipes/evaluate.py options, e.g. '--max-gen-toks 256'")
+    parser.add_argument("--eval_args", default="", help="more recipes/evaluate.py options, e.g. '--max_gen_toks 256'")
     parser.add_argument("--runs", type=Path, default=Path("runs/ablation"))
     parser.add_argument("--out", type=Path, default=Path("results/ablation"))
     return parser
@@ -55,7 +55,7 @@ def main(argv=None) -> None:
     arms = ablation.parse_arms(args.arms)
     extra = args.train_args.split()
     if len(extra) % 2 or not all(flag.startswith("--") for flag in extra[0::2]):
-        parser.error(f"--train-args: expected '--key value' pairs, got {args.train_args!r}")
+        parser.error(f"--train_args: expected '--key value' pairs, got {args.train_args!r}")
     recipe = load_yaml_mapping(args.config, "config file")
     claim_dir(args.out, "evaluation")  # written into (and resumed in), never replaced: ours, new or empty only
     runs = {}

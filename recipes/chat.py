@@ -7,7 +7,7 @@
 --json prints, per prompt, {"prompt", "steps", "planning_steps", "final_answer", "format_ok", "text"} (single-turn,
 greedy unless --temperature). The system prompt is the one the training data used (--system "" for none).
 A release with cognitive modules runs its shipped code; it is trusted automatically only when it is exactly what
-this checkout writes, otherwise pass --trust-remote-code after reading it.
+this checkout writes, otherwise pass --trust_remote_code after reading it.
 """
 
 import json
@@ -26,10 +26,10 @@ def build_parser() -> ArgumentParser:
         "--prompt", action="append", default=[], help="with --json: a prompt (repeatable; default: stdin lines)"
     )
     parser.add_argument("--system", default=DEFAULT_SYSTEM_PROMPT, help="system prompt ('' for none)")
-    parser.add_argument("--max-new-tokens", type=int, default=512)
+    parser.add_argument("--max_new_tokens", type=int, default=512)
     parser.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
     parser.add_argument(
-        "--trust-remote-code", action="store_true", help="run modeling code this checkout did not write"
+        "--trust_remote_code", action="store_true", help="run modeling code this checkout did not write"
     )
     return parser
 

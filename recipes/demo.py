@@ -1,7 +1,7 @@
 """The main job on the embedded default base, end to end on a CPU: data -> LoRA SFT -> evaluation -> merge.
 
     bash recipes/demo.sh            # sets up .venv if needed, then runs this file
-    python recipes/demo.py [--steps 30] [--eval-limit 6]
+    python recipes/demo.py [--steps 30] [--eval_limit 6]
 
 Each stage is the command a user would type (printed before it runs): the five-type CPU mix, the CPU recipe of
 the ablation's best arm (recipes/configs/demo_cpu.yaml: LoRA only: experiments/module_ablation/), then base and tuned
@@ -34,8 +34,8 @@ def run(stage: str, args: list[str]) -> None:
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(description="End-to-end demo on the embedded base (CPU).")
     parser.add_argument("--steps", type=int, default=None, help="training steps (default: the recipe's)")
-    parser.add_argument("--eval-limit", type=int, default=6, help="documents per evaluation task")
-    parser.add_argument("--batch-size", type=int, default=16, help="generation batch size")
+    parser.add_argument("--eval_limit", type=int, default=6, help="documents per evaluation task")
+    parser.add_argument("--batch_size", type=int, default=16, help="generation batch size")
     return parser
 
 
@@ -80,9 +80,9 @@ def main(argv=None) -> None:
             DEMO_SUITES,
             "--limit",
             str(args.eval_limit),
-            "--max-gen-toks",
+            "--max_gen_toks",
             str(MAX_GEN_TOKS),
-            "--batch-size",
+            "--batch_size",
             str(args.batch_size),
             "--out",
             "results/demo",
@@ -97,7 +97,7 @@ def main(argv=None) -> None:
             "--out",
             "release/demo",
             "--overwrite",
-            "--eval-results",
+            "--eval_results",
             "results/demo/results.json",
         ],
     )

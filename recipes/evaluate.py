@@ -2,7 +2,7 @@
 
     python recipes/evaluate.py --base embedded:smollm2-135m-instruct --adapter runs/demo --out results/eval
     python recipes/evaluate.py --release release/demo --suite transfer --limit all
-    python recipes/evaluate.py --modules-run runs/cognitive-135m --suite all
+    python recipes/evaluate.py --modules_run runs/cognitive-135m --suite all
 
 Suites (cognitive.evaluation.harness.SUITES; default: the offline ones, cognitive,plain,transfer):
     cognitive  our generators' problems, our system prompt and answer format (in-distribution)
@@ -21,7 +21,7 @@ renamed to <out> when complete) results.json, table.md (per suite: headline and 
 metrics), suites.png and samples/<suite>/<model>/<task>.jsonl (every output with its metrics).
 
 Is the tuned model better? With two or more models, every model after the first (the order of the flags: --base,
---adapter, --release, --modules-run) is compared with the first, or with `--compare_to <label>`, document by
+--adapter, --release, --modules_run) is compared with the first, or with `--compare_to <label>`, document by
 document: per suite, task type and task, the difference with a 95% bootstrap interval over documents and the verdict
 above / level / below, as scored and "worked" (a right answer stated before any working counted wrong); then every
 model's shares of answers stated first, outputs cut off by the token limit and repeated-line loops (table.md,
@@ -49,7 +49,7 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--base", help="a base: hub id, model dir or embedded:smollm2-135m-instruct")
     parser.add_argument("--adapter", action="append", default=[], help="a finished run dir (LoRA adapter)" + seeds)
     parser.add_argument("--release", action="append", default=[], help="a merged release dir" + seeds)
-    parser.add_argument("--modules-run", action="append", default=[], help="a run dir with cognitive modules" + seeds)
+    parser.add_argument("--modules_run", action="append", default=[], help="a run dir with cognitive modules" + seeds)
     parser.add_argument(
         "--compare_to",
         metavar="LABEL",
@@ -66,10 +66,10 @@ def build_parser() -> ArgumentParser:
         help="the offline suites' documents: test (the eval snapshots; report on these) or validation "
         "(fresh problems; choose settings on these)",
     )
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--max-gen-toks", type=int, default=None, help="override every task's max_gen_toks")
+    parser.add_argument("--batch_size", type=int, default=16)
+    parser.add_argument("--max_gen_toks", type=int, default=None, help="override every task's max_gen_toks")
     parser.add_argument(
-        "--trust-remote-code",
+        "--trust_remote_code",
         action="store_true",
         help="run a --release's shipped code even when this checkout did not write it (read it first)",
     )

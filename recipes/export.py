@@ -22,7 +22,7 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--out", default=None, help="output dir (default: <release>/gguf)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output dir")
     parser.add_argument(
-        "--no-modelfile",
+        "--no_modelfile",
         action="store_true",
         help="GGUF only: for a chat template Ollama's cannot express (llama.cpp runs the template inside the GGUF)",
     )

@@ -1,6 +1,6 @@
 """Generate verified synthetic cognitive training data.
 
-    python recipes/generate_data.py --config data/configs/default.yaml --out data/synthetic/default --num-proc 2
+    python recipes/generate_data.py --config data/configs/default.yaml --out data/synthetic/default --num_proc 2
     python recipes/generate_data.py --config data/configs/demo.yaml --out data/synthetic/demo
 
 Reads a DatasetConfiguration (data/configs/*.yaml), generates examples of every task type with their
@@ -23,18 +23,18 @@ def build_parser() -> ArgumentParser:
     p = ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--config", required=True, help="data/configs/<name>.yaml (a DatasetConfiguration)")
     p.add_argument("--out", help="output directory (default: data/synthetic/<config name>)")
-    p.add_argument("--num-proc", type=int, default=1, help="worker processes")
+    p.add_argument("--num_proc", type=int, default=1, help="worker processes")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     p.add_argument("--tokenizer", help="overrides the config's tokenizer; 'whitespace' = approximate word count")
-    p.add_argument("--target-size", type=int, help="overrides the config's target_size")
-    p.add_argument("--eval-dir", help="overrides the config's eval_dir (decontamination; default: eval/data)")
+    p.add_argument("--target_size", type=int, help="overrides the config's target_size")
+    p.add_argument("--eval_dir", help="overrides the config's eval_dir (decontamination; default: eval/data)")
     p.add_argument(
-        "--no-decontaminate",
+        "--no_decontaminate",
         action="store_true",
         help="skip decontamination against the eval snapshots (recorded in report.json)",
     )
     p.add_argument("--curated", nargs="*", help="JSONL files of curated records (override curated_files)")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no_progress", action="store_true")
     return p
 
 

@@ -1,14 +1,14 @@
 """Merge a finished run into a release: LoRA folded into a full-precision copy of the base, cognitive modules attached.
 
-    python recipes/merge.py --run runs/demo --out release/demo [--overwrite] [--eval-results results/demo/results.json]
-    python recipes/merge.py --run runs/demo --out release/demo --push-to-hub <user>/<repo>   # opt-in upload
+    python recipes/merge.py --run runs/demo --out release/demo [--overwrite] [--eval_results results/demo/results.json]
+    python recipes/merge.py --run runs/demo --out release/demo --push_to_hub <user>/<repo>   # opt-in upload
 
 The release is a model directory (safetensors shards, config, tokenizer, README.md model card). Without cognitive
 modules it is a plain model of the base architecture; with them it ships its modeling code (`auto_map`), so
 `AutoModelForCausalLM.from_pretrained(out, trust_remote_code=True)` needs only torch and transformers. Before it is
 moved into place it is reloaded from disk and its logits are checked against base (+ modules) + adapter on a fixed
-batch (fp32; fails above 1e-3, exit 1, nothing written). The model card's eval table comes from --eval-results or
-the newest results file in results/<run name>/. --push-to-hub needs network and `hf auth login` (or HF_TOKEN);
+batch (fp32; fails above 1e-3, exit 1, nothing written). The model card's eval table comes from --eval_results or
+the newest results file in results/<run name>/. --push_to_hub needs network and `hf auth login` (or HF_TOKEN);
 it is checked before merging.
 """
 
@@ -27,12 +27,12 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     parser.add_argument("--tolerance", type=float, default=MERGE_TOLERANCE, help="max abs logit diff (fp32)")
     parser.add_argument(
-        "--eval-results",
+        "--eval_results",
         default=None,
         help="eval results JSON for the model card (default: newest in results/<run name>/)",
     )
-    parser.add_argument("--push-to-hub", metavar="REPO_ID", default=None, help="upload the release to this Hub repo")
-    parser.add_argument("--public", action="store_true", help="with --push-to-hub: create the repo public")
+    parser.add_argument("--push_to_hub", metavar="REPO_ID", default=None, help="upload the release to this Hub repo")
+    parser.add_argument("--public", action="store_true", help="with --push_to_hub: create the repo public")
     return parser
 
 

@@ -19,7 +19,7 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port (default: transformers serve's)")
     parser.add_argument(
-        "--trust-remote-code", action="store_true", help="run modeling code this checkout did not write"
+        "--trust_remote_code", action="store_true", help="run modeling code this checkout did not write"
     )
     return parser
 
@@ -29,7 +29,7 @@ def main(argv=None):
     args, options = build_parser().parse_known_args(argv)
     options = [*(["--host", args.host] if args.host else []), *(["--port", str(args.port)] if args.port else [])] + [
         *options,
-        *(["--trust-remote-code"] if args.trust_remote_code else []),
+        *(["--trust-remote-code"] if args.trust_remote_code else []),  # transformers serve's own spelling
     ]
     serve([args.release, *options])
 

@@ -185,6 +185,13 @@ def chains(text: str) -> list[Chain]:
     return found
 
 
+def step_share(text: str) -> float | None:
+    """The share of the checkable chains ("a op b = c" steps) a text writes that hold; None when it writes none. Step
+    accuracy of the evaluation and the step_validity reward read a model's work with it."""
+    steps = chains(text if isinstance(text, str) else "")
+    return sum(s.ok for s in steps) / len(steps) if steps else None
+
+
 def fmt(q) -> str:
     if isinstance(q, int):
         return str(q)

@@ -5,7 +5,7 @@ quality stages (cognitive.data.filters), split by id hash, write JSONL + a datas
 
 Determinism: slot i of the plan (a task, difficulty and domain) tries seeds config.seed + i,
 config.seed + N + i, config.seed + 2N + i, ... (N = number of synthetic slots) until one example passes
-every stage; results are consumed in slot order whatever --num-proc is, so the output is byte-identical
+every stage; results are consumed in slot order whatever --num_proc is, so the output is byte-identical
 for the same config. All seeds lie in cognitive.data.TRAIN_SEEDS (a config that would step outside
 it is refused).
 
@@ -286,7 +286,7 @@ def build_dataset(
         result = {
             "config": config.model_dump(mode="json"),
             "tokenizer": tokenizer + (" (approximate: whitespace words)" if tokenizer == filters.WHITESPACE else ""),
-            "eval_dir": str(eval_dir) if decontaminate else "skipped (--no-decontaminate)",
+            "eval_dir": str(eval_dir) if decontaminate else "skipped (--no_decontaminate)",
             "eval_records_hashed": len(eval_hashes),
             "generated": sum(attempts.values()),
             "attempts_by_round": dict(attempts),
@@ -353,7 +353,7 @@ def check_shortfall(config: DatasetConfiguration, slots: list[tuple], pending: l
 def load_decontamination_hashes(eval_dir: Path) -> set[str]:
     """The normalized hashes of every eval record under eval_dir; a directory that is missing or holds no eval
     records is an error (decontamination must not be skipped by a mistyped path)."""
-    hint = "; pass --no-decontaminate to build without it (recorded in report.json)"
+    hint = "; pass --no_decontaminate to build without it (recorded in report.json)"
     if not eval_dir.is_dir():
         raise UserError(f"eval_dir {eval_dir} does not exist: decontamination needs the eval snapshots{hint}")
     hashes = filters.load_eval_hashes(eval_dir)

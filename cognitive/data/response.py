@@ -87,7 +87,7 @@ def user_prompt(context: str, instruction: str) -> str:
 def bare_question(example) -> str:
     """The record's question less any training-style prefix of its generator (such as "Solve step by step.")."""
     question = example.instruction
-    for prefix in getattr(tasks.get(example.task_type).generator_module(), "INSTRUCTION_PREFIX", ()):
+    for prefix in tasks.get(example.task_type).hook("INSTRUCTION_PREFIX") or ():
         if prefix and question.startswith(prefix):
             question = question[len(prefix) :]
     return question

@@ -8,9 +8,9 @@
 From the command line, with the task / difficulty / domain mix of a data config (seeds offset from the
 config's own, so the teacher's problems are not the synthetic ones), then into the pipeline:
 
-    python -m cognitive.data.teacher --hf-model path/to/model --config data/configs/default.yaml -n 200 \
+    python recipes/teacher.py --hf_model path/to/model --config data/configs/default.yaml -n 200 \
         --out data/teacher/t.jsonl
-    python -m cognitive.data.teacher --endpoint http://localhost:8000/v1 --model Qwen/Qwen2.5-7B-Instruct \
+    python recipes/teacher.py --endpoint http://localhost:8000/v1 --model Qwen/Qwen2.5-7B-Instruct \
         --config ... --out ...
     python recipes/generate_data.py --config data/configs/default.yaml --curated data/teacher/t.jsonl
 
@@ -35,7 +35,7 @@ from cognitive.data.generators import TRAIN_SEEDS, generate_example
 from cognitive.data.response import parse_response
 from cognitive.data.schema import CognitiveTrainingExample, ReasoningStep, write_jsonl
 from cognitive.data.verify import verify
-from cognitive.errors import ArgumentParser, UserError, exit_on_user_error
+from cognitive.errors import UserError
 
 
 class Teacher(Protocol):
@@ -191,36 +191,3 @@ def config_items(config_path: str | Path, n: int) -> list[tuple[str, str, int, s
             f"{config_path}: key 'seed' {config.seed} leaves no room for {n} teacher seeds in {TRAIN_SEEDS}"
         )
     return [(task, difficulty, seed, domain) for (task, difficulty, domain), seed in zip(plan_slots(config, n), seeds)]
-
-
-def build_parser() -> ArgumentParser:
-    parser = ArgumentParser(description="Ask a teacher model to solve generated problems; keep the verified answers.")
-    backend = parser.add_mutually_exclusive_group(required=True)
-    backend.add_argument("--hf-model", help="a local transformers model directory (or hub id)")
-    backend.add_argument("--endpoint", help="an OpenAI-compatible base URL, e.g. http://localhost:8000/v1")
-    parser.add_argument("--model", help="model name for --endpoint")
-    parser.add_argument("--config", required=True, help="data/configs/<name>.yaml: the task / difficulty / domain mix")
-    parser.add_argument("-n", type=int, default=100, help="problems to ask")
-    parser.add_argument("--max-new-tokens", type=int, default=1024)
-    parser.add_argument("--keep-failed", action="store_true", help="also write flagged answers (verified=false)")
-    parser.add_argument("--out", required=True, help="JSONL for recipes/generate_data.py --curated")
-    return parser
-
-
-@exit_on_user_error
-def main(argv=None) -> None:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.endpoint and not args.model:
-        parser.error("--endpoint needs --model")
-    teacher = (
-        HFTeacher(args.hf_model, max_new_tokens=args.max_new_tokens)
-        if args.hf_model
-        else OpenAITeacher(args.endpoint, args.model, max_tokens=args.max_new_tokens)
-    )
-    counts = write_teacher_jsonl(teacher, config_items(args.config, args.n), args.out, keep_failed=args.keep_failed)
-    print(json.dumps({"out": args.out, **counts}))
-
-
-if __name__ == "__main__":
-    main()

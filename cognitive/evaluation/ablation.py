@@ -153,7 +153,7 @@ def eval_command(arm: str, base: str, run_dir: Path | None, out: Path, suites: s
     if arm == "base":
         model = ["--base", base]
     else:
-        model = ["--adapter" if arm == "lora" else "--modules-run", str(run_dir)]
+        model = ["--adapter" if arm == "lora" else "--modules_run", str(run_dir)]
     argv = ["recipes/evaluate.py", *model, "--suite", suites, "--out", str(out), *extra]
     return argv + (["--limit", str(limit)] if limit else [])
 

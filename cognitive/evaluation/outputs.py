@@ -35,7 +35,7 @@ import re
 
 import numpy as np
 
-from cognitive.evaluation.scoring import answers_first
+from cognitive.data.answers import answers_first
 
 LOOP_LINES = 8  # the longest block of lines that counts as a repeated unit
 LOOP_REPEATS = 3
@@ -99,7 +99,7 @@ def hit_token_limit(row) -> bool | None:
 
 def output_shares(rows) -> dict:
     """Over a list of sample rows (dicts with an "output"): how many, and the shares with the answer stated first
-    (`scoring.answers_first`), that hit the token limit (over the rows where it is known; None when it is known for
+    (`answers.answers_first`), that hit the token limit (over the rows where it is known; None when it is known for
     none) and with a repeated-line loop."""
     rows = [row for row in rows if isinstance(row, dict)] if isinstance(rows, (list, tuple)) else []
     outputs = [row.get("output") for row in rows]

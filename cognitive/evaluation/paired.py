@@ -31,8 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cognitive.data.answers import answers_first
 from cognitive.errors import UserError, read_jsonl
-from cognitive.evaluation.scoring import answers_first
 
 
 def read_samples(folder: Path, tasks=None) -> dict[str, dict[str, dict]]:
@@ -56,7 +56,7 @@ def read_samples(folder: Path, tasks=None) -> dict[str, dict[str, dict]]:
 
 def scores_of(samples: dict[str, dict[str, dict]], worked: bool = False) -> dict[str, dict[str, float]]:
     """{task: {document id: score}} of `read_samples`' rows; worked=True counts an answer stated on its first line,
-    before any working (`scoring.answers_first`), as wrong: on a zebra puzzle or a string rewrite such an answer is
+    before any working (`answers.answers_first`), as wrong: on a zebra puzzle or a string rewrite such an answer is
     a guess, right one time in three or four whatever the model can do."""
     return {
         task: {i: 0.0 if worked and answers_first(row.get("output")) else row["score"] for i, row in rows.items()}
@@ -163,7 +163,7 @@ class Arm:
     paths: list[str]
 
 
-FLAGS = {"base": "--base", "adapter": "--adapter", "release": "--release", "modules": "--modules-run"}
+FLAGS = {"base": "--base", "adapter": "--adapter", "release": "--release", "modules": "--modules_run"}
 
 
 def parse_arm(kind: str, value: str, trust_remote_code: bool = False) -> Arm:
@@ -220,7 +220,7 @@ def evaluation_arms(flags, compare_to: str | None = None) -> tuple[list[Arm], st
     arms += [parse_arm("release", v, flags.trust_remote_code) for v in flags.release]
     arms += [parse_arm("modules", v) for v in flags.modules_run]
     if not arms:
-        raise UserError("give at least one model (--base, --adapter, --release or --modules-run)")
+        raise UserError("give at least one model (--base, --adapter, --release or --modules_run)")
     labels = [a.label for a in arms] + [s.label for a in arms if len(a.specs) > 1 for s in a.specs]
     if len(set(labels)) < len(labels):
         raise UserError(f"two models share a label: {labels} (name an arm: --adapter NAME=DIR[,DIR...])")

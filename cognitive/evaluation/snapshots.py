@@ -8,11 +8,11 @@ same normalised problem text. Its plain variant, <task>_plain, asks the same doc
 problem's own text, its question, and one of the type's `plain_requests` (cognitive/tasks.py), no system prompt.
 The transfer tasks' snapshots come from reasoning-gym (cognitive/evaluation/transfer.py). Everything is rebuilt with
 
-    python -m cognitive.evaluation.snapshots --all          # or --task cognitive_reasoning
+    python recipes/snapshots.py --all          # or --task cognitive_reasoning
 
-which records each snapshot's sha256 in its task YAML (cognitive/evaluation/pinning.py), bumping
-`metadata.version` when the documents changed, and writes the YAMLs of the plain and transfer tasks from the
-registry. A task refuses to load a snapshot whose sha256 differs, and the tests check the same. The data pipeline
+which writes every task YAML (each type's task, its plain variant, the transfer tasks) from the registry with the
+sha256 of its snapshot (cognitive/evaluation/pinning.py), bumping `metadata.version` when the documents or the YAML
+changed. A task refuses to load a snapshot whose sha256 differs, and the tests check the same. The data pipeline
 decontaminates training sets against every eval/data/*.jsonl by normalised-text hash
 (cognitive.data.filters.load_eval_hashes).
 
@@ -35,7 +35,7 @@ from cognitive import tasks
 from cognitive.data.generators import EVAL_SEEDS, VALIDATION_SEEDS, generate_example
 from cognitive.data.response import bare_question
 from cognitive.data.schema import CognitiveTrainingExample, DifficultyLevel, iter_jsonl, write_jsonl
-from cognitive.errors import ArgumentParser, UserError
+from cognitive.errors import UserError
 from cognitive.evaluation.pinning import (
     DATA_DIR,
     EVAL_SPLITS,
@@ -44,7 +44,6 @@ from cognitive.evaluation.pinning import (
     TASKS_DIR,
     check_pinned,
     file_sha256,
-    record_sha,
     write_generated_yaml,
 )
 from cognitive.evaluation.transfer import write_transfer_snapshot
@@ -197,9 +196,44 @@ def task_yaml_path(task: str) -> Path:
     return TASKS_DIR / "cognitive" / f"{task}.yaml"
 
 
-def record_snapshot(task: str, yaml_path: Path | None = None) -> str | None:
-    """Record the snapshot's sha256 in its task YAML (version bumped when it changed); 'old -> new' or None."""
-    return record_sha(yaml_path or task_yaml_path(task), snapshot_sha256(task))
+# The end-of-turn tokens of the supported bases (see _template_yaml); "\n\nContext:" stops a model that starts a new
+# problem when run without the chat template.
+STOP = ["<|im_end|>", "<|eot_id|>", "<|endoftext|>", "<end_of_turn>", "<|end|>", "\n\nContext:"]
+
+
+def task_metrics(task: tasks.TaskType) -> list[str]:
+    """The metrics a task type's documents report (score_document): `score`, the scorer's, `answered`,
+    `step_accuracy` and `score_<difficulty>` of each snapshot difficulty."""
+    return ["score", *task.metrics, "answered", "step_accuracy", *(f"score_{d.value}" for d in SNAPSHOT_DIFFICULTIES)]
+
+
+def write_task_yaml(task: tasks.TaskType) -> str | None:
+    """The task type's lm-eval task, eval/tasks/cognitive/<eval_task>.yaml, from its registry entry: its snapshot's
+    documents (pinned by sha256), its scorer's metrics, its token limit. 'old -> new' version when it changed."""
+    summary = (task.generator_module().__doc__ or task.name).strip().splitlines()[0]
+    metric = "    aggregation: mean\n    higher_is_better: true"
+    body = "\n".join(
+        [
+            f"# {summary}",
+            f"# Scorer: {task.generator}.score; score = the headline metric ({task.headline}); score_<difficulty> = "
+            "score on",
+            "# that difficulty's documents only (lm-eval notes that they count fewer documents: expected).",
+            "#   lm_eval --model hf --model_args pretrained=<dir>[,peft=<adapter>] --tasks 'cognitive_*' "
+            "--include_path eval/tasks --apply_chat_template",
+            "include: _template_yaml",
+            f"task: {task.eval_task}",
+            "custom_dataset: !function utils.load_docs",
+            f"dataset_kwargs: {{task: {task.eval_task}}}",
+            "process_results: !function utils.process_results",
+            "generation_kwargs:  # see _template_yaml",
+            f"  until: {json.dumps(STOP)}",
+            "  do_sample: false",
+            f"  max_gen_toks: {task.max_gen_toks}",
+            "metric_list:",
+            *(f"  - metric: {name}\n{metric}" for name in task_metrics(task)),
+        ]
+    )
+    return write_generated_yaml(task_yaml_path(task.eval_task), body, snapshot_sha256(task.eval_task))
 
 
 def write_plain_yaml(task: tasks.TaskType) -> str | None:
@@ -234,36 +268,28 @@ def write_standard_group() -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def build_parser() -> ArgumentParser:
-    parser = ArgumentParser(
-        description="Rebuild eval snapshots in eval/data/ and record them in the task YAMLs (snapshot_sha256; the "
-        "version goes up when documents change); write the plain and transfer task YAMLs from cognitive/tasks.py."
-    )
-    which = parser.add_mutually_exclusive_group(required=True)
-    which.add_argument("--task", choices=tasks.eval_tasks())
-    which.add_argument("--all", action="store_true", help="every task, its plain variant, the transfer tasks")
-    parser.add_argument("--per-difficulty", type=int, default=DOCS_PER_DIFFICULTY)
-    parser.add_argument("--difficulties", nargs="+", default=[d.value for d in SNAPSHOT_DIFFICULTIES])
-    return parser
-
-
-def main(argv=None) -> None:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    for name in tasks.eval_tasks() if args.all else [args.task]:
-        records = build_snapshot(name, args.per_difficulty, [DifficultyLevel(d) for d in args.difficulties])
-        n = write_jsonl(records, snapshot_path(name))
-        bumped = record_snapshot(name)
-        change = f"documents changed: {name} version {bumped}" if bumped else "documents unchanged"
-        print(f"wrote {n} records to {snapshot_path(name)} (sha256 {snapshot_sha256(name)}); {change}")
-        plain = write_plain_yaml(tasks.get(name))
-        print(f"  {tasks.get(name).plain_task}: {'version ' + plain if plain else 'unchanged'}")
-    if args.all:
+def rebuild(
+    names: list[str],
+    per_difficulty: int = DOCS_PER_DIFFICULTY,
+    difficulties=SNAPSHOT_DIFFICULTIES,
+    with_transfer: bool = False,
+    yaml_only: bool = False,
+) -> None:
+    """Rebuild the snapshots of the eval tasks `names` (yaml_only: keep them) and write their task YAMLs and plain
+    variants from the registry, printing what changed; with_transfer: also the standard group and the transfer
+    tasks (recipes/snapshots.py)."""
+    for name in names:
+        task = tasks.get(name)
+        if not yaml_only:
+            records = build_snapshot(name, per_difficulty, [DifficultyLevel(d) for d in difficulties])
+            n = write_jsonl(records, snapshot_path(name))
+            print(f"wrote {n} records to {snapshot_path(name)} (sha256 {snapshot_sha256(name)})")
+        bumped = write_task_yaml(task)
+        print(f"  {task.eval_task}: {'version ' + bumped if bumped else 'unchanged'}")
+        plain = write_plain_yaml(task)
+        print(f"  {task.plain_task}: {'version ' + plain if plain else 'unchanged'}")
+    if with_transfer:
         write_standard_group()
-        for task in tasks.transfer_tasks():
-            bumped = write_transfer_snapshot(task)
-            print(f"{task.eval_task}: {'version ' + bumped if bumped else 'unchanged'}")
-
-
-if __name__ == "__main__":
-    main()
+        for transfer_task in tasks.transfer_tasks():
+            bumped = write_transfer_snapshot(transfer_task)
+            print(f"{transfer_task.eval_task}: {'version ' + bumped if bumped else 'unchanged'}")

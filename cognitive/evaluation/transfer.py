@@ -4,11 +4,11 @@ The cognitive_* tasks are built by our generators, prompted with our system prom
 they measure whether a model learned that format. The cognitive_transfer tasks measure whether it reasons better on
 problems someone else wrote. Each is a reasoning-gym dataset (cognitive/tasks.py names them, with their sizes, per
 task type), generated once with a fixed seed into a snapshot, eval/data/transfer/<name>.jsonl, pinned by sha256 in
-its task YAML (eval/tasks/transfer/cognitive_transfer_<name>.yaml, written by `python -m
-cognitive.evaluation.snapshots --all`).
+its task YAML (eval/tasks/transfer/cognitive_transfer_<name>.yaml, written by `python recipes/snapshots.py
+--all`).
 
 The prompt is the dataset's own question plus TRANSFER_REQUEST, with no system prompt. The final answer is read
-after a final-answer marker when there is one (cognitive.evaluation.scoring.final_answer_text), else from the last
+after a final-answer marker when there is one (cognitive.data.answers.final_answer_text), else from the last
 non-empty line; of "a + b = c" the value c is kept; markdown emphasis, quotes and a trailing period are dropped.
 reasoning-gym's own `score_answer` scores it:
 
@@ -35,6 +35,7 @@ from pathlib import Path
 
 from cognitive import tasks
 from cognitive.atomic import write_text
+from cognitive.data.answers import final_answer_text
 from cognitive.evaluation.pinning import (
     DATA_DIR,
     EVAL_SPLITS,
@@ -43,7 +44,7 @@ from cognitive.evaluation.pinning import (
     file_sha256,
     write_generated_yaml,
 )
-from cognitive.evaluation.scoring import final_answer_text, step_metrics
+from cognitive.evaluation.scoring import step_metrics
 
 log = logging.getLogger(__name__)
 

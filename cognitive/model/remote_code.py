@@ -198,7 +198,7 @@ def foreign_code(release_dir: str | Path) -> str | None:
 
 def trust_release_code(release_dir: str | Path, opted_in: bool) -> bool:
     """Whether to load the directory with trust_remote_code=True. True when it ships code and the user opted in
-    (--trust-remote-code) or the code is exactly this checkout's (foreign_code is None); False when it ships none.
+    (--trust_remote_code) or the code is exactly this checkout's (foreign_code is None); False when it ships none.
     Shipped code that is neither is a one-line UserError telling the user to read it and opt in."""
     if not ships_code(release_dir):
         return False
@@ -208,7 +208,7 @@ def trust_release_code(release_dir: str | Path, opted_in: bool) -> bool:
     if reason is not None:
         raise UserError(
             f"{release_dir} ships code that this checkout did not write ({reason}); read its *.py files, then pass "
-            "--trust-remote-code to run it"
+            "--trust_remote_code to run it"
         )
     return True
 

@@ -9,7 +9,7 @@ The reply is parsed with cognitive.data.response.parse_response (the trained lay
 
 Remote code: a release with cognitive modules runs its shipped modeling code. It runs without asking only when it is
 exactly what this checkout writes (cognitive.model.remote_code.foreign_code); otherwise only with
---trust-remote-code.
+--trust_remote_code.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from cognitive.model.remote_code import trust_release_code
 # ------------------------------------------------------------------------------------------------ loading
 def load_for_chat(release_dir: str | Path, trust_remote_code: bool = False):
     """(model, tokenizer) of a release dir, in eval mode; bf16 on a GPU, fp32 on the CPU. Shipped code runs only
-    when it is exactly this checkout's or `trust_remote_code` (the user's --trust-remote-code) is set."""
+    when it is exactly this checkout's or `trust_remote_code` (the user's --trust_remote_code) is set."""
     import torch
     from transformers import AutoTokenizer
 

@@ -164,7 +164,7 @@ def merge_run(
     eval_file = Path(eval_results) if eval_results else find_eval_results(run.run_dir)
     if eval_file is not None:
         if not eval_file.is_file():
-            raise UserError(f"--eval-results {eval_file} does not exist")
+            raise UserError(f"--eval_results {eval_file} does not exist")
         load_eval_scores(eval_file)  # a file the model card cannot read fails now, not after the merge
         paired_section(eval_file, run.run_dir, out)
     adapted, modules = load_adapted(run)
@@ -210,13 +210,13 @@ def check_can_push(repo_id: str) -> None:
     try:
         validate_repo_id(repo_id)
     except HFValidationError as e:
-        raise UserError(f"--push-to-hub {repo_id!r}: not a valid repo id ({str(e).splitlines()[0]})") from None
+        raise UserError(f"--push_to_hub {repo_id!r}: not a valid repo id ({str(e).splitlines()[0]})") from None
     if is_offline_mode() or os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
         raise UserError(
-            "--push-to-hub: HF_HUB_OFFLINE is set, so nothing can be uploaded; unset it or leave out --push-to-hub"
+            "--push_to_hub: HF_HUB_OFFLINE is set, so nothing can be uploaded; unset it or leave out --push_to_hub"
         )
     if get_token() is None:
-        raise UserError("--push-to-hub: not logged in to the Hugging Face Hub; run `hf auth login` or set HF_TOKEN")
+        raise UserError("--push_to_hub: not logged in to the Hugging Face Hub; run `hf auth login` or set HF_TOKEN")
 
 
 def push_release(release_dir: str | Path, repo_id: str, private: bool = True) -> str:
@@ -235,7 +235,7 @@ def push_release(release_dir: str | Path, repo_id: str, private: bool = True) ->
     except Exception as e:  # network, auth, permission: one line; the local release is complete either way
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise UserError(
-            f"--push-to-hub {repo_id}: upload failed ({type(e).__name__}: {first}); "
+            f"--push_to_hub {repo_id}: upload failed ({type(e).__name__}: {first}); "
             f"the release is complete in {release_dir}"
         ) from None
     return str(url)

@@ -8,7 +8,7 @@ Sources, all optional except the run itself:
     run_info.json              package versions, git commit, sha256 of the training data
     <dataset_path>/report.json, stats.json   (recipes/generate_data.py) data size and mix; else the training
                                JSONL files are counted
-    eval results               --eval-results FILE, else the newest of results/<run name>/results.json
+    eval results               --eval_results FILE, else the newest of results/<run name>/results.json
                                (recipes/evaluate.py --out results/<run name>), results/<run name>/scores.json
                                ({model: {task: {metric: value}}}: cognitive.evaluation.harness.evaluate's scores, as
                                the demo wrote them before it moved to recipes/evaluate.py) and
@@ -308,7 +308,7 @@ transformers does not know, so the release never silently loads as the plain bas
 **Serving.** `transformers serve` (checked with transformers {transformers.__version__}) does not load remote-code
 causal LMs yet: its model manager looks the class named in `architectures[0]` up in the transformers package and
 fails with `AttributeError: module transformers has no attribute {MODEL_CLASS}`, with or without
-`--trust-remote-code`. `recipes/serve.py` (in a cognitive-slm checkout) runs transformers' own `serve` after
+`--trust_remote_code`. `recipes/serve.py` (in a cognitive-slm checkout) runs transformers' own `serve` after
 loading this release's class from its shipped code and making it findable; `transformers chat` is a client of
 that server. A release merged without cognitive modules is a plain model that `transformers serve` serves.
 """

@@ -136,7 +136,7 @@ def ollama_chat(tokenizer, where: str = "the tokenizer") -> OllamaChat:
     first = renders[0][:80].replace("\n", "\\n")
     raise UserError(
         f"{where}'s chat template is not one this export converts to Ollama's Go template (ChatML as in "
-        f"Qwen2.5 and SmolLM2, or Llama 3); it renders a user turn as '{first}...'; pass --no-modelfile to "
+        f"Qwen2.5 and SmolLM2, or Llama 3); it renders a user turn as '{first}...'; pass --no_modelfile to "
         "export the GGUF alone (llama.cpp runs its embedded Jinja template with --jinja)"
     )
 

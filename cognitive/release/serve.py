@@ -7,7 +7,7 @@ This runs transformers' own `serve` command pinned to the release (its `force_mo
 * a release with cognitive modules ships its modeling code (auto_map), which transformers 5.24's serve cannot find
   (it looks the class up by name inside the transformers package): the shipped class is loaded from the release
   and made findable. That code runs only when it is exactly what this checkout writes, or with
-  --trust-remote-code (cognitive.model.remote_code.trust_release_code).
+  --trust_remote_code (cognitive.model.remote_code.trust_release_code).
 * the server serves exactly that release: a request naming another model is refused (403), `POST /load_model` of
   anything else included, so a client cannot make the server import code from another directory; routes that are
   not part of the chat API are refused too.
@@ -36,13 +36,13 @@ def serve(argv: list[str]) -> None:
     """argv: the release dir, then `transformers serve` options (--host defaults to 127.0.0.1)."""
     if not argv or argv[0].startswith("-"):
         raise UserError(
-            "usage: python recipes/serve.py release/<name> [--host H] [--port P] [--trust-remote-code] "
+            "usage: python recipes/serve.py release/<name> [--host H] [--port P] [--trust_remote_code] "
             "[transformers serve options]"
         )
     release, options = Path(argv[0]), list(argv[1:])
     if not (release / "config.json").is_file():
         raise UserError(f"{release} is not a model directory (no config.json)")
-    opted_in = "--trust-remote-code" in options
+    opted_in = "--trust-remote-code" in options  # recipes/serve.py's --trust_remote_code, in serve's own spelling
     options = [o for o in options if o != "--trust-remote-code"]
     if trust_release_code(release, opted_in):
         print(f"serving {release} with its shipped class {expose_for_serve(release)}", flush=True)

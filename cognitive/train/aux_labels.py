@@ -12,10 +12,11 @@ Label scheme (position t's label is about token t itself; -100 = no label):
                           "Rationale: ..."), the index of its `to_state` among the example's distinct to_state
                           names in order of first appearance, modulo num_states (a state revisited later in the
                           same example gets the same index). Other tokens -100.
-    action_labels [T, H]  planning examples with a solved plan (problem_spec["answer"]["plan"]) only. An action is
-                          "start task X" (cognitive/data/generators/planning.py: one state transition per task, in start
-                          order); its id is crc32(task name) % action_space_size, stable across processes and
-                          versions (several task names can share an id when there are more names than classes).
+    action_labels [T, H]  examples whose task type has a plan (its generator module's `plan_actions` hook: planning,
+                          a solved plan, problem_spec["answer"]["plan"]) only. An action is "start task X"
+                          (cognitive/data/generators/planning.py: one state transition per task, in start order);
+                          its id is crc32(task name) % action_space_size, stable across processes and versions
+                          (several task names can share an id when there are more names than classes).
                           Each completion token up to the end of the last transition gets the next H =
                           planning_horizon actions of the plan, starting at the first action whose transition text
                           is not finished yet (so every reasoning token gets actions 0..H-1, the tokens of
@@ -41,11 +42,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from cognitive import tasks
 from cognitive.data.response import SEPARATORS, response_parts
 from cognitive.data.schema import CognitiveTrainingExample
 from cognitive.errors import UserError
 from cognitive.model.modules import NUM_STEP_CLASSES
-from cognitive.tasks import ReasoningType
 
 IGNORE = -100
 SPANS_COLUMN = "aux_spans"  # JSON: label spans in response characters (from load_sft_datasets)
@@ -104,21 +105,11 @@ def action_id(task_name: str, action_space_size: int) -> int:
 
 
 def plan_actions(example: CognitiveTrainingExample, action_space_size: int) -> list[int] | None:
-    """Action ids of a planning example's plan, in the order its state transitions take the tasks; None when the
-    example is not a solved planning problem or its transitions do not name the plan's tasks."""
-    from cognitive.data.generators.planning import state_name
-
-    if example.task_type != ReasoningType.PLANNING or not example.problem_spec or not example.state_transitions:
-        return None
-    answer = example.problem_spec.get("answer")
-    plan = answer.get("plan") if isinstance(answer, dict) else None
-    if not isinstance(plan, dict) or not plan:
-        return None
-    by_state = {state_name(name): name for name in plan}
-    names = [by_state.get(t.to_state) for t in example.state_transitions]
-    if None in names or len(names) != len(plan):
-        return None
-    return [action_id(name, action_space_size) for name in names]
+    """Action ids of an example's plan, in the order its state transitions take the tasks (its task type's
+    `plan_actions` hook); None when its type has no plan, or the example no solved one."""
+    names_of = tasks.get(example.task_type).hook("plan_actions")
+    names = names_of(example) if names_of else None
+    return [action_id(name, action_space_size) for name in names] if names else None
 
 
 def response_spans(example: CognitiveTrainingExample, spec: AuxLabelSpec, style: str = "guide") -> dict[str, Any]:

@@ -3,19 +3,19 @@
     python experiments/arithmetic_ceiling/bench_arithmetic.py                     # the embedded base
     python experiments/arithmetic_ceiling/bench_arithmetic.py --runs runs/demo,runs/sft-start \
         --samples results/demo/samples
-    python experiments/arithmetic_ceiling/bench_arithmetic.py --base Qwen/Qwen2.5-1.5B-Instruct --per-class 100
-    python experiments/arithmetic_ceiling/bench_arithmetic.py --drill-steps 100 --drill-forms direct,column
+    python experiments/arithmetic_ceiling/bench_arithmetic.py --base Qwen/Qwen2.5-1.5B-Instruct --per_class 100
+    python experiments/arithmetic_ceiling/bench_arithmetic.py --drill_steps 100 --drill_forms direct,column
                                                                                  # can practice help?
 
-1. The probe (arithmetic_probe.py, beside this script): `--per-class` single steps of each class (operation and operand
+1. The probe (arithmetic_probe.py, beside this script): `--per_class` single steps of each class (operation and operand
    digits, "- 3d2d"), the assistant turn begun with "<label>: a op b = ", greedy: the share where the model writes
    the right result next, for the base and each run's LoRA adapter.
    The same for the pieces a multi-digit step splits into when written one place value at a time (63 - 27 as
    63 - 20, 43 - 3, 40 - 4; arithmetic_probe.SPLIT_PIECES): would smaller steps be computable?
 2. With `--samples` (an evaluation's samples directory, recipes/evaluate.py --out X writes X/samples/<model>/): the
    "a op b = c" steps each model wrote in its answers, true / all, by the same classes, and in all counting a step
-   repeated within one answer once (a greedy loop writes "98 + 0 = 98" forty times). `--no-probe`: only this.
-3. With `--drill-steps N`: can practice move the ceiling? For each of `--drill-forms` (direct answers, or column
+   repeated within one answer once (a greedy loop writes "98 + 0 = 98" forty times). `--no_probe`: only this.
+3. With `--drill_steps N`: can practice move the ceiling? For each of `--drill_forms` (direct answers, or column
    working: arithmetic_probe.worksheet) a LoRA of the base (the CPU recipes' settings: r 16 on all
    linear layers, lr 1e-3 cosine, bf16 autocast, gradient checkpointing) trains N steps of 8 worksheets of 12 steps
    with TRL's SFTTrainer (cognitive.train.trainer.build_trainer), then is probed as above and asked 32 held-out
@@ -204,31 +204,36 @@ def probed(items, model, tokenizer, kept: list) -> dict[str, float]:
     return probe_scores(items, complete)
 
 
-@exit_on_user_error
-def main() -> None:
+def build_parser() -> ArgumentParser:
     parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base", default="embedded:smollm2-135m-instruct")
     parser.add_argument("--runs", default="", help="comma-separated finished run dirs (LoRA adapters of --base)")
-    parser.add_argument("--per-class", type=int, default=40)
+    parser.add_argument("--per_class", type=int, default=40)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--samples", type=Path, default=None, help="an evaluation's samples directory")
     parser.add_argument(
-        "--drill-steps", type=int, default=0, help="train a LoRA this many steps on worksheets (0: off)"
+        "--drill_steps", type=int, default=0, help="train a LoRA this many steps on worksheets (0: off)"
     )
-    parser.add_argument("--drill-forms", default="direct,column", help="the worksheets' answer forms, one LoRA each")
-    parser.add_argument("--drill-batch", type=int, default=8)
-    parser.add_argument("--no-probe", action="store_true", help="only the --samples breakdown: no model is loaded")
+    parser.add_argument("--drill_forms", default="direct,column", help="the worksheets' answer forms, one LoRA each")
+    parser.add_argument("--drill_batch", type=int, default=8)
+    parser.add_argument("--no_probe", action="store_true", help="only the --samples breakdown: no model is loaded")
     parser.add_argument("--out", type=Path, default=Path("results/arithmetic"))
+    return parser
+
+
+@exit_on_user_error
+def main() -> None:
+    parser = build_parser()
     args = parser.parse_args()
     if args.no_probe and not args.samples:
-        parser.error("--no-probe reads --samples only: give --samples")
+        parser.error("--no_probe reads --samples only: give --samples")
     if args.no_probe and (args.runs or args.drill_steps):
-        parser.error("--no-probe loads no model: drop --runs and --drill-steps")
+        parser.error("--no_probe loads no model: drop --runs and --drill_steps")
     if args.per_class < 1:
-        parser.error("--per-class must be at least 1")
+        parser.error("--per_class must be at least 1")
     forms = args.drill_forms.split(",") if args.drill_steps else []
     if unknown := [f for f in forms if f not in DRILL_FORMS]:
-        parser.error(f"--drill-forms: unknown {', '.join(unknown)} (known: {', '.join(DRILL_FORMS)})")
+        parser.error(f"--drill_forms: unknown {', '.join(unknown)} (known: {', '.join(DRILL_FORMS)})")
     models = {} if args.no_probe else {"base": None}  # {label: adapter dir}
     drill_forms = {}  # {drills label: its form}
     for run in map(read_adapter_run, filter(None, args.runs.split(","))):  # a finished LoRA run, or one line

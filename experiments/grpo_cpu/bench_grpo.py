@@ -1,7 +1,7 @@
 """Does GRPO on the checkers make the embedded 135M better on held-out problems? And what a CPU step costs.
 
-    python experiments/grpo_cpu/bench_grpo.py --init-from runs/ablation/lora-seed0 --steps 26 --seeds 0,1 --limit 10
-    python experiments/grpo_cpu/bench_grpo.py --init-from runs/sft-start --grpo-args "--difficulties basic" --out ...
+    python experiments/grpo_cpu/bench_grpo.py --init_from runs/ablation/lora-seed0 --steps 26 --seeds 0,1 --limit 10
+    python experiments/grpo_cpu/bench_grpo.py --init_from runs/sft-start --grpo_args "--difficulties basic" --out ...
     python experiments/grpo_cpu/bench_grpo.py ... --split validation --suite cognitive,plain    # to choose settings on
 
 Start: a finished CPU SFT run (the best arm of the module ablation, experiments/module_ablation/). For each seed,
@@ -14,10 +14,10 @@ accuracy are reported beside.
 Per suite and task type: the start's score, GRPO's mean ± half the range over the seeds, and "up" when mean - spread
 > start, "down" when mean + spread < start. Ten documents a task move a score in steps of 0.1, so `--focus` scores
 chosen tasks again on more of their documents (e.g. the trained types' plain tasks on 50 basic problems each,
-`--focus cognitive_memory_plain,cognitive_state_plain --focus-limit 50 --focus-difficulty basic`), with the same
+`--focus cognitive_memory_plain,cognitive_state_plain --focus_limit 50 --focus_difficulty basic`), with the same
 verdicts, the step accuracy of those that write arithmetic (`cognitive_reasoning_plain`) and the share of answers
 that state the final answer on their first line, before any working; the target (two types up, none down, within
---budget-min of GRPO per seed) may be met on either measurement, with no type down on the other.
+--budget_min of GRPO per seed) may be met on either measurement, with no type down on the other.
 Also steps/min, the generation share of the step time (the log's generation_time / step_time), and peak RSS beside
 the memory estimate. `--split validation` scores fresh problems instead of the eval snapshots (every offline
 suite has them): choose settings there, report on the snapshots. Finished runs and evaluations are
@@ -28,7 +28,6 @@ The ten attempts measured with it: experiments/grpo_cpu/README.md.
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import shlex
@@ -39,9 +38,10 @@ from pathlib import Path
 from grpo_plot import plot_before_after
 
 from cognitive import PROJECT_ROOT
+from cognitive.data.answers import answers_first
+from cognitive.errors import ArgumentParser
 from cognitive.evaluation import ablation
 from cognitive.evaluation.harness import plus_minus
-from cognitive.evaluation.scoring import answers_first
 from cognitive.evaluation.snapshots import EVAL_SPLITS
 
 RECIPE = "recipes/configs/grpo_135m_cpu.yaml"
@@ -60,7 +60,7 @@ def run(argv: list[str], log: Path | None = None) -> str:
 
 def evaluate(run_dir: Path, out: Path, args) -> dict:
     if not (out / "results.json").exists():
-        extra = ["--max-gen-toks", str(args.max_gen_toks), "--split", args.split]
+        extra = ["--max_gen_toks", str(args.max_gen_toks), "--split", args.split]
         run([sys.executable, *ablation.eval_command("lora", "", run_dir, out, args.suite, args.limit, extra)])
     report = json.loads((out / "results.json").read_text())
     (by_suite,) = report["suites"].values()
@@ -68,10 +68,10 @@ def evaluate(run_dir: Path, out: Path, args) -> dict:
 
 
 def evaluate_focus(run_dir: Path, out: Path, args) -> dict[str, dict]:
-    """{task: {"score", "step_accuracy"}} of the --focus tasks, on --focus-limit documents of --focus-difficulty
+    """{task: {"score", "step_accuracy"}} of the --focus tasks, on --focus_limit documents of --focus_difficulty
     (step_accuracy None for a task whose answers write no arithmetic)."""
     if not (out / "results.json").exists():
-        extra = ["--max-gen-toks", str(args.max_gen_toks), "--split", args.split, "--tasks", args.focus]
+        extra = ["--max_gen_toks", str(args.max_gen_toks), "--split", args.split, "--tasks", args.focus]
         extra += ["--difficulty", args.focus_difficulty] if args.focus_difficulty else []
         run([sys.executable, *ablation.eval_command("lora", "", run_dir, out, "plain", args.focus_limit, extra)])
     report = json.loads((out / "results.json").read_text())
@@ -87,7 +87,7 @@ def evaluate_focus(run_dir: Path, out: Path, args) -> dict[str, dict]:
 
 
 def answer_first_share(out: Path, task: str) -> float | None:
-    """The share of the task's answers that state the final answer on their first line (scoring.answers_first)."""
+    """The share of the task's answers that state the final answer on their first line (answers.answers_first)."""
     outputs = [json.loads(line)["output"] for path in out.glob(f"samples/*/{task}.jsonl") for line in path.open()]
     return sum(map(answers_first, outputs)) / len(outputs) if outputs else None
 
@@ -201,27 +201,32 @@ def describe(f: dict) -> str:
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default=RECIPE, help="the GRPO recipe every seed trains")
-    parser.add_argument("--init-from", type=Path, default=Path("runs/ablation/lora-seed0"))
+    parser.add_argument("--init_from", type=Path, default=Path("runs/ablation/lora-seed0"))
     parser.add_argument("--steps", type=int, default=26)
     parser.add_argument("--seeds", default="0,1")
     parser.add_argument("--suite", default="cognitive,plain,transfer")
     parser.add_argument("--limit", default="10")
-    parser.add_argument("--max-gen-toks", type=int, default=320)
+    parser.add_argument("--max_gen_toks", type=int, default=320)
     parser.add_argument(
-        "--grpo-args",
+        "--grpo_args",
         default="",
         help='overrides of the GRPO recipe for every seed, e.g. "--difficulties basic --num_generations 8"',
     )
     parser.add_argument("--focus", default="", help="tasks scored again on more documents, comma-separated")
-    parser.add_argument("--focus-limit", default="50")
-    parser.add_argument("--focus-difficulty", default="basic", help="only these difficulties ('' for all)")
+    parser.add_argument("--focus_limit", default="50")
+    parser.add_argument("--focus_difficulty", default="basic", help="only these difficulties ('' for all)")
     parser.add_argument("--split", choices=EVAL_SPLITS, default="test", help="recipes/evaluate.py --split")
-    parser.add_argument("--budget-min", type=float, default=30.0, help="the target's minutes of GRPO per seed")
+    parser.add_argument("--budget_min", type=float, default=30.0, help="the target's minutes of GRPO per seed")
     parser.add_argument("--runs", type=Path, default=Path("runs/bench_grpo"))
     parser.add_argument("--out", type=Path, default=Path("results/bench_grpo"))
+    return parser
+
+
+def main() -> None:
+    parser = build_parser()
     args = parser.parse_args()
     overrides = shlex.split(args.grpo_args)
 

@@ -7,7 +7,7 @@ seed spread (cognitive/evaluation/paired.py).
         --arm practice300=runs/practice300/lora-seed0,runs/practice300/lora-seed1
 
 Beside the score, how the right answers were written: a right answer stated on the first line, before any working
-(`scoring.answers_first`), is a guess as far as we can tell (a zebra puzzle's "Final Answer: Arnold" is right one
+(`answers.answers_first`), is a guess as far as we can tell (a zebra puzzle's "Final Answer: Arnold" is right one
 time in three or four), so the difference is also given with those counted wrong ("worked").
 
 One recipes/evaluate.py call per model (`--suite transfer --limit N`, the base's once, in <out>/evals/<arm>-s<k>
@@ -18,17 +18,17 @@ The study and its figures: experiments/transfer_paired/README.md.
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 from cognitive import PROJECT_ROOT
+from cognitive.data.answers import answers_first
+from cognitive.errors import ArgumentParser
 from cognitive.evaluation.ablation import mean_and_spread
 from cognitive.evaluation.harness import SUITES, plus_minus, samples_folder, suite_types
 from cognitive.evaluation.paired import paired_difference, read_samples, scores_of, verdict
-from cognitive.evaluation.scoring import answers_first
 from cognitive.plots import plot_paired
 from cognitive.train.run import read_run
 
@@ -50,7 +50,7 @@ def evaluate(model: str, out: Path, args) -> tuple[dict, dict]:
 
 def guesses(samples: list[dict]) -> str:
     """Table cells over a model's seeds: right answers, of them those stated on the first line before any working
-    (`scoring.answers_first`: a guess as far as we can tell) and those reached after working, the documents, and the
+    (`answers.answers_first`: a guess as far as we can tell) and those reached after working, the documents, and the
     share of all answers stated first."""
     rows = [row for s in samples for rows in s.values() for row in rows.values()]
     right = [row for row in rows if row["score"] > 0]
@@ -63,13 +63,18 @@ def interval(entry: dict) -> str:
     return f"{entry['difference']:+.3f} [{entry['low']:+.3f}, {entry['high']:+.3f}]"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--arm", action="append", required=True, help="NAME=RUN[,RUN...]: one run per training seed")
     parser.add_argument("--limit", type=int, default=20, help="documents per transfer task")
-    parser.add_argument("--eval-args", default="--max-gen-toks 320", help="for every recipes/evaluate.py call")
+    parser.add_argument("--eval_args", default="--max_gen_toks 320", help="for every recipes/evaluate.py call")
     parser.add_argument("--resamples", type=int, default=4000)
     parser.add_argument("--out", type=Path, default=Path("results/transfer20"))
+    return parser
+
+
+def main() -> None:
+    parser = build_parser()
     args = parser.parse_args()
     arms = {}
     for text in args.arm:

@@ -7,12 +7,12 @@ changed keep transfer at or above the base while keeping the true steps? Chosen 
 
 1. Per run (one per training seed, k = its place in --runs) and alpha < 1: interpolate.py (beside this script)
    writes <work>/s<k>-a<alpha> (alpha 1 is the run itself).
-2. Validation: per seed one recipes/evaluate.py call (the base beside seed 0) on --val-suites at --val-limit documents
+2. Validation: per seed one recipes/evaluate.py call (the base beside seed 0) on --val_suites at --val_limit documents
    per task, `--split validation` (fresh generator problems, reasoning-gym's from TRANSFER_VALIDATION_SEED).
 3. The rule, fixed before any score was read: one alpha for every seed, the one whose mean over seeds of the mean
-   validation headline (over --val-suites) is highest; a tie goes to the larger alpha (more of the training kept).
-4. Test: the chosen alpha and the run itself per seed (the base beside seed 0) on the offline suites at --test-limit,
-   the eval snapshots; and, on --steps-limit validation problems of cognitive_reasoning and its plain twin, the
+   validation headline (over --val_suites) is highest; a tie goes to the larger alpha (more of the training kept).
+4. Test: the chosen alpha and the run itself per seed (the base beside seed 0) on the offline suites at --test_limit,
+   the eval snapshots; and, on --steps_limit validation problems of cognitive_reasoning and its plain twin, the
    arithmetic steps ("a op b = c") the answers write, pooled, that hold.
 Writes <out>/results.json, table.md and interpolation.png (validation headlines against alpha, mean ± half the range
 over seeds). Evaluations already on disk are reused (an interrupted benchmark resumes).
@@ -21,7 +21,6 @@ The study and its figures: experiments/weight_interpolation/README.md.
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
@@ -32,7 +31,7 @@ from interpolation_plot import plot_interpolation
 
 from cognitive import PROJECT_ROOT
 from cognitive.data import arith
-from cognitive.errors import exit_on_user_error
+from cognitive.errors import ArgumentParser, exit_on_user_error
 from cognitive.evaluation.ablation import mean_and_spread
 from cognitive.evaluation.harness import plus_minus, samples_folder
 from cognitive.evaluation.paired import read_samples
@@ -70,18 +69,23 @@ def pooled_steps(samples: Path, model: str) -> tuple[int, int]:
     return sum(c.ok for c in steps), len(steps)
 
 
-@exit_on_user_error
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", required=True, help="finished runs, one per training seed, comma-separated")
     parser.add_argument("--alphas", default="0.25,0.5,0.75,1", help="the shares of the change to try")
-    parser.add_argument("--val-suites", default="cognitive,transfer")
-    parser.add_argument("--val-limit", default="10")
-    parser.add_argument("--test-limit", default="6")
-    parser.add_argument("--steps-limit", default="50")
-    parser.add_argument("--eval-args", default="--max-gen-toks 320", help="for every recipes/evaluate.py call")
+    parser.add_argument("--val_suites", default="cognitive,transfer")
+    parser.add_argument("--val_limit", default="10")
+    parser.add_argument("--test_limit", default="6")
+    parser.add_argument("--steps_limit", default="50")
+    parser.add_argument("--eval_args", default="--max_gen_toks 320", help="for every recipes/evaluate.py call")
     parser.add_argument("--work", type=Path, default=Path("runs/wise"), help="where the interpolated runs go")
     parser.add_argument("--out", type=Path, default=Path("results/wise"))
+    return parser
+
+
+@exit_on_user_error
+def main() -> None:
+    parser = build_parser()
     args = parser.parse_args()
     runs = args.runs.split(",")
     alphas = sorted(float(a) for a in args.alphas.split(","))

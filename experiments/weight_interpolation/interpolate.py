@@ -10,7 +10,7 @@ stream: its gate is set so that tanh(gate) is alpha times what it was, every oth
 the run, 0 the base. What is not linear in one tensor is refused with one line (DoRA's magnitudes, fully trained
 modules_to_save and trainable tokens, other PEFT methods).
 
-The output is a finished run directory (`recipes/evaluate.py --adapter` / `--modules-run`, `recipes/merge.py --run`
+The output is a finished run directory (`recipes/evaluate.py --adapter` / `--modules_run`, `recipes/merge.py --run`
 take it): the run's top-level files (adapter, modules, run_config.yaml, tokenizer, logs; not its checkpoints),
 run_info.json recording where it came from and alpha. It is written in `<out>.partial` and renamed when complete.
 Choose alpha on the validation split (`recipes/evaluate.py --split validation`), never on the test snapshots.
@@ -116,13 +116,18 @@ def choose_alpha(scores: dict[float, list[float]]) -> float:
     return max(alpha for alpha, mean in means.items() if mean >= best - 1e-9)
 
 
-@exit_on_user_error
-def main(argv=None):
+def build_parser() -> ArgumentParser:
     parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", required=True, help="finished run directory (LoRA adapter and/or cognitive modules)")
     parser.add_argument("--alpha", type=float, required=True, help="share of the run's change kept: 0 (base) to 1")
     parser.add_argument("--out", required=True, help="run directory to create")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    return parser
+
+
+@exit_on_user_error
+def main(argv=None):
+    parser = build_parser()
     args = parser.parse_args(argv)
     out = interpolate_run(args.run, args.alpha, args.out, overwrite=args.overwrite)
     print(f"Interpolated run written to {out} (alpha {args.alpha} of {args.run})")

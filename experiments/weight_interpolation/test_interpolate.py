@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import interpolate
 import pytest
 import torch
 import yaml
@@ -112,16 +113,23 @@ def test_half_scales_every_lora_update_and_every_gated_contribution(trained_run,
     assert not (half / "checkpoint-2").exists() and read_run(half).has_modules
 
 
-def test_the_recipe_refuses_what_it_cannot_interpolate(trained_run, tmp_path):
-    def refused(argv, message):
-        result = run_python([str(SCRIPT), *map(str, argv)])
-        assert result.returncode == 2, result.stderr[-2000:]
-        assert result.stderr.strip().splitlines()[-1] == f"error: {message}"
+def test_the_recipe_refuses_what_it_cannot_interpolate(trained_run, tmp_path, capsys):
+    def refused(argv, message, subprocess=False):  # in this process (a Python start costs ~10 s), the first as a CLI
+        if subprocess:
+            result = run_python([str(SCRIPT), *map(str, argv)])
+            code, stderr = result.returncode, result.stderr
+        else:
+            with pytest.raises(SystemExit) as exit_:
+                interpolate.main(list(map(str, argv)))
+            code, stderr = exit_.value.code, capsys.readouterr().err
+        assert code == 2, stderr[-2000:]
+        assert stderr.strip().splitlines()[-1] == f"error: {message}"
 
     out = tmp_path / "out"
     refused(
         ["--run", trained_run, "--alpha", "1.5", "--out", out],
         "--alpha 1.5: must be between 0 (the base) and 1 (the run)",
+        subprocess=True,
     )
     refused(
         ["--run", trained_run, "--alpha", "0.5", "--out", trained_run],

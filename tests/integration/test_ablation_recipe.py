@@ -23,9 +23,9 @@ def test_ablation_trains_evaluates_and_aggregates_each_arm(tiny_model_dir, cot_d
         "cognitive",
         "--limit",
         "1",
-        "--eval-args",
-        "--max-gen-toks 8 --batch-size 1",
-        "--train-args",
+        "--eval_args",
+        "--max_gen_toks 8 --batch_size 1",
+        "--train_args",
         "--response_style column --arithmetic_drills 0.5",
     ]
     command += ["--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "out")]
@@ -39,7 +39,7 @@ def test_ablation_trains_evaluates_and_aggregates_each_arm(tiny_model_dir, cot_d
     meta = json.loads((tmp_path / "runs" / "lora+working_memory-seed0" / "cognitive_config.json").read_text())
     enabled = {name for name, section in meta["cognitive_modules"].items() if section["enabled"]}
     assert enabled == {"working_memory"}
-    for arm in ("lora", "lora+working_memory"):  # --train-args reach every run
+    for arm in ("lora", "lora+working_memory"):  # --train_args reach every run
         config = (tmp_path / "runs" / f"{arm}-seed0" / "run_config.yaml").read_text()
         assert "response_style: column" in config and "arithmetic_drills: 0.5" in config
     assert (tmp_path / "out" / "ablation.png").read_bytes()[:4] == b"\x89PNG"

@@ -189,7 +189,7 @@ def cases(tmp_path: Path, tiny_model_dir, cot_data_dir) -> dict[str, Case]:
         ),
         "data: missing eval dir": Case(
             "generate_data",
-            ["--config", str(data_config(tmp_path, "ok")), "--eval-dir", str(tmp_path / "evl"), *gen],
+            ["--config", str(data_config(tmp_path, "ok")), "--eval_dir", str(tmp_path / "evl"), *gen],
             f"eval_dir {tmp_path / 'evl'} does not exist",
             [out],
         ),

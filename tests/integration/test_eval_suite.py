@@ -91,7 +91,7 @@ def test_evaluate_recipe_on_the_validation_split(tiny_model_dir, tmp_path):
     (previous / "stale.txt").write_text("an earlier result")
     publish_dir(previous, out)
     argv = ["--base", str(tiny_model_dir("llama")), "--suite", "cognitive,plain,transfer", "--split", "validation"]
-    recipe.main([*argv, "--limit", "1", "--difficulty", "basic", "--max-gen-toks", "8", "--out", str(out)])
+    recipe.main([*argv, "--limit", "1", "--difficulty", "basic", "--max_gen_toks", "8", "--out", str(out)])
     assert not (out / "stale.txt").exists() and written_as(out) == "evaluation"
     report = json.loads((out / "results.json").read_text())
     assert report["settings"]["split"] == "validation"
@@ -246,15 +246,15 @@ def test_evaluate_recipe_compares_four_models(tiny_model_dir, tmp_path, capsys):
             str(adapter),
             "--release",
             str(release),
-            "--modules-run",
+            "--modules_run",
             str(modules),
             "--tasks",
             "cognitive_reasoning,cognitive_memory",
             "--limit",
             "1",
-            "--batch-size",
+            "--batch_size",
             "1",
-            "--max-gen-toks",
+            "--max_gen_toks",
             "16",
             "--out",
             str(out),
@@ -306,7 +306,7 @@ def test_every_suite_runs_on_a_tiny_model(tiny_model_dir, tmp_path, monkeypatch,
             "cognitive,plain,transfer",
             "--limit",
             "1",
-            "--max-gen-toks",
+            "--max_gen_toks",
             "8",
             "--out",
             str(out),
@@ -346,7 +346,7 @@ def test_evaluate_recipe_pairs_every_model_with_the_first(tiny_model_dir, tmp_pa
     runs = [_tiny_run(base, tmp_path / f"run-seed{k}", modules=False) for k in range(2)]
     out = tmp_path / "eval"
     argv = ["--base", str(base), "--adapter", f"tuned={runs[0]},{runs[1]}", "--suite", "cognitive,plain"]
-    recipe.main([*argv, "--limit", "1", "--difficulty", "basic", "--max-gen-toks", "8", "--out", str(out)])
+    recipe.main([*argv, "--limit", "1", "--difficulty", "basic", "--max_gen_toks", "8", "--out", str(out)])
     printed = capsys.readouterr().out
     report = json.loads((out / "results.json").read_text())
     assert list(report["suites"]) == ["base", "tuned-s0", "tuned-s1"]  # every seed evaluated

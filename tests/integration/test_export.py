@@ -209,7 +209,7 @@ def test_prechecks_fail_in_one_line_and_write_nothing(release, tmp_path, monkeyp
     fails(edited_copy(release, tmp_path / "vocab-size", set_config(vocab_size=50000)), ["vocab_size 50000"])
     fails(edited_copy(release, tmp_path / "no-template", drop_chat_template), ["has no chat template"])
     odd = edited_copy(release, tmp_path / "odd-template", odd_template)
-    fails(odd, ["not one this export converts", "--no-modelfile"])
+    fails(odd, ["not one this export converts", "--no_modelfile"])
     fails(
         edited_copy(release, tmp_path / "no-weights", lambda p: (p / "model.safetensors").unlink()),
         ["no *.safetensors"],

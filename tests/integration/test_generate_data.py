@@ -33,7 +33,7 @@ def test_recipe_writes_the_documented_layout_and_refuses_to_overwrite(tmp_path):
     import datasets
 
     cfg, out = _write_config(tmp_path), tmp_path / "out"
-    r = run_python([RECIPE, "--config", str(cfg), "--out", str(out), "--num-proc", "2"])
+    r = run_python([RECIPE, "--config", str(cfg), "--out", str(out), "--num_proc", "2"])
     assert r.returncode == 0, r.stderr[-2000:]
     summary = json.loads(r.stdout.strip().splitlines()[-1])
     assert summary["kept"] == 120
@@ -176,17 +176,17 @@ def test_large_splits_are_sharded(tmp_path):
 
 def test_decontamination_finds_the_eval_snapshots_from_any_directory(tmp_path):
     """Run from another working directory, the default eval_dir is still the project's eval/data (it used to resolve
-    against the working directory and skip decontamination silently); --no-decontaminate skips it on purpose and
+    against the working directory and skip decontamination silently); --no_decontaminate skips it on purpose and
     says so."""
     cfg = _write_config(tmp_path, target_size=12)
     r = run_python(
-        [str(ROOT / RECIPE), "--config", str(cfg), "--out", str(tmp_path / "o"), "--no-progress"], cwd=tmp_path
+        [str(ROOT / RECIPE), "--config", str(cfg), "--out", str(tmp_path / "o"), "--no_progress"], cwd=tmp_path
     )
     assert r.returncode == 0, r.stderr[-2000:]
     report = json.loads((tmp_path / "o" / "report.json").read_text())
     assert report["eval_records_hashed"] == 3000 and report["eval_dir"] == str(ROOT / "eval" / "data")
     skipped = build_dataset(DatasetConfiguration.from_yaml(cfg), tmp_path / "o2", decontaminate=False, progress=False)
-    assert skipped["eval_dir"] == "skipped (--no-decontaminate)" and skipped["eval_records_hashed"] == 0
+    assert skipped["eval_dir"] == "skipped (--no_decontaminate)" and skipped["eval_records_hashed"] == 0
 
 
 def test_a_max_tokens_that_excludes_a_task_type_is_a_one_line_error(tmp_path):

@@ -406,7 +406,7 @@ def plant_foreign_code(release: Path, out: Path, how: str) -> Path:
 @pytest.mark.parametrize("how", ["auto_map", "tokenizer_auto_map"])
 def test_chat_serve_and_evaluate_refuse_code_they_did_not_write(releases, tmp_path, capsys, how):
     """Byte-identical shipped files plus a foreign module that an auto_map points at: refused by chat, serve and
-    evaluate with one line naming --trust-remote-code; nothing imported, no results dir left."""
+    evaluate with one line naming --trust_remote_code; nothing imported, no results dir left."""
     import recipes.chat
     import recipes.evaluate
     import recipes.serve
@@ -421,7 +421,7 @@ def test_chat_serve_and_evaluate_refuse_code_they_did_not_write(releases, tmp_pa
             main(argv)
         err = capsys.readouterr().err.strip().splitlines()
         assert exit_info.value.code == 2 and len(err) == 1, err
-        assert "ships code that this checkout did not write" in err[0] and "--trust-remote-code" in err[0]
+        assert "ships code that this checkout did not write" in err[0] and "--trust_remote_code" in err[0]
     assert not list(planted.rglob("*.ran")), "code from the release ran"
     assert not (tmp_path / "eval").exists() and not (tmp_path / "eval.partial").exists()
 
@@ -445,7 +445,7 @@ def test_chat_streams_and_parses_json(releases, monkeypatch, capsys):
     import recipes.chat
 
     release = str(releases["modules"][0])  # the shipped code is this checkout's: trusted without a flag
-    recipes.chat.main([release, "--json", "--prompt", "What is 2+3?", "--prompt", "And 4+4?", "--max-new-tokens", "6"])
+    recipes.chat.main([release, "--json", "--prompt", "What is 2+3?", "--prompt", "And 4+4?", "--max_new_tokens", "6"])
     lines = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
     assert [line["prompt"] for line in lines] == ["What is 2+3?", "And 4+4?"]
     for line in lines:
@@ -453,7 +453,7 @@ def test_chat_streams_and_parses_json(releases, monkeypatch, capsys):
         assert isinstance(line["text"], str) and line["text"]
 
     monkeypatch.setattr(sys, "stdin", io.StringIO("hello\n/reset\nagain\n/quit\n"))
-    recipes.chat.main([release, "--max-new-tokens", "4"])
+    recipes.chat.main([release, "--max_new_tokens", "4"])
     out = capsys.readouterr().out
     assert out.count("model> ") == 2 and out.count("reasoning steps") == 2
 
@@ -467,7 +467,7 @@ def test_chat_refuses_remote_code_it_did_not_write(releases, tmp_path, capsys):
         f.write("\nprint('not the code cognitive-slm writes')\n")
     with pytest.raises(SystemExit) as exit_info:
         recipes.chat.main([str(copy), "--json", "--prompt", "hi"])
-    assert exit_info.value.code == 2 and "--trust-remote-code" in capsys.readouterr().err
+    assert exit_info.value.code == 2 and "--trust_remote_code" in capsys.readouterr().err
 
 
 def test_parse_response_reads_the_trained_format():
@@ -595,7 +595,7 @@ def test_bad_input_is_one_line_exit_2_and_overwrites_nothing(runs, tiny_model_di
     not_results = tmp_path / "not-results.json"
     not_results.write_text("[1, 2]")
     fails(
-        ["--run", str(runs["plain"]), "--out", str(tmp_path / "g"), "--eval-results", str(not_results)],
+        ["--run", str(runs["plain"]), "--out", str(tmp_path / "g"), "--eval_results", str(not_results)],
         "not a recipes/evaluate.py",
     )
 
@@ -606,11 +606,11 @@ def test_bad_input_is_one_line_exit_2_and_overwrites_nothing(runs, tiny_model_di
     assert [p.name for p in existing.iterdir()] == ["keep.txt"]
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    fails(["--run", str(runs["plain"]), "--out", str(tmp_path / "e"), "--push-to-hub", "me/tiny"], "HF_HUB_OFFLINE")
+    fails(["--run", str(runs["plain"]), "--out", str(tmp_path / "e"), "--push_to_hub", "me/tiny"], "HF_HUB_OFFLINE")
     monkeypatch.delenv("HF_HUB_OFFLINE")
     monkeypatch.setattr(huggingface_hub, "is_offline_mode", lambda: False)
     monkeypatch.setattr(huggingface_hub, "get_token", lambda: None)
-    fails(["--run", str(runs["plain"]), "--out", str(tmp_path / "f"), "--push-to-hub", "me/tiny"], "hf auth login")
+    fails(["--run", str(runs["plain"]), "--out", str(tmp_path / "f"), "--push_to_hub", "me/tiny"], "hf auth login")
 
 
 def paired_results(run: Path) -> dict:
@@ -647,7 +647,7 @@ def paired_results(run: Path) -> dict:
 
 
 def test_model_card_carries_the_paired_rows_against_the_base(runs, tmp_path):
-    """merge --eval-results with results that pair the run with its base: the card has the rows (as scored and
+    """merge --eval_results with results that pair the run with its base: the card has the rows (as scored and
     worked) and both models' shares; results without the run have no such section; an unreadable "paired" entry
     is refused in one line before merging."""
     from cognitive.release.model_card import paired_section
@@ -655,7 +655,7 @@ def test_model_card_carries_the_paired_rows_against_the_base(runs, tmp_path):
     results = tmp_path / "paired.json"
     results.write_text(json.dumps(paired_results(runs["plain"])))
     code, _, stderr = merge(
-        ["--run", str(runs["plain"]), "--out", str(tmp_path / "rel"), "--eval-results", str(results)]
+        ["--run", str(runs["plain"]), "--out", str(tmp_path / "rel"), "--eval_results", str(results)]
     )
     assert code == 0, stderr[-2000:]
     card = (tmp_path / "rel" / "README.md").read_text()
@@ -672,7 +672,7 @@ def test_model_card_carries_the_paired_rows_against_the_base(runs, tmp_path):
     bad["paired"]["arms"]["tuned"]["paths"] = 3
     results.write_text(json.dumps(bad))
     code, _, stderr = merge(
-        ["--run", str(runs["plain"]), "--out", str(tmp_path / "bad"), "--eval-results", str(results)]
+        ["--run", str(runs["plain"]), "--out", str(tmp_path / "bad"), "--eval_results", str(results)]
     )
     assert code == 2 and stderr.strip().splitlines()[-1].startswith(
         f'error: eval results {results}: its "paired" entry'

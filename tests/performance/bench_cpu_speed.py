@@ -56,6 +56,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_train_memory import CPU_MIX_ROWS  # noqa: E402  (tests/performance is not a package)
 
+from cognitive.errors import ArgumentParser  # noqa: E402
+
 MODEL = "embedded:smollm2-135m-instruct"
 MATMUL_SHAPES = [  # (tokens, in, out)
     (4096, 576, 576),  # q / o projection
@@ -299,22 +301,27 @@ def plot(summary: dict, path: Path) -> None:
     plot_cpu_speed(summary, path)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=False, default="runs/bench_cpu_speed", help="results JSON + PNG here")
     parser.add_argument("--sections", default="matmul,train,generate,losses")
     parser.add_argument("--configs", default=",".join(TRAIN_CONFIGS), help="training configurations to run")
     parser.add_argument("--shapes", default="4x512,4x1024")
     parser.add_argument("--recipes", default="lora,modules", help="the headline configs' recipes (LoRA-only, modules)")
     parser.add_argument("--headline", default=",".join(HEADLINE), help="configs run for every recipe and shape")
-    parser.add_argument("--modules-shapes", default=None, help="shapes of the modules recipe (default: --shapes)")
-    parser.add_argument("--loss-shape", default=LOSS_SHAPE)
+    parser.add_argument("--modules_shapes", default=None, help="shapes of the modules recipe (default: --shapes)")
+    parser.add_argument("--loss_shape", default=LOSS_SHAPE)
     parser.add_argument("--steps", type=int, default=3, help="timed optimizer steps (after one warm-up)")
-    parser.add_argument("--generate-configs", default=",".join(GENERATE_CONFIGS))
-    parser.add_argument("--new-tokens", type=int, default=128)
+    parser.add_argument("--generate_configs", default=",".join(GENERATE_CONFIGS))
+    parser.add_argument("--new_tokens", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=1)
-    parser.add_argument("--one-train", help=argparse.SUPPRESS)
-    parser.add_argument("--one-generate", help=argparse.SUPPRESS)
+    parser.add_argument("--one_train", help=argparse.SUPPRESS)
+    parser.add_argument("--one_generate", help=argparse.SUPPRESS)
+    return parser
+
+
+def main() -> None:
+    parser = build_parser()
     args = parser.parse_args()
     if args.one_train:
         return one_train(args.one_train)

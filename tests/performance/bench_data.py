@@ -1,20 +1,19 @@
 """Data pipeline benchmark: generator throughput per core, and 100k mixed examples end to end.
 
     python tests/performance/bench_data.py                       # both parts (about 5 minutes on 2 cores)
-    python tests/performance/bench_data.py --skip-end-to-end     # generators only
-    python tests/performance/bench_data.py --end-to-end-size 20000 --tokenizer whitespace
+    python tests/performance/bench_data.py --skip_end_to_end     # generators only
+    python tests/performance/bench_data.py --end_to_end_size 20000 --tokenizer whitespace
 
 Part 1 runs in this process on one core (rates per CPU-second of this process): generate_example (solver +
 independent checker + schema) for each task type over the four difficulties, and reports verified examples/s
 (targets: >= 2000/s for chain_of_thought and state_transition, >= 200/s for problem_solving logic grids).
 Part 2 runs build_dataset on data/configs/default.yaml (generate, verify, length, decontaminate, dedup,
-split, save JSONL + DatasetDict + stats) with --num-proc workers and reports wall time and the peak
+split, save JSONL + DatasetDict + stats) with --num_proc workers and reports wall time and the peak
 resident memory of the whole process tree (targets: 100k in < 300 s on 2 cores, < 4 GB).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -28,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from cognitive.data.generators import generate_example  # noqa: E402
 from cognitive.data.schema import DifficultyLevel, ReasoningType  # noqa: E402
+from cognitive.errors import ArgumentParser  # noqa: E402
 
 TARGETS = {  # registry-ok: the benchmark's targets
     "chain_of_thought": 2000,
@@ -140,14 +140,19 @@ def bench_end_to_end(size: int, num_proc: int, tokenizer: str | None) -> dict:
     return result
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def build_parser() -> ArgumentParser:
+    p = ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--seconds", type=float, default=4.0, help="time per task type for part 1")
-    p.add_argument("--end-to-end-size", type=int, default=100_000)
-    p.add_argument("--num-proc", type=int, default=os.cpu_count() or 2)
+    p.add_argument("--end_to_end_size", type=int, default=100_000)
+    p.add_argument("--num_proc", type=int, default=os.cpu_count() or 2)
     p.add_argument("--tokenizer", help="default: the config's (embedded:smollm2-135m-instruct)")
-    p.add_argument("--skip-end-to-end", action="store_true")
+    p.add_argument("--skip_end_to_end", action="store_true")
     p.add_argument("--json", help="also write the figures to this file")
+    return p
+
+
+def main() -> None:
+    p = build_parser()
     args = p.parse_args()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     figures = {"cpu_count": os.cpu_count(), "generators_per_core": bench_generators(args.seconds)}

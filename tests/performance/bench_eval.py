@@ -14,7 +14,6 @@ seconds are reported beside wall seconds: on a shared machine they are the stead
 
 from __future__ import annotations
 
-import argparse
 import json
 import resource
 import sys
@@ -24,6 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from cognitive.errors import ArgumentParser
 from cognitive.evaluation.harness import (
     FAST_CHECK,
     OFFLINE_SUITES,
@@ -48,14 +48,19 @@ def generated_lengths(samples_dir: Path, tokenizer) -> list[int]:
     return [len(ids) for ids in tokenizer(outputs, add_special_tokens=False)["input_ids"]] if outputs else []
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base", default=DEFAULT_EMBEDDED)
     parser.add_argument("--suites", default=",".join(OFFLINE_SUITES))
     parser.add_argument("--limit", default=None, help="documents per task (default: each suite's)")
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--fast", action="store_true", help="time the in-training check instead")
     parser.add_argument("--json", default=None, help="also write the figures here")
+    return parser
+
+
+def main() -> None:
+    parser = build_parser()
     args = parser.parse_args()
     tokenizer = load_tokenizer(args.base)
     spec = ModelSpec.base(args.base)

@@ -18,7 +18,6 @@ Writes <out>/gguf_bench.json. Without the bindings, steps for q4_k_m and llama.c
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -28,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from cognitive.atomic import write_text  # noqa: E402
+from cognitive.errors import ArgumentParser  # noqa: E402
 from cognitive.model.base import DEFAULT_EMBEDDED, resolve_base  # noqa: E402
 from cognitive.release import llama_cpp  # noqa: E402
 from cognitive.release.export import export_gguf  # noqa: E402
@@ -42,11 +42,16 @@ from cognitive.release.gguf_check import (  # noqa: E402
 )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=DEFAULT_EMBEDDED, help="a release dir, or a base (default: the embedded)")
     parser.add_argument("--tokens", default="16,32", help="greedy tokens compared (comma-separated)")
     parser.add_argument("--out", type=Path, default=Path("results/gguf"))
+    return parser
+
+
+def main() -> None:
+    parser = build_parser()
     args = parser.parse_args()
     model_dir = Path(resolve_base(args.model))
     lengths = sorted(int(n) for n in args.tokens.split(","))

@@ -3,7 +3,7 @@
     python tests/performance/bench_modules.py                  # embedded SmolLM2-135M, CPU, batch 4 x 256
     python tests/performance/bench_modules.py --modules '{"reasoning_heads": {"reasoning_dim": 64}}'
     python tests/performance/bench_modules.py --shape qwen2.5-1.5b --device cuda --bf16 \
-        --batch 4 --seq 2048 --gradient-checkpointing           # the GPU check (random init, real shape)
+        --batch 4 --seq 2048 --gradient_checkpointing           # the GPU check (random init, real shape)
 
 The base is the embedded SmolLM2-135M-Instruct when cognitive.model.base can provide it, else a random-init model of
 the same shape (vocab 49152, hidden 576, 30 layers, 9 heads, 3 KV heads, tied embeddings). Both variants get
@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from peft import LoraConfig, get_peft_model
 from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
+from cognitive.errors import ArgumentParser
 from cognitive.model.inject import (
     cognitive_parameter_counts,
     format_parameter_counts,
@@ -108,8 +109,8 @@ def step(model, batch, args) -> tuple[float, float]:
     return time.perf_counter() - start, time.process_time() - start_cpu
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shape", choices=sorted(SHAPES), default="smollm2-135m")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch", type=int, default=4)
@@ -117,8 +118,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4, help="timed rounds (after one warm-up round)")
     parser.add_argument("--modules", default="{}", help="cognitive_modules block as JSON (default: guide's)")
     parser.add_argument("--bf16", action="store_true", help="bf16 weights + bf16 autocast")
-    parser.add_argument("--gradient-checkpointing", action="store_true")
+    parser.add_argument("--gradient_checkpointing", action="store_true")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    return parser
+
+
+def main() -> None:
+    parser = build_parser()
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -3,7 +3,7 @@ style, the concise one with column working), per task type and difficulty, with 
 embedded model's), and which records fit a token budget.
 
     python tests/performance/bench_styles.py                    # 50 records per task type and difficulty
-    python tests/performance/bench_styles.py --per-cell 200 --budget 512 --png results/styles/lengths.png
+    python tests/performance/bench_styles.py --per_cell 200 --budget 512 --png results/styles/lengths.png
 
 For each task type x difficulty: the median tokens of the response in each style, the saving of the concise style
 (target: >= 40% per task type), and the share of records whose whole example (the guide's system + user prompt,
@@ -13,7 +13,6 @@ the longest prompt style, + the concise response) fits `--budget` tokens (target
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 from pathlib import Path
@@ -26,6 +25,7 @@ from cognitive.data.filters import TokenCounter  # noqa: E402
 from cognitive.data.generators import TRAIN_SEEDS, generate_example  # noqa: E402
 from cognitive.data.response import render_response  # noqa: E402
 from cognitive.data.schema import DifficultyLevel  # noqa: E402
+from cognitive.errors import ArgumentParser  # noqa: E402
 
 
 def measure(per_cell: int, budget: int, tokenizer: str) -> list[dict]:
@@ -72,12 +72,17 @@ def plot(rows: list[dict], path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--per-cell", type=int, default=50)
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--per_cell", type=int, default=50)
     parser.add_argument("--budget", type=int, default=512)
     parser.add_argument("--tokenizer", default="embedded:smollm2-135m-instruct")
     parser.add_argument("--png", type=Path, default=None)
+    return parser
+
+
+def main() -> None:
+    parser = build_parser()
     args = parser.parse_args()
     rows = measure(args.per_cell, args.budget, args.tokenizer)
     print(

@@ -39,6 +39,8 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from cognitive.errors import ArgumentParser
+
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
@@ -273,8 +275,8 @@ def lora_params(model) -> int:
     return sum(p.numel() for n, p in model.named_parameters() if p.requires_grad and "lora_" in n)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     recipes_now = ("lora_trim512", "modules_trim512")
     parser.add_argument("--configs", default=",".join(c for c in CONFIGS if "_trim" not in c or c in recipes_now))
     parser.add_argument("--shapes", default="4x512,4x1024")
@@ -283,6 +285,11 @@ def main() -> None:
     parser.add_argument("--one", help=argparse.SUPPRESS)  # run one configuration in this process
     parser.add_argument("--shape", help=argparse.SUPPRESS)
     parser.add_argument("--json", default=None)
+    return parser
+
+
+def main() -> None:
+    parser = build_parser()
     args = parser.parse_args()
     if args.one:
         print("RESULT " + json.dumps(run_one(args.one, args.shape, args.steps, args.breakdown)), flush=True)

@@ -19,7 +19,7 @@ process RSS on the CPU):
     trl_packing       plain TRL packing=True
     ours_packing      packing with attention that keeps sequences apart without a dense mask:
                       flash_attention_2 if installed, else flex_attention (GPU), else SDPA (no modules)
-  and (by default on a GPU; --search-longest / --no-search-longest) the longest sequence at micro-batch 1 that
+  and (by default on a GPU; --search_longest / --no-search_longest) the longest sequence at micro-batch 1 that
   fits the memory cap, ours with modules, for 1.5B and 3B: doubling from --seq, then bisection to 256 tokens.
 
 Ratios (ours / plain TRL) are printed at the end and saved with the figures to results/bench/ (+ a PNG).
@@ -38,6 +38,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from cognitive.errors import ArgumentParser  # noqa: E402
 from cognitive.model.memory import shape_for  # noqa: E402
 
 SHAPES = {  # random-init models of the documented bases' shapes (cognitive/model/memory.py), and a tiny one
@@ -256,13 +257,13 @@ def spawn(case: str, args, seq: int, shape: str, model_dir: Path, longest: bool 
     cmd = [
         sys.executable,
         __file__,
-        "--run-case",
+        "--run_case",
         case,
         "--shape",
         shape,
         "--seq",
         str(seq),
-        "--model-dir",
+        "--model_dir",
         str(model_dir),
         "--work",
         args.work,
@@ -306,23 +307,28 @@ def longest_that_fits(args, shape: str, model_dir: Path, step: int = 256) -> int
     return good
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shape", choices=sorted(SHAPES))
     parser.add_argument("--seq", type=int)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--cases", nargs="+", default=FIXED + VARIABLE)
     parser.add_argument(
-        "--search-longest",
+        "--search_longest",
         action=argparse.BooleanOptionalAction,
         default=None,
         help="search the longest sequence that fits (default: on a GPU)",
     )
     parser.add_argument("--longest", action="store_true", help=argparse.SUPPRESS)  # child: micro-batch 1 case
     parser.add_argument("--work", default=str(ROOT / "results" / "bench"))
-    parser.add_argument("--model-dir")
-    parser.add_argument("--run-case")
+    parser.add_argument("--model_dir")
+    parser.add_argument("--run_case")
+    return parser
+
+
+def main() -> None:
+    parser = build_parser()
     args = parser.parse_args()
 
     import torch

@@ -5,6 +5,7 @@ imports only where they defer a heavy or optional dependency, and one hand-writt
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from pathlib import Path
 
@@ -66,7 +67,8 @@ def module_name(path: Path) -> str:
 MODULES = {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
 
 
-def imports(name: str) -> list[tuple[str, bool, int]]:
+@functools.cache  # parsed once per module: heavy_at_import walks the import graph many times
+def imports(name: str) -> tuple[tuple[str, bool, int], ...]:
     """(imported module, at module level, line) for every import in a module; `from a import b` counts as a.b when
     a.b is a module of this package, else as a."""
     tree = ast.parse(MODULES[name].read_text())
@@ -81,7 +83,7 @@ def imports(name: str) -> list[tuple[str, bool, int]]:
             for alias in node.names:
                 full = f"{node.module}.{alias.name}"
                 found.append((full if full in MODULES else node.module, id(node) in top, node.lineno))
-    return found
+    return tuple(found)
 
 
 def layer(name: str) -> int:

@@ -83,7 +83,7 @@ def test_qwen_and_llama3_templates(tokenizer):
         ("{{ raise_exception('System role not supported') }}", ["rendering a probe conversation failed"]),
         (
             "{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }}\n{% endfor %}",
-            ["not one this export", "--no-modelfile"],
+            ["not one this export", "--no_modelfile"],
         ),
         # a ChatML template that drops earlier assistant turns (as Qwen3 drops their reasoning) is refused too
         (

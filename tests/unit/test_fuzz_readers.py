@@ -9,11 +9,12 @@ numbers, very long lines, control characters, unbalanced markup, unicode digits,
 problem's own entity names among them so the scorers take their deeper paths.
 
 The readers (READERS below): the GRPO rewards (cognitive/rl/rewards.py), every task type's scorer in the registry
-(cognitive/tasks.py) and the evaluation's document scorers (cognitive/evaluation/scoring.py, transfer.py, the
-process_results of eval/tasks/*/utils.py), the answer extractors, the step-accuracy readers (scoring.step_metrics,
-the checkers' arithmetic reader cognitive/data/arith.py), the arithmetic-ceiling study's probe readers
-(experiments/arithmetic_ceiling/arithmetic_probe.py: step_breakdown, worksheet_scores) and the teacher's reply
-parser. Each call must finish within CALL_SECONDS on strings up to MAX_CHARS characters.
+(cognitive/tasks.py: its generator module's `score`) and the evaluation's document scorers
+(cognitive/evaluation/scoring.py, transfer.py, the process_results of eval/tasks/*/utils.py), the answer extractors
+(cognitive/data/answers.py), the step-accuracy readers (scoring.step_metrics, the checkers' arithmetic reader
+cognitive/data/arith.py), the arithmetic-ceiling study's probe readers (experiments/arithmetic_ceiling/
+arithmetic_probe.py: step_breakdown, worksheet_scores) and the teacher's reply parser. Each call must finish within
+CALL_SECONDS on strings up to MAX_CHARS characters.
 
 Reproducible in CI: a fixed Hypothesis profile (derandomized, no example database), EXAMPLES strings per test;
 the explicit @example strings always run first. `pytest -s` prints how many strings and calls each test tried.
@@ -34,7 +35,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from cognitive import tasks
-from cognitive.data import arith
+from cognitive.data import answers, arith
 from cognitive.data.schema import iter_jsonl
 from cognitive.data.teacher import response_steps
 from cognitive.evaluation import scoring, transfer
@@ -291,8 +292,8 @@ def check_rewards(text: str, record) -> None:
 
 def check_scorers(text: str, record, doc: dict) -> None:
     task = tasks.get(record.task_type)
-    metrics = call(f"{task.scorer} ({task.name})", task.scorer_function(), text, record.problem_spec)
-    assert metrics_ok(metrics, task), f"{task.scorer} gave {metrics}"
+    metrics = call(f"{task.generator}.score ({task.name})", task.scorer_function(), text, record.problem_spec)
+    assert metrics_ok(metrics, task), f"{task.generator}.score gave {metrics}"
     metrics = call("scoring.score_output", scoring.score_output, task, text, record.problem_spec)
     assert metrics_ok(metrics, task), metrics
     result = call("scoring.score_document", scoring.score_document, doc, text)
@@ -300,15 +301,15 @@ def check_scorers(text: str, record, doc: dict) -> None:
 
 
 def check_extractors(text: str) -> None:
-    found, marked = call("scoring.final_answer_text", scoring.final_answer_text, text)
+    found, marked = call("answers.final_answer_text", answers.final_answer_text, text)
     assert isinstance(found, str) and isinstance(marked, bool)
-    region, marked = call("scoring.answer_region", scoring.answer_region, text, True)
+    region, marked = call("answers.answer_region", answers.answer_region, text, True)
     assert isinstance(region, str) and isinstance(marked, bool)
-    assert isinstance(call("scoring.answers_first", scoring.answers_first, text), bool)
-    assert isinstance(call("scoring.works_then_answers", scoring.works_then_answers, text), bool)
-    value = call("scoring.extract_final_fraction", scoring.extract_final_fraction, text)
+    assert isinstance(call("answers.answers_first", answers.answers_first, text), bool)
+    assert isinstance(call("answers.works_then_answers", answers.works_then_answers, text), bool)
+    value = call("answers.extract_final_fraction", answers.extract_final_fraction, text)
     assert value is None or isinstance(value, Fraction)
-    assert number_ok(call("scoring.extract_final_number", scoring.extract_final_number, text))
+    assert number_ok(call("answers.extract_final_number", answers.extract_final_number, text))
     assert isinstance(call("transfer.extract_answer", transfer.extract_answer, text), str)
     steps, final = call("teacher.response_steps", response_steps, text)
     assert isinstance(steps, list) and isinstance(final, str)

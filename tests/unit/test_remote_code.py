@@ -108,6 +108,6 @@ def test_code_we_did_not_write_needs_the_users_opt_in(release, tmp_path, name, c
     assert reason in foreign_code(planted)
     with pytest.raises(UserError, match="ships code that this checkout did not write") as error:
         trust_release_code(planted, opted_in=False)
-    assert "--trust-remote-code" in str(error.value) and "\n" not in str(error.value)
+    assert "--trust_remote_code" in str(error.value) and "\n" not in str(error.value)
     assert trust_release_code(planted, opted_in=True) is True  # the user read it and opted in
     assert not list(planted.rglob("*.ran"))  # deciding never imports anything

@@ -11,6 +11,7 @@ import pytest
 from cognitive import tasks
 from cognitive.data.generators import generate_example
 from cognitive.data.generators.planning import plan_violations
+from cognitive.data.generators.state_transition import state_steps
 from cognitive.data.response import render_response
 from cognitive.errors import UserError
 from cognitive.rl import rewards
@@ -153,7 +154,7 @@ def test_every_state_kind_replays_its_own_steps(difficulty):
         example = generate_example("state_transition", difficulty, seed)
         kinds.add(example.problem_spec["kind"])
         for style in ("guide", "concise"):
-            assert rewards.state_step_validity(render_response(example, style), example.problem_spec) == 1.0, seed
+            assert state_steps(render_response(example, style), example.problem_spec) == 1.0, seed
     assert {"holdings", "locations", "machine"} <= kinds
 
 
@@ -198,9 +199,9 @@ def test_a_loop_of_state_lines_counts_against_the_work():
     example = state_example("holdings")
     *steps, answer = render_response(example, "concise").split("\n")
     looped = "\n".join(steps * 3 + [answer])
-    assert rewards.state_step_validity(looped, example.problem_spec) == pytest.approx(1 / 3)
+    assert state_steps(looped, example.problem_spec) == pytest.approx(1 / 3)
     only_first = "\n".join([steps[0], answer])
-    assert rewards.state_step_validity(only_first, example.problem_spec) == pytest.approx(1 / len(steps))
+    assert state_steps(only_first, example.problem_spec) == pytest.approx(1 / len(steps))
 
 
 def test_restating_the_start_is_not_a_step():
@@ -208,9 +209,9 @@ def test_restating_the_start_is_not_a_step():
     *steps, answer = render_response(example, "concise").split("\n")
     start = ", ".join(f"{k}: {v}" for k, v in example.problem_spec["initial"].items())
     text = "\n".join([f"At first: {start}", *steps, answer])
-    assert rewards.state_step_validity(text, example.problem_spec) == 1.0
+    assert state_steps(text, example.problem_spec) == 1.0
     # answered at once, no work written: nothing to credit
-    assert rewards.state_step_validity(answer, example.problem_spec) == 0.0
+    assert state_steps(answer, example.problem_spec) == 0.0
 
 
 def test_the_rewards_take_trls_keyword_arguments_and_plain_strings():

@@ -3,7 +3,7 @@ score 0 without crashing."""
 
 import pytest
 
-from cognitive.evaluation.scoring import (
+from cognitive.data.answers import (
     answer_region,
     answers_first,
     extract_final_number,

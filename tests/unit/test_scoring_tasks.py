@@ -12,8 +12,12 @@ import pytest
 
 from cognitive import tasks
 from cognitive.data.generators import generate_example
-from cognitive.data.generators.planning import plan_violations
-from cognitive.evaluation.scoring import parse_plan, score_document, score_logic, score_memory, score_plan, score_state
+from cognitive.data.generators.memory_recall import score as score_memory
+from cognitive.data.generators.planning import parse_plan, plan_violations
+from cognitive.data.generators.planning import score as score_plan
+from cognitive.data.generators.problem_solving import score as score_logic
+from cognitive.data.generators.state_transition import score as score_state
+from cognitive.evaluation.scoring import score_document
 from cognitive.evaluation.snapshots import to_doc
 from cognitive.tasks import TASK_TYPES
 

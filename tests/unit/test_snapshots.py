@@ -27,9 +27,7 @@ from cognitive.tasks import TASK_TYPES
 
 TASKS = {t.eval_task: t.name for t in TASK_TYPES}  # eval task -> task type
 
-REBUILD = (
-    "python -m cognitive.evaluation.snapshots --all, then bump metadata.version and snapshot_sha256 in the task YAMLs"
-)
+REBUILD = "python recipes/snapshots.py --all (it records each snapshot's sha256 and bumps metadata.version)"
 
 
 def task_yaml(task: str) -> dict:
@@ -207,15 +205,22 @@ def test_fast_check_fits_the_basic_reference_responses(snapshots, embedded_token
         assert FAST_CHECK["gen_kwargs"]["max_gen_toks"] >= 1.2 * longest, (task, longest)
 
 
-def test_rebuild_records_the_sha_and_bumps_the_version_only_on_change(tmp_path):
-    from cognitive.evaluation.snapshots import record_snapshot, task_yaml_path
+def test_rebuild_records_the_sha_and_bumps_the_version_only_on_change(tmp_path, monkeypatch):
+    """The task YAML written from the registry keeps its version while the snapshot and the entry are unchanged, and
+    takes the next major version with the new sha256 when the documents change."""
+    import cognitive.evaluation.snapshots as evalsets
 
-    copy = tmp_path / "cognitive_state.yaml"
-    copy.write_text(task_yaml_path("cognitive_state").read_text())
-    (tmp_path / "_template_yaml").write_text((task_yaml_path("cognitive_state").parent / "_template_yaml").read_text())
-    assert record_snapshot("cognitive_state", copy) is None  # unchanged documents: nothing to do
-    version = task_yaml("cognitive_state")["metadata"]["version"]
-    copy.write_text(copy.read_text().replace(snapshot_sha256("cognitive_state"), "0" * 64))
-    assert record_snapshot("cognitive_state", copy) == f"{version} -> {int(version) + 1}.0"
+    task = TASK_TYPES[2]
+    (tmp_path / "cognitive").mkdir()
+    copy = tmp_path / "cognitive" / f"{task.eval_task}.yaml"
+    copy.write_text(evalsets.task_yaml_path(task.eval_task).read_text())
+    (copy.parent / "_template_yaml").write_text(
+        (evalsets.task_yaml_path(task.eval_task).parent / "_template_yaml").read_text()
+    )
+    monkeypatch.setattr(evalsets, "TASKS_DIR", tmp_path)
+    assert evalsets.write_task_yaml(task) is None  # unchanged documents: nothing to do
+    version = task_yaml(task.eval_task)["metadata"]["version"]
+    copy.write_text(copy.read_text().replace(snapshot_sha256(task.eval_task), "0" * 64))
+    assert evalsets.write_task_yaml(task) == f"{version} -> {int(version) + 1}.0"
     meta = load_yaml(copy, resolve_func=False)["metadata"]
-    assert meta == {"version": int(version) + 1, "snapshot_sha256": snapshot_sha256("cognitive_state")}
+    assert meta == {"version": int(version) + 1, "snapshot_sha256": snapshot_sha256(task.eval_task)}

@@ -99,24 +99,25 @@ def test_response_steps_round_trips_the_training_layout():
 
 
 def test_cli_with_a_local_hf_model_follows_the_config_mix(tiny_model_dir, tmp_path, capsys):
-    """`python -m cognitive.data.teacher --hf-model DIR --config ...`: the config's task mix, seeds apart from the
+    """`python recipes/teacher.py --hf_model DIR --config ...`: the config's task mix, seeds apart from the
     synthetic data's, every answer through the checker (a random-init model's are all flagged)."""
-    from cognitive.data.teacher import TEACHER_SEED_OFFSET, config_items, main
+    from cognitive.data.teacher import TEACHER_SEED_OFFSET, config_items
+    from recipes.teacher import main
 
     items = config_items("data/configs/default.yaml", 8)
     assert all(seed >= TEACHER_SEED_OFFSET for _, _, seed, _ in items)
     assert len({task for task, *_ in items}) >= 4  # the default mix has all five task types
     main(
         [
-            "--hf-model",
+            "--hf_model",
             str(tiny_model_dir("llama")),
             "--config",
             "data/configs/default.yaml",
             "-n",
             "3",
-            "--max-new-tokens",
+            "--max_new_tokens",
             "16",
-            "--keep-failed",
+            "--keep_failed",
             "--out",
             str(tmp_path / "t.jsonl"),
         ]

@@ -185,8 +185,9 @@ def test_plain_answers_score_in_any_reasonable_form(task_type):
 
 
 def test_generated_yamls_are_up_to_date(tmp_path, monkeypatch):
-    """The plain, transfer and standard YAMLs are what `python -m cognitive.evaluation.snapshots --all` writes from
-    the registry: regenerated into a copy of eval/, nothing differs."""
+    """Every task YAML (each type's task and plain variant, the transfer tasks) and the standard group are what
+    `python recipes/snapshots.py --all` writes from the registry: regenerated into a copy of eval/, no version moves
+    and nothing differs."""
     import shutil
 
     copy = tmp_path / "eval"
@@ -196,6 +197,7 @@ def test_generated_yamls_are_up_to_date(tmp_path, monkeypatch):
         monkeypatch.setattr(module, "DATA_DIR", copy / "data", raising=False)
         monkeypatch.setattr(module, "STANDARD_DIR", copy / "standard", raising=False)
     for task_type in tasks.TASK_TYPES:
+        assert snapshots.write_task_yaml(task_type) is None
         assert snapshots.write_plain_yaml(task_type) is None
     for task in TRANSFER:
         assert transfer.write_transfer_snapshot(task) is None

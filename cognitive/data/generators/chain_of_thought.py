@@ -11,13 +11,16 @@ is written out by place value ("23 × 14 = 23 × 10 + 23 × 4 = 230 + 92 = 322")
      "answer": "23", "unit": "$", "template": "<hash>"}
 `check` re-evaluates the ops with its own interpreter, re-parses every step's arithmetic from the text
 (cognitive.data.arith), and ties steps, context and final answer to the spec.
+
+A model's answer: `score` compares its final number with the answer exactly; `step_validity` (the step-level
+reward) is the share of its arithmetic steps that hold, and an arithmetic answer without one checkable step earns 0.
 """
 
 from __future__ import annotations
 
 import random
 
-from cognitive.data import arith
+from cognitive.data import answers, arith
 from cognitive.data.generators._text import NAMES, Phrases, cap, person
 from cognitive.data.schema import CognitiveTrainingExample, ReasoningStep
 
@@ -792,3 +795,18 @@ def _check_from_text(example, step_chains, answer_numbers) -> list[str]:
         "from the text, the reading of the problem was not"
     )
     return problems
+
+
+# ------------------------------------------------------------------------------------ a model's answer
+def score(output: str | None, spec: dict) -> dict[str, float]:
+    """exact_match: the final number equals the answer exactly (Fraction arithmetic; "$1,234.50" is 1234.5); the
+    number is the last one in the first line after the final-answer marker (after the last "=" there, parentheses
+    dropped), else the output's last number (cognitive.data.answers.extract_final_fraction)."""
+    return answers.score_numeric(output, spec["answer"])
+
+
+def step_validity(text: str, spec: dict) -> float:
+    """The step-level reward: the share of the "a op b = c" steps written that hold; 0 for an arithmetic problem
+    answered without one checkable step of work."""
+    share = arith.step_share(text)
+    return 0.0 if share is None else share

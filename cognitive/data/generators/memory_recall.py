@@ -11,6 +11,8 @@ after it (memory_update "Ana: pantry"); memory_usage lists the live facts at the
 
 problem_spec: {"events": [{"t", "kind", ..., "text"}], "question": [type, entity, time], "answer"}.
 `check` replays the events, recomputes the answer, and checks every quoted sentence and state.
+
+A model's answer: `score` is a normalised entity match (the asked room or person, and no other candidate).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import random
 import re
 
+from cognitive.data import answers
 from cognitive.data.generators._text import Phrases, clock, join_names, people
 from cognitive.data.schema import CognitiveTrainingExample, ReasoningStep
 
@@ -353,3 +356,16 @@ def check(example: CognitiveTrainingExample, strict: bool = True) -> list[str]:
                 problems.append(f"memory_usage misses the live fact '{fact}'")
                 break
     return problems
+
+
+# ------------------------------------------------------------------------------------ a model's answer
+def score(output: str | None, spec: dict) -> dict[str, float]:
+    """Long-context recall: the asked room or person, and no other (the answer's first line after the final-answer
+    marker, else the output's last line)."""
+    events = spec["events"]
+    start = events[0]
+    who = set(start["people"])
+    places = set(start["people"].values()) | set(start["objects"].values())
+    places |= {e["to"] for e in events[1:] if e.get("kind") in ("move", "put")}
+    target = spec["question"][1]
+    return answers.single_entity(answers.entity_region(output, False), spec["answer"], (who | places) - {target})

@@ -17,6 +17,11 @@ problem_spec: {"resource", "tasks": [{"name", "duration", "deps", "resource"}], 
 `check` parses the plan from the final answer and simulates it: every task once with its duration,
 dependencies, no overlap on the resource, the deadline, the claimed total, and optimality (its own
 exhaustive search).
+
+A model's answer: `score` reads its plan (`parse_plan`) and simulates it (`plan_violations`): valid (any plan that
+meets every constraint) and optimal (valid and as short as the best plan); `step_validity` (the step-level reward)
+is the share of the tasks the plan places right on their own (`task_violations`); `plan_actions` gives the
+planning module's auxiliary action labels their order (cognitive/train/aux_labels.py).
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import itertools
 import random
 import re
 
-from cognitive.data import arith
+from cognitive.data import answers, arith
 from cognitive.data.generators._text import Phrases, person
 from cognitive.data.schema import CognitiveTrainingExample, ReasoningStep, StateTransition
 
@@ -459,7 +464,7 @@ _TOTAL = re.compile(r"total time:?\s*(\d+)", re.I)
 
 def read_plan_answer(text: str) -> tuple[dict[str, tuple[int, int]], int | None]:
     """Our final answers' exact layout, 'Plan: a 0-15; b 15-40 (oven). Total time: 40 minutes.' ->
-    ({a: (0, 15), b: (15, 40)}, 40). (A model's free-form plan is read by cognitive.evaluation.scoring.parse_plan.)"""
+    ({a: (0, 15), b: (15, 40)}, 40). (A model's free-form plan is read by parse_plan.)"""
     body = text.split("Plan:", 1)[-1]
     body = re.split(r"\.\s*Total time", body, flags=re.I)[0]
     plan = {}
@@ -529,7 +534,7 @@ def task_violations(name: str, plan: dict[str, tuple[int, int]], spec: dict) -> 
 def plan_violations(plan: dict[str, tuple[int, int]], spec: dict) -> list[str]:
     """Simulate a plan {task: (start, end)} against the problem_spec: what is wrong with it (empty list: valid).
     Every task once with its duration, after its dependencies, the resource never held twice at a time, all of
-    it by the deadline. The checker below and the planning scorer (cognitive.evaluation.scoring) both use it."""
+    it by the deadline. The checker below and the scorer (`score`) both use it."""
     tasks = {t["name"]: t for t in spec["tasks"]}
     missing = sorted(set(tasks) - set(plan))
     if missing:
@@ -600,3 +605,86 @@ def check(example: CognitiveTrainingExample, strict: bool = True) -> list[str]:
                 if m and m.group(1) in plan and plan[m.group(1)] != (int(m.group(2)), int(m.group(3))):
                     problems.append(f"step {i}: '{fact}' does not match the plan")
     return problems
+
+
+# ------------------------------------------------------------------------------------ a model's answer
+# (?<!\d) and [a-z_]* rather than \w*: a search over a long run of digits stays linear
+_RANGE = re.compile(
+    r"(?:minute\s*)?(?<!\d)(\d+)\s*(?:min(?:ute)?s?\s*)?(?:-|–|—|→|->|\bto\b|\buntil\b|\btill\b)\s*(?:minute\s*)?(\d+)",
+    re.IGNORECASE,
+)
+_START_END = re.compile(
+    r"start[a-z_]*\s*(?:at\s*)?(?:minute\s*)?(\d+)\D{0,40}?end[a-z_]*\s*(?:at\s*)?(?:minute\s*)?(\d+)", re.IGNORECASE
+)
+
+
+def _time_range(text: str) -> tuple[int, int] | None:
+    m = _RANGE.search(text) or _START_END.search(text)
+    if not m:
+        return None
+    start, end = arith.read_number(m.group(1)), arith.read_number(m.group(2))
+    return None if start is None or end is None else (start, end)
+
+
+def parse_plan(text: str, task_names) -> tuple[dict[str, tuple[int, int]], list[str]]:
+    """({task: (start, end)}, problems) read from a plan text. Items are split at ';' and line ends; an item
+    naming one task takes the first time range in it ('knead the dough 0-15', '- 0–15 min: Knead dough',
+    'knead the dough: starts at 0, ends at 15'); an item naming several takes, for each, the first range
+    after its name. A task given two different ranges is a problem."""
+    plan: dict[str, tuple[int, int]] = {}
+    problems: list[str] = []
+    for item in re.split(r"[;\n]", text):
+        names = answers.mentions(item, task_names, optional_articles=True)
+        if not names:
+            continue
+        if len({n for _, n in names}) == 1:
+            spans = [(names[0][1], _time_range(item))]
+        else:
+            spans = [
+                (n, _time_range(item[pos : names[i + 1][0] if i + 1 < len(names) else len(item)]))
+                for i, (pos, n) in enumerate(names)
+            ]
+        for name, span in spans:
+            if span is None:
+                continue
+            if name in plan and plan[name] != span:
+                problems.append(f"'{name}' is given two times ({plan[name]} and {span})")
+            plan[name] = span
+    return plan, problems
+
+
+def score(output: str | None, spec: dict) -> dict[str, float]:
+    """valid: the answer's plan (after the final-answer marker, else after the last 'Plan:') meets every constraint
+    (plan_violations); optimal: valid and of the best total time; answered: a plan could be read."""
+    region, _ = answers.answer_region(output, plan=True)
+    plan, problems = parse_plan(region, [t["name"] for t in spec["tasks"]])
+    problems += plan_violations(plan, spec) if plan else ["no plan found"]
+    valid = not problems
+    optimal = valid and max(end for _, end in plan.values()) == spec["answer"]["total"]
+    return {"valid": float(valid), "optimal": float(optimal), "answered": float(bool(plan))}
+
+
+def step_validity(text: str, spec: dict) -> float:
+    """The step-level reward: the share of the problem's tasks that the answer's plan places validly on their own
+    (task_violations)."""
+    region, _ = answers.answer_region(text, plan=True)
+    names = [t["name"] for t in spec["tasks"]]
+    plan, _ = parse_plan(region, names)
+    return sum(not task_violations(name, plan, spec) for name in names) / len(names)
+
+
+def plan_actions(example: CognitiveTrainingExample) -> list[str] | None:
+    """The task names of a solved planning example's plan, in the order its state transitions start them (the
+    planning module's actions, cognitive/train/aux_labels.py); None when there is no solved plan or the transitions
+    do not name the plan's tasks."""
+    if not example.problem_spec or not example.state_transitions:
+        return None
+    answer = example.problem_spec.get("answer")
+    plan = answer.get("plan") if isinstance(answer, dict) else None
+    if not isinstance(plan, dict) or not plan:
+        return None
+    by_state = {state_name(name): name for name in plan}
+    names = [by_state.get(t.to_state) for t in example.state_transitions]
+    if None in names or len(names) != len(plan):
+        return None
+    return names

@@ -17,6 +17,9 @@ each stating the facts it establishes in memory_update ("Bo: drink ≠ coffee", 
 problem_spec: {"people", "categories": {name: [values]}, "clues": [[kind, ...]], "answer": {person: {cat: value}}}
 `check` re-solves the clues by exhaustive search (its own code: permutations with pruning), requires
 exactly one solution equal to the answer, and checks every fact stated in every step against it.
+
+A model's answer: `score` reads each person's value per category from the answer text (cell_accuracy: the share
+of cells right; grid_accuracy: all of them).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from __future__ import annotations
 import random
 import re
 
+from cognitive.data import answers
 from cognitive.data.generators._text import Phrases, join_names, people
 from cognitive.data.schema import CognitiveTrainingExample, ReasoningStep
 
@@ -595,3 +599,26 @@ def check(example: CognitiveTrainingExample, strict: bool = True) -> list[str]:
     if strict and not example.reasoning_steps:
         problems.append("no reasoning steps")
     return problems
+
+
+# ------------------------------------------------------------------------------------ a model's answer
+def score(output: str | None, spec: dict) -> dict[str, float]:
+    """Logic grid: each person's value per category, read from the answer text after each mention of that person; a
+    cell with two different values of a category is wrong."""
+    region, _ = answers.answer_region(output)
+    persons, categories, gold = spec["people"], spec["categories"], spec["answer"]
+    marks = answers.mentions(region, persons)
+    said: dict[tuple[str, str], set[str]] = {}
+    for i, (pos, person) in enumerate(marks):
+        end = marks[i + 1][0] if i + 1 < len(marks) else len(region)
+        segment = region[pos:end]
+        for category, values in categories.items():
+            for value in answers.named(segment, values):
+                said.setdefault((person, category), set()).add(value)
+    cells = [(p, c) for p in persons for c in categories]
+    right = sum(said.get((p, c)) == {gold[p][c]} for p, c in cells)
+    return {
+        "grid_accuracy": float(right == len(cells)),
+        "cell_accuracy": right / len(cells),
+        "answered": float(bool(said)),
+    }

@@ -11,15 +11,20 @@ before/after states.
 
 problem_spec: {"kind", "initial", "ops" (or "rules"/"events"), "question": [type, target], "answer"}.
 `check` replays the operations on its own and compares every step, every transition and the answer.
+
+A model's answer: `score` is a normalised entity match (lists must match completely); `state_steps` (the opt-in
+state_steps reward) is the share of the state lines of its work that match the replay after each operation.
 """
 
 from __future__ import annotations
 
 import random
 import re
+from collections import Counter
 
-from cognitive.data import arith
+from cognitive.data import answers, arith
 from cognitive.data.generators._text import Phrases, cap, join_names, people
+from cognitive.data.response import PLANNING_HEADER
 from cognitive.data.schema import CognitiveTrainingExample, ReasoningStep, StateTransition
 
 SIZES = {  # entities, operations
@@ -707,3 +712,113 @@ def check(example: CognitiveTrainingExample, strict: bool = True) -> list[str]:
                 if not c.ok:
                     problems.append(f"step {i}: arithmetic is wrong in '{c.text}'")
     return problems
+
+
+# ------------------------------------------------------------------------------------ a model's answer
+def _split_pairs(text: str, sep: str = ", ") -> dict[str, str]:
+    return dict(part.split(": ", 1) for part in text.split(sep) if ": " in part)
+
+
+def score(output: str | None, spec: dict) -> dict[str, float]:
+    """Entity and state tracking: normalised entity match, the right person / object / place / state and no other
+    candidate; lists (who holds what, what is where, vending credit and items) must match completely."""
+    kind, (qtype, _target) = spec["kind"], spec["question"]
+    gold = spec["answer"]
+    if kind == "vending":
+        return _score_vending(answers.entity_region(output, multi_line=True), spec)
+    if kind == "machine":
+        states = {spec["initial"]} | {s for rule in spec["rules"] for s in (rule[0], rule[2])}
+        return answers.single_entity(answers.entity_region(output, False), gold, states)
+    initial = spec["initial"]
+    if qtype == "who_has":
+        return answers.single_entity(answers.entity_region(output, False), gold, initial.keys())
+    if qtype == "what_holds":
+        return answers.single_entity(answers.entity_region(output, False), gold, initial.values())
+    if qtype == "where":
+        places = set(initial.values()) | {op[-1] for op in spec["ops"] if op[0] in ("move", "empty")}
+        return answers.single_entity(answers.entity_region(output, False), gold, places)
+    if qtype == "contents":
+        region = answers.entity_region(output, multi_line=True)
+        named = answers.named(region, initial.keys())
+        want = [] if gold == "nothing" else gold.split(", ")
+        empty_said = bool(re.search(r"\b(nothing|none|empty|no items?)\b", region.lower()))
+        right = sorted(named) == sorted(want) and (bool(want) or empty_said)
+        return {"exact_match": float(right), "answered": float(bool(named) or empty_said)}
+    # qtype == "all": who holds what, every person
+    return _score_assignment(
+        answers.entity_region(output, multi_line=True), _split_pairs(gold), initial.keys(), initial.values()
+    )
+
+
+def _score_assignment(region: str, gold: dict[str, str], persons, things) -> dict[str, float]:
+    """Pairs (person, thing) read clause by clause ('Ana: whisk, Bo: ladle', 'Ana has the whisk and Bo the
+    ladle', 'the whisk is with Ana'); right iff every person gets exactly the gold thing."""
+    said: dict[str, set[str]] = {}
+    for clause in re.split(r"[;,\n]|\band\b|\.(?:\s|$)", region):
+        who, what = answers.named(clause, persons), answers.named(clause, things)
+        if len(who) == 1 and len(what) == 1:
+            said.setdefault(who[0], set()).add(what[0])
+    right = all(said.get(p) == {t} for p, t in gold.items())
+    return {"exact_match": float(right), "answered": float(bool(said))}
+
+
+def _score_vending(region: str, spec: dict) -> dict[str, float]:
+    gold_credit, _, gold_items = spec["answer"].partition("; dispensed: ")
+    gold_credit = int(gold_credit.split(": ")[1])
+    want = Counter() if gold_items == "nothing" else Counter(gold_items.split(", "))
+    m = re.search(r"credit\D{0,20}?(\d+)", region, re.IGNORECASE)
+    numbers = answers.read_numbers(region)
+    credit = arith.read_number(m.group(1)) if m else (numbers[0] if len(numbers) == 1 else None)
+    items = Counter(c for _, c in answers.mentions(region, spec["prices"].keys()))
+    right = credit is not None and credit == gold_credit and items == want
+    return {"exact_match": float(right), "answered": float(credit is not None)}
+
+
+# The work of a state-tracking completion ends at its first final-answer line (or the guide layout's planning steps,
+# which repeat the changes as transitions); a state line is "<entity>: <value>" pairs, split at "," and ";", the
+# value after an arrow where a step shows its arithmetic first ("0 + 50 = 50 → credit: 50").
+_WORK_END = re.compile(r"(?im)^[^\w\n]*final answer|" + re.escape(PLANNING_HEADER))  # [^\w\n]: linear on blank lines
+_ARROW = re.compile(r"→|->")
+_ARTICLE = re.compile(r"^(?:(?:in|at|on|into) )?(?:the |a |an )?")
+
+
+def _norm(value: str) -> str:
+    return _ARTICLE.sub("", value.strip().strip(".*").strip().lower())
+
+
+def _line_state(line: str, kind: str, entities: set[str], machine_states: set[str]) -> dict[str, str]:
+    """The {entity: value} pairs a line writes about the problem's entities (others are ignored)."""
+    pairs = {}
+    for part in re.split(r"[;,]", _ARROW.split(line)[-1]):
+        tokens = part.split(":")
+        if len(tokens) < 2:
+            continue
+        key, value = _norm(re.sub(r"^[^A-Za-z]+", "", tokens[-2])), _norm(tokens[-1])
+        if key in entities:
+            pairs[key] = value
+        elif kind == "machine" and (key == "state" or value in machine_states):
+            pairs["state"] = value
+        elif kind == "vending" and key == "credit" and (amount := re.search(r"\d+", value)):
+            pairs["credit"] = amount.group()
+    return pairs
+
+
+def state_steps(text: str, spec: dict) -> float:
+    """The share of a state-tracking completion's state lines that match the replay (replay_states): the i-th line
+    that names the problem's entities (people, items, the machine's state, the credit) against the state after
+    operation i, every entity it names right. Lines beyond the operations (a loop) count against it, missing ones
+    leave steps unearned; a first line restating the start is not counted. 0 without a state line. (The opt-in
+    state_steps reward of cognitive/rl/rewards.py.)"""
+    expected = [{k.lower(): _norm(v) for k, v in state.items()} for state in replay_states(spec)]
+    kind = spec["kind"]
+    entities = {k.lower() for k in spec["initial"]} if kind in ("holdings", "locations") else set()
+    machine_states = {_norm(s) for rule in spec.get("rules", []) for s in (rule[0], rule[2])}
+    work = _WORK_END.split(text, maxsplit=1)[0]
+    lines = [s for s in (_line_state(line, kind, entities, machine_states) for line in work.splitlines()) if s]
+    start, after = expected[0], expected[1:]
+    if len(lines) == len(after) + 1 and all(start.get(k) == v for k, v in lines[0].items()):
+        lines = lines[1:]
+    if not lines:
+        return 0.0
+    valid = sum(all(after[i].get(k) == v for k, v in got.items()) for i, got in enumerate(lines[: len(after)]))
+    return valid / max(len(lines), len(after))
