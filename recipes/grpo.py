@@ -22,39 +22,37 @@ from datasets import Dataset
 from transformers import set_seed
 
 from cognitive.errors import exit_on_user_error
-from cognitive.rl.grpo import build_grpo_trainer, load_policy, resolve_grpo
+from cognitive.rl.grpo import build_grpo_trainer, load_policy
+from cognitive.rl.grpo_config import resolve_grpo
 from cognitive.rl.prompts import generate_prompts, prompt_length_check, record_prompts, rows_sha256
 from cognitive.train.args import grpo_parser, parse_grpo_args
-from cognitive.train.preflight import preflight
 from cognitive.train.run import start_run, train_and_finish
 
 
 def main(script_args, training_args, model_args):
-    set_seed(training_args.seed)
-    is_main = PartialState().is_main_process
-    resolved = resolve_grpo(script_args, training_args, model_args)  # rewards, init_from, modules vs beta / vLLM
-    preflight(script_args, training_args, model_args, resolved.modules_config)  # run dir, DeepSpeed, memory
+    # Resolve: every check of the arguments (rewards, init_from, modules vs beta / vLLM, DeepSpeed, memory, ...) and
+    # all they imply (the init_from run, rewards, prompt mix, run_config.yaml): cognitive/rl/grpo_config.py.
+    run = resolve_grpo(script_args, training_args, model_args)
+    set_seed(run.training.seed)
 
     # Model: the base (4-bit when load_in_4bit), or the init_from SFT run: base + cognitive modules + LoRA adapter.
-    model, tokenizer = load_policy(model_args, training_args, resolved)
+    model, tokenizer = load_policy(run)
 
     # Prompts: generator problems in the data config's mix (RL seeds, not eval documents), or records.
-    fits = prompt_length_check(tokenizer, script_args.max_prompt_tokens)
-    if script_args.dataset_path:
-        rows = record_prompts(script_args.dataset_path, resolved.prompt_styles, script_args.num_prompts)
+    script = run.script
+    fits = prompt_length_check(tokenizer, script.max_prompt_tokens)
+    if script.dataset_path:
+        rows = record_prompts(script.dataset_path, run.prompt_styles, script.num_prompts)
     else:
-        rows = generate_prompts(resolved.data_config, script_args.num_prompts, resolved.prompt_styles, fits)
-    prompts = Dataset.from_list(rows)
+        rows = generate_prompts(run.data_config, script.num_prompts, run.prompt_styles, fits)
 
-    # Run dir: <output_dir>.partial, locked; a rerun resumes only the same run (config and prompts checked).
-    final_dir, resume = start_run(script_args, training_args, model_args, (), is_main, data_sha=rows_sha256(rows))
+    # Run dir: <output_dir>.partial, locked; a rerun resumes the same run (config and prompts checked).
+    resume = start_run(run, rows_sha256(rows), (), PartialState().is_main_process)
 
     # TRL GRPOTrainer: generate num_generations completions per prompt, score them with the rewards, update LoRA
     # (+ the modules) towards the better ones of each group; then the run dir is finished (adapter, log, curves).
-    trainer = build_grpo_trainer(
-        model, tokenizer, training_args, model_args, prompts, resolved, script_args.cpu_heap_trim_mb
-    )
-    train_and_finish(trainer, resume, script_args, training_args, model_args, final_dir)
+    trainer = build_grpo_trainer(run, model, tokenizer, Dataset.from_list(rows))
+    train_and_finish(trainer, run, resume)
     return trainer
 
 

@@ -1,6 +1,6 @@
 """Peak GPU memory estimate for a LoRA / QLoRA SFT run, and the settings that fit a card.
 
-    python -m cognitive.train.preflight --config recipes/configs/cognitive_1.5b.yaml --gpu 3090ti  # of a recipe
+    python recipes/preflight.py --config recipes/configs/cognitive_1.5b.yaml --gpu 3090ti  # of a recipe
 
 The estimate adds up what `torch.cuda.max_memory_allocated()` sees during a training step:
 

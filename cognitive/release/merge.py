@@ -25,15 +25,14 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from cognitive.atomic import MARKER, check_replaceable, make_shareable, output_dir
 from cognitive.errors import UserError
-from cognitive.model.base import EMBEDDED_PREFIX, load_base, load_tokenizer, resolve_base, same_base
+from cognitive.model.base import load_base
 from cognitive.model.remote_code import trust_release_code
-from cognitive.train.run import PEFT_CONFIG, FinishedRun, read_run
+from cognitive.train.run import FinishedRun, check_adapter_base, load_run_tokenizer, read_adapter_run
 
 MERGE_TOLERANCE = (
     1e-3  # max abs logit difference, fp32; measured 3e-7 (tiny test models), 7e-5 (SmolLM2-135M + modules)
@@ -68,52 +67,6 @@ class MergeReport:
 
 
 # ------------------------------------------------------------------------------------------------ the run
-def read_adapter_run(run_dir: str | Path) -> FinishedRun:
-    """A finished run with a LoRA adapter (what a release merges); a one-line UserError otherwise."""
-    run = read_run(run_dir)
-    if not run.has_adapter:
-        raise UserError(f"{run.run_dir} has no adapter ({PEFT_CONFIG}); is it a finished training run?")
-    return run
-
-
-def check_adapter_base(run: FinishedRun) -> None:
-    """The adapter must have been trained on the base run_config.yaml names (PEFT records it in adapter_config.json).
-
-    A Llama adapter loads without complaint into a Qwen2 of the same shapes, so this compares names: equal after
-    resolving (embedded names, local paths) passes; a recorded local base that no longer exists cannot be
-    compared and passes with a warning (the module and shape checks still apply)."""
-    recorded = json.loads((run.run_dir / PEFT_CONFIG).read_text()).get("base_model_name_or_path")
-    if not recorded:
-        return
-    if same_base(recorded, resolve_base(run.base)):
-        return
-    if run.base.startswith(EMBEDDED_PREFIX) and Path(recorded).parts[-2:] == (
-        "embedded",
-        run.base.removeprefix(EMBEDDED_PREFIX),
-    ):
-        return  # the same embedded base, converted into another cache folder
-    if recorded.startswith((".", "/", "~")) and not Path(recorded).expanduser().exists():
-        print(
-            f"warning: the adapter's recorded base {recorded} no longer exists; merging into '{run.base}' unverified",
-            file=sys.stderr,
-        )
-        return
-    raise UserError(
-        f"the adapter in {run.run_dir} was trained on '{recorded}' ({PEFT_CONFIG}: base_model_name_or_path) but "
-        f"run_config.yaml names '{run.base}'; merge it into the base it was trained on (if '{run.base}' is a copy "
-        f"of it, set base_model_name_or_path in {PEFT_CONFIG} to it)"
-    )
-
-
-def load_run_tokenizer(run: FinishedRun):
-    """The tokenizer the run trained with (saved in the run dir, chat template included), else the base's."""
-    if (run.run_dir / "tokenizer_config.json").exists():
-        from transformers import AutoTokenizer
-
-        return AutoTokenizer.from_pretrained(run.run_dir)
-    return load_tokenizer(run.base)
-
-
 def check_batch(tokenizer):
     """A fixed, padded batch of chat prompts (left padding, as in generation)."""
     texts = [tokenizer.apply_chat_template(m, tokenize=False, add_generation_prompt=True) for m in CHECK_PROMPTS]

@@ -9,7 +9,8 @@
   bitsandbytes options.
 
 Unknown keys, in the YAML or on the command line, are a one-line error naming them. `--ds X` is accepted
-as an alias of `--deepspeed X` (the project's launch command).
+as an alias of `--deepspeed X` (the project's launch command). The dataclasses declare the arguments; what they mean
+together is checked and resolved once, by cognitive/train/sft_config.py (SFT) and cognitive/rl/grpo_config.py (GRPO).
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from typing import Any
 
 from cognitive import PROJECT_ROOT
 from cognitive.errors import ArgumentParser, UserError, load_yaml_mapping
-from cognitive.train.sft_data import check_styles, find_split_files
 
 DEFAULT_RECIPE = PROJECT_ROOT / "recipes" / "configs" / "cognitive_1.5b.yaml"
 DEFAULT_GRPO_RECIPE = PROJECT_ROOT / "recipes" / "configs" / "grpo_1.5b.yaml"
@@ -62,25 +62,24 @@ class RunArguments:
         },
     )
 
-    def __post_init__(self):
+    def __post_init__(self):  # a command-line string into a value; the checks: sft_config.py, rl/grpo_config.py
         if self.cpu_heap_trim_mb is None:  # run_config.yaml of runs made when unset meant off
             self.cpu_heap_trim_mb = 0
-        if type(self.cpu_heap_trim_mb) is not int or self.cpu_heap_trim_mb < 0:  # a bool is no number of MiB
-            raise UserError(f"cpu_heap_trim_mb: {self.cpu_heap_trim_mb!r}; a number of MiB, or 0 (off)")
         if isinstance(self.prompt_styles, str) and self.prompt_styles.lstrip().startswith("{"):
-            try:
-                self.prompt_styles = json.loads(self.prompt_styles)
-            except json.JSONDecodeError as e:
-                raise UserError(f"--prompt_styles: not valid JSON ({e.msg} at column {e.colno})") from None
+            self.prompt_styles = _json_value("prompt_styles", self.prompt_styles)
         if isinstance(self.cognitive_modules, str):  # a command-line override: JSON, like TrainingArguments' dicts
-            try:
-                self.cognitive_modules = json.loads(self.cognitive_modules)
-            except json.JSONDecodeError as e:
-                raise UserError(f"--cognitive_modules: not valid JSON ({e.msg} at column {e.colno})") from None
+            self.cognitive_modules = _json_value("cognitive_modules", self.cognitive_modules)
             if not isinstance(self.cognitive_modules, dict):
                 raise UserError(
                     '--cognitive_modules: expected a JSON object, e.g. \'{"working_memory": {"enabled": false}}\''
                 )
+
+
+def _json_value(key: str, text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise UserError(f"--{key}: not valid JSON ({e.msg} at column {e.colno})") from None
 
 
 @dataclass
@@ -119,18 +118,6 @@ class ScriptArguments(RunArguments):
             "reasoning-gym datasets the transfer suite does not hold, answered with verified working); 0: none."
         },
     )
-
-    def __post_init__(self):
-        super().__post_init__()
-        for key in ("arithmetic_drills", "practice_problems"):
-            share = getattr(self, key)
-            if isinstance(share, bool) or not isinstance(share, int | float) or not 0 <= share < 1:
-                raise UserError(f"{key}: {share!r}; a share of the training rows, at least 0 and below 1")
-        if self.arithmetic_drills + self.practice_problems >= 1:
-            raise UserError(
-                f"arithmetic_drills + practice_problems: {self.arithmetic_drills} + {self.practice_problems}; "
-                "together a share of the training rows below 1 (the records need some)"
-            )
 
 
 @dataclass
@@ -222,7 +209,11 @@ def parse_grpo_args(argv: list[str] | None = None):
 
 def parser_for(config_path: str | Path):
     """parse_grpo_args for a GRPO recipe (its YAML names reward_funcs), else parse_sft_args."""
-    return parse_grpo_args if "reward_funcs" in _check_yaml(str(config_path)) else parse_sft_args
+    return parse_grpo_args if is_grpo_recipe(load_yaml_mapping(config_path, "config file")) else parse_sft_args
+
+
+def is_grpo_recipe(config: dict) -> bool:
+    return "reward_funcs" in config
 
 
 def recipe_parser(script_class, training_class):
@@ -235,27 +226,50 @@ def recipe_parser(script_class, training_class):
     return parser
 
 
-def parse_recipe_args(argv, parser, default_recipe: Path):
-    """The parser's dataclass instances (script, training, trl.ModelConfig) from `--config <yaml>` (default:
-    default_recipe) and CLI overrides; unknown keys and bad values are one-line UserErrors."""
+def read_recipe(argv: list[str] | None, default_recipe: Path) -> tuple[str, dict, list[str]]:
+    """(the recipe's path, its YAML mapping, the other command-line arguments) of a recipe's command line: the YAML
+    is read here, once (`--config`, default: default_recipe); `--ds` is `--deepspeed`."""
     argv = normalise_argv(list(sys.argv[1:] if argv is None else argv))
     if "--config" not in argv:
         argv = ["--config", str(default_recipe), *argv]
     config_path = _config_path(argv)
+    if config_path is None:
+        raise UserError("--config: expected a recipe YAML after it")
+    i = argv.index("--config")
+    return config_path, load_yaml_mapping(config_path, "config file"), argv[:i] + argv[i + 2 :]
+
+
+def parse_recipe_args(argv, parser, default_recipe: Path, recipe: tuple[str, dict, list[str]] | None = None):
+    """The parser's dataclass instances (script, training, trl.ModelConfig) from `--config <yaml>` (default:
+    default_recipe; or `recipe`, as read_recipe read it) and CLI overrides: TrlParser's mechanism (the YAML's values
+    are the parser's defaults, the command line overrides them, an `env` mapping sets environment variables).
+    Unknown keys and bad values are one-line UserErrors. Under DeepSpeed on a machine without a GPU a CPU recipe
+    (use_cpu: true, which transformers would train without DeepSpeed) gets CPU_UNDER_DEEPSPEED, said in one line."""
+    config_path, config, cli = recipe or read_recipe(argv, default_recipe)
+    config = dict(config)
     known = {action.dest for action in parser._actions}
-    if config_path is not None:
-        unknown = sorted(set(_check_yaml(config_path)) - known - {"env"})
-        if unknown:
-            raise UserError(f"{config_path}: unknown key(s) {', '.join(unknown)}")
-    namespace, unknown_cli = parser.parse_known_args([a for a in argv if a not in ("--config", config_path)])
+    unknown = sorted(set(config) - known - {"env"})
+    if unknown:
+        raise UserError(f"{config_path}: unknown key(s) {', '.join(unknown)}")
+    env = config.pop("env", {})
+    if not isinstance(env, dict):
+        raise UserError(f"{config_path}: env: expected a mapping of environment variables to values")
+    os.environ.update({str(k): str(v) for k, v in env.items()})
+    parser.set_defaults_with_config(**config)
+    namespace, unknown_cli = parser.parse_known_args(cli)
     if unknown_cli:
         raise UserError(f"unknown command-line option(s): {' '.join(unknown_cli)}")
     if isinstance(namespace.deepspeed, str):
         _check_json(namespace.deepspeed)
     if namespace.deepspeed and _cpu_deepspeed_ranks():
         parser.set_defaults(accelerator_config={"use_configured_state": True})
+        if namespace.use_cpu:
+            cli = [*cli, *(f"--{k}={v}" for k, v in CPU_UNDER_DEEPSPEED.items())]
+            if os.environ.get("RANK", "0") == "0":
+                settings = ", ".join(f"{k} {v}" for k, v in CPU_UNDER_DEEPSPEED.items())
+                print(f"DeepSpeed on a machine without a GPU: {config_path}'s CPU settings under ZeRO ({settings})")
     try:
-        return parser.parse_args_and_config(argv)
+        return parser.parse_args_into_dataclasses(args=cli)
     except ValueError as e:
         msg = str(e).splitlines()[0]
         import torch
@@ -271,7 +285,12 @@ def parse_recipe_args(argv, parser, default_recipe: Path):
                 "this recipe needs a GPU (bf16/tf32) and this machine has none: "
                 "use recipes/configs/demo_cpu.yaml (runs offline on the CPU), or pass --bf16 false --tf32 false"
             )
-        raise UserError(f"{config_path or 'command line'}: {msg}") from None
+        raise UserError(f"{config_path}: {msg}") from None
+
+
+# A CPU recipe (use_cpu: true) launched with DeepSpeed on a machine without a GPU: transformers would train without
+# DeepSpeed under use_cpu, so the ranks train with DeepSpeed's CPU accelerator (gloo) instead
+CPU_UNDER_DEEPSPEED = {"use_cpu": "false", "bf16": "false"}
 
 
 def _cpu_deepspeed_ranks() -> bool:
@@ -302,54 +321,3 @@ def _check_json(path: str) -> None:
         raise UserError(f"{path}: DeepSpeed config not found") from None
     except json.JSONDecodeError as e:
         raise UserError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
-
-
-def _check_yaml(path: str) -> dict:
-    return load_yaml_mapping(path, "config file")
-
-
-# ------------------------------------------------------------------------------------------------ resolution
-@dataclass(frozen=True)
-class ResolvedArguments:
-    """What a recipe's ScriptArguments resolve to, computed once by the recipe and passed down."""
-
-    modules: Any  # the cognitive_modules block parsed (a CognitiveModulesConfig), None when no module is on
-    aux_labels: Any  # the auxiliary labels its weighted aux losses need (an AuxLabelSpec), None when none is
-    train_files: tuple[Path, ...]  # the train*.jsonl files of dataset_path
-    eval_files: tuple[Path, ...]  # validation records (eval_dataset_path, else validation*.jsonl of dataset_path)
-    prompt_styles: dict[str, float]  # {style: weight}, checked (cognitive.train.sft_data.check_styles)
-
-
-def cognitive_modules(script_args: ScriptArguments):
-    """The recipe's cognitive_modules block parsed (a CognitiveModulesConfig; an unknown key or a bad value is a
-    one-line UserError), or None when it is absent or every module is off."""
-    from cognitive.model.inject import config_from_dict
-
-    if script_args.cognitive_modules is None:
-        return None
-    modules = config_from_dict(script_args.cognitive_modules)
-    return modules if modules.any_enabled else None
-
-
-def resolve_arguments(script_args: ScriptArguments) -> ResolvedArguments:
-    """The modules config, the aux labels it needs and the data files of a recipe; nothing is loaded."""
-    from cognitive.train.aux_labels import AuxLabelSpec
-
-    modules = cognitive_modules(script_args)
-    train_files = find_split_files(script_args.dataset_path, "train")
-    if not train_files:
-        raise UserError(f"dataset '{script_args.dataset_path}' has no train*.jsonl files")
-    eval_path = script_args.eval_dataset_path
-    if eval_path is None and Path(script_args.dataset_path).is_dir():
-        eval_path = script_args.dataset_path
-    eval_files = find_split_files(eval_path, "validation") if eval_path is not None else []
-    if script_args.eval_dataset_path is not None and not eval_files:
-        raise UserError(f"eval dataset '{eval_path}' has no validation*.jsonl files")
-    prompt_styles = check_styles(script_args.prompt_styles, script_args.response_style)
-    aux_labels = AuxLabelSpec.from_config(modules)
-    if aux_labels is not None and (aux_labels.states or aux_labels.actions) and script_args.response_style != "guide":
-        raise UserError(
-            f"response_style: {script_args.response_style} has no planning lines to place state / action labels on; "
-            "use response_style guide with the state_tracking or planning_module aux losses"
-        )
-    return ResolvedArguments(modules, aux_labels, tuple(train_files), tuple(eval_files), prompt_styles)

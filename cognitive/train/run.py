@@ -9,9 +9,14 @@ Run directory layout (`output_dir`, e.g. runs/demo):
         adapter_model.safetensors, adapter_config.json   the PEFT LoRA adapter (lm_eval `peft=runs/demo`)
         tokenizer files, chat_template.jinja
         run_config.yaml    the resolved config (script, training and model arguments): re-runnable with --config
+        run_info.json      versions, the data's sha256, git commit, hardware, the settings changed on resuming
         log_history.json   the trainer log (loss, learning rate, ... per logging step)
         training_curves.png
         reward_curves.png  GRPO runs: reward per reward function, completion length and KL over the steps
+
+A rerun of the same command resumes the .partial; with a larger max_steps it continues a finished run (start_run).
+Finished runs are read here too (read_run, read_adapter_run, check_adapter_base, load_run_tokenizer): by GRPO's
+init_from, the evaluation, the merge.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from transformers import TrainerCallback
 from cognitive import PROJECT_ROOT
 from cognitive.atomic import (
     PARTIAL_SUFFIX,
-    partial_path,
+    check_replaceable,
     publish_dir,
     remove_output,
     write_marker,
@@ -39,6 +44,7 @@ from cognitive.atomic import (
     written_as,
 )
 from cognitive.errors import UserError
+from cognitive.model.base import EMBEDDED_PREFIX, load_tokenizer, resolve_base, same_base
 from cognitive.model.inject import COGNITIVE_CONFIG, COGNITIVE_WEIGHTS
 
 # PEFT's file names (peft.utils.CONFIG_NAME, SAFETENSORS_WEIGHTS_NAME, WEIGHTS_NAME), spelled out so that reading
@@ -57,10 +63,24 @@ RESUMABLE_CHANGES = {
     "resume_from_checkpoint",
     "gpu",
     "report_to",
-    "logging_steps",
     "disable_tqdm",
     "run_name",
     "cpu_heap_trim_mb",  # returns freed memory, computes the same numbers (tests/integration/test_heap_trim_recipe.py)
+}
+# settings a resume (or the continuation of a finished run) may change, recorded in run_info.json with the step they
+# apply from: how long it trains, and how often it logs, saves and evaluates (the Trainer recomputes these steps on
+# resume: FrequenciesFromArgs)
+EXTENDABLE_CHANGES = {
+    "max_steps",
+    "num_train_epochs",
+    "logging_steps",
+    "logging_strategy",
+    "logging_first_step",
+    "save_steps",
+    "save_strategy",
+    "save_total_limit",
+    "eval_steps",
+    "eval_strategy",
 }
 
 
@@ -73,9 +93,10 @@ def data_sha256(data_files) -> str:
     return digest.hexdigest()
 
 
-def write_run_info(run_dir: Path, script_args, data_files, data_sha: str | None = None) -> dict:
-    """Package versions, data hash (of the data files, or `data_sha` for data made in memory: GRPO's generated
-    prompts), git commit and hardware of a run: run_info.json in the run dir."""
+def write_run_info(run_dir: Path, data_path, data_files, data_sha: str, changes: list | None = None) -> dict:
+    """Package versions, data (path, files, sha256: of the files, or of data made in memory: GRPO's generated
+    prompts), git commit and hardware of a run, and the settings changed on resuming it (`changes`: each with the
+    step it applied from): run_info.json in the run dir."""
     import platform
     import subprocess
     from importlib.metadata import PackageNotFoundError, version
@@ -91,93 +112,132 @@ def write_run_info(run_dir: Path, script_args, data_files, data_sha: str | None 
     commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=PROJECT_ROOT)
     info = {
         "versions": versions,
-        "data": {
-            "path": getattr(script_args, "dataset_path", None),
-            "files": [str(p) for p in sorted(data_files)],
-            "sha256": data_sha or data_sha256(data_files),
-        },
+        "data": {"path": data_path, "files": [str(p) for p in sorted(data_files)], "sha256": data_sha},
         "git_commit": commit.stdout.strip() or None,
         "hardware": {
             "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
             "platform": platform.platform(),
         },
+        "changes": changes or [],
     }
     write_text(run_dir / RUN_INFO, json.dumps(info, indent=1))
     return info
 
 
 # ----------------------------------------------------------------------------------------- run directory
-def start_run(
-    script_args, training_args, model_args, data_files, is_main: bool = True, data_sha: str | None = None
-) -> tuple[Path, str | None]:
-    """Point training at `<output_dir>.partial`; returns (the final run dir, the checkpoint to resume from or None).
-    The data is `data_files`, or for data made in memory (GRPO's generated prompts) the digest `data_sha`.
+def start_run(run, data_sha: str, data_files=(), is_main: bool = True) -> str | None:
+    """Point training at the run's `.partial` dir; returns the checkpoint to resume from, or None.
 
-    The main process locks the run (a second run on the same output_dir is refused) and either starts afresh
-    (--overwrite, or a .partial with nothing to resume) or checks that the .partial's run is this one: the same
-    resolved config (up to RESUMABLE_CHANGES) and the same data (sha256); a difference is a one-line UserError
-    naming it. It writes run_config.yaml and run_info.json before training starts.
+    `run` is a recipe's resolved run (cognitive.train.sft_config.SFTRun, cognitive.rl.grpo_config.GRPORun): its
+    `config` (run_config.yaml), `final_dir`, `partial_dir` and argument objects. The data is `data_files` with the
+    digest `data_sha` (for data made in memory, GRPO's generated prompts, the digest alone).
+
+    The main process locks the run (a second run on the same output_dir is refused) and checks the run dir, the one
+    place that does (under the lock): a .partial with a checkpoint resumes when it is the same run (config up to
+    RESUMABLE_CHANGES and EXTENDABLE_CHANGES, same data), else a one-line UserError names the difference; a finished
+    run at output_dir is replaced only with --overwrite, or continued when the rerun trains it longer (a larger
+    max_steps / num_train_epochs) from its last complete checkpoint: copied into the .partial, published over the
+    old run at the end. It writes run_config.yaml and run_info.json once, before training starts.
 
     Also makes wandb (when `report_to` includes it) log offline into the run dir unless WANDB_MODE is set:
     no account needed; `wandb sync runs/<name>/wandb/offline-run-*` uploads later."""
     from accelerate import PartialState
 
-    final = Path(training_args.output_dir)
-    partial = partial_path(final)
+    training = run.training
+    final, partial = Path(run.final_dir), Path(run.partial_dir)
     if is_main:
         if os.path.lexists(partial) and written_as(partial) != "run":
             remove_output(partial, "run")  # an empty dir goes; one this project did not write is refused, untouched
         lock_run(final)
         try:
-            prepare_partial(partial, script_args, training_args, model_args, final, data_files, data_sha)
+            prepare_partial(run, data_sha, data_files)
         except BaseException:
             unlock_run(final)  # a refused resume leaves no lock file behind
             raise
     PartialState().wait_for_everyone()
-    training_args.output_dir = str(partial)
+    training.output_dir = str(partial)
     os.environ.setdefault("WANDB_MODE", "offline")
     os.environ.setdefault("WANDB_DIR", str(partial))
-    resume = training_args.resume_from_checkpoint or resume_checkpoint(partial, is_main=False)
-    return final, resume
+    return training.resume_from_checkpoint or resume_checkpoint(partial, is_main=False)
 
 
-def prepare_partial(partial: Path, script_args, training_args, model_args, final: Path, data_files, data_sha) -> None:
-    """Start afresh (--overwrite, or nothing to resume: the old .partial is removed) or check that the .partial's run
-    is this one; then mark it as a run and write run_config.yaml and run_info.json."""
-    config = resolved_config(script_args, training_args, model_args, final)
-    if script_args.overwrite:
+def prepare_partial(run, data_sha: str, data_files) -> None:
+    """Start afresh (--overwrite, or nothing to resume: the old .partial is removed), resume the .partial's run, or
+    continue the finished run (copied into the .partial); then mark the .partial as a run and write run_config.yaml
+    and run_info.json."""
+    final, partial = Path(run.final_dir), Path(run.partial_dir)
+    overwrite = run.script.overwrite
+    exists = UserError(
+        f"run dir {final} already exists; pass --overwrite true to train it afresh, a larger --max_steps to continue "
+        "it, or choose another --output_dir"
+    )
+    # a finished run of ours may be continued (check_same_run); anything else in the way needs --overwrite, and even
+    # then must be a run of ours
+    check_replaceable(final, "run", overwrite=overwrite or written_as(final) == "run", exists_error=exists)
+    changes = []
+    if overwrite:
         remove_output(partial, "run")
-    elif partial.exists():
-        if resume_checkpoint(partial) is None:
-            remove_output(partial, "run")  # nothing to resume: start afresh
-        else:
-            check_same_run(partial, config, data_sha or data_sha256(data_files))
+    elif partial.exists() and resume_checkpoint(partial) is not None:
+        changes = check_same_run(partial, run.config, data_sha)
+    else:
+        remove_output(partial, "run")  # nothing to resume: start afresh, or continue the finished run
+        if final.exists():
+            changes = check_same_run(final, run.config, data_sha, finished=True, exists_error=exists)
+            shutil.copytree(final, partial, symlinks=True)  # the finished run stays whole until the new one publishes
     partial.mkdir(parents=True, exist_ok=True)
     write_marker(partial, "run")  # published with the run: --overwrite may replace it later
-    write_text(partial / RUN_CONFIG, yaml.safe_dump(config, sort_keys=False))
-    write_run_info(partial, script_args, data_files, data_sha)
+    write_text(partial / RUN_CONFIG, yaml.safe_dump(run.config, sort_keys=False))
+    write_run_info(partial, getattr(run.script, "dataset_path", None), data_files, data_sha, changes)
 
 
-def check_same_run(partial: Path, config: dict, data_sha: str) -> None:
-    """A rerun resumes the .partial's checkpoint only when it is the same run: same config, same data."""
-    saved_config = yaml.safe_load((partial / RUN_CONFIG).read_text()) if (partial / RUN_CONFIG).exists() else None
-    saved_info = json.loads((partial / RUN_INFO).read_text()) if (partial / RUN_INFO).exists() else None
-    hint = f"pass --overwrite true to start {partial.name.removesuffix(PARTIAL_SUFFIX)} afresh"
+def check_same_run(
+    run_dir: Path, config: dict, data_sha: str, finished: bool = False, exists_error: UserError | None = None
+) -> list:
+    """A rerun resumes a .partial's checkpoint (or continues a finished run's) only when it is the same run: the same
+    config up to RESUMABLE_CHANGES and EXTENDABLE_CHANGES, the same data. Returns the changes recorded so far in its
+    run_info.json plus this rerun's EXTENDABLE_CHANGES (with the step of the checkpoint they apply from)."""
+    saved_config = yaml.safe_load((run_dir / RUN_CONFIG).read_text()) if (run_dir / RUN_CONFIG).exists() else None
+    saved_info = json.loads((run_dir / RUN_INFO).read_text()) if (run_dir / RUN_INFO).exists() else None
+    name = str(run_dir).removesuffix(PARTIAL_SUFFIX)
+    hint = f"pass --overwrite true to start {Path(name).name} afresh"
     if saved_config is None or saved_info is None:
-        raise UserError(f"{partial} holds checkpoints but no {RUN_CONFIG} / {RUN_INFO} to compare with; {hint}")
+        what = "is a finished run" if finished else "holds checkpoints"
+        raise UserError(f"{run_dir} {what} but has no {RUN_CONFIG} / {RUN_INFO} to compare with; {hint}")
     now = yaml.safe_load(yaml.safe_dump(config, sort_keys=False))  # as it reads back from the file
-    changed = sorted(
-        k for k in set(now) | set(saved_config) if k not in RESUMABLE_CHANGES and now.get(k) != saved_config.get(k)
-    )
+    extended = {
+        k: [saved_config.get(k), now.get(k)] for k in sorted(EXTENDABLE_CHANGES) if now.get(k) != saved_config.get(k)
+    }
+    if finished and not {"max_steps", "num_train_epochs"} & set(extended):
+        raise exists_error  # the same run again, or another one: nothing to continue
+    keep = RESUMABLE_CHANGES | EXTENDABLE_CHANGES
+    changed = sorted(k for k in set(now) | set(saved_config) if k not in keep and now.get(k) != saved_config.get(k))
     if changed:
         what = ", ".join(f"{k}: {saved_config.get(k)!r} -> {now.get(k)!r}" for k in changed[:4])
         more = f" (+{len(changed) - 4} more)" if len(changed) > 4 else ""
-        raise UserError(f"{partial} is a run with other settings ({what}{more}); resuming it would mix them; {hint}")
+        raise UserError(f"{run_dir} is a run with other settings ({what}{more}); resuming it would mix them; {hint}")
     if saved_info.get("data", {}).get("sha256") != data_sha:
         raise UserError(
-            f"{partial} was trained on other data (sha256 {saved_info.get('data', {}).get('sha256')}, "
+            f"{run_dir} was trained on other data (sha256 {saved_info.get('data', {}).get('sha256')}, "
             f"now {data_sha}); resuming it would mix them; {hint}"
         )
+    checkpoint = resume_checkpoint(run_dir, is_main=not finished)  # a finished run is only read
+    if finished and checkpoint is None:
+        raise UserError(
+            f"run dir {run_dir} is finished and holds no complete checkpoint to continue from (save_strategy steps "
+            "keeps one); pass --overwrite true to train it afresh, or choose another --output_dir"
+        )
+    step = json.loads((Path(checkpoint) / "trainer_state.json").read_text()).get("global_step", 0) if checkpoint else 0
+    max_steps = now.get("max_steps") or 0
+    if max_steps > 0 and step >= max_steps and "max_steps" in extended:
+        raise UserError(
+            f"max_steps: {max_steps}, but {run_dir} has trained {step} steps already; give a larger --max_steps"
+        )
+    changes = list(saved_info.get("changes", []))
+    if extended:
+        changes.append({"from_step": step, **extended})
+        what = ", ".join(f"{k} {a} -> {b}" for k, (a, b) in extended.items())
+        print(f"{'Continuing the finished run' if finished else 'Resuming'} {run_dir} from step {step}: {what}")
+    return changes
 
 
 _LOCKS: dict[Path, object] = {}  # open lock files, held for the life of the process
@@ -288,7 +348,7 @@ def resolved_config(script_args, training_args, model_args, final_dir: Path) -> 
     return config
 
 
-def train_and_finish(trainer, resume, script_args, training_args, model_args, final_dir: Path, evaluate=False):
+def train_and_finish(trainer, run, resume, evaluate=False) -> Path:
     """A recipe's last part: train (resuming from `resume` when given), evaluate when asked, finish the run dir
     (finish_run) and say where it is. Returns the final run dir."""
     if resume:
@@ -296,29 +356,42 @@ def train_and_finish(trainer, resume, script_args, training_args, model_args, fi
     trainer.train(resume_from_checkpoint=resume)
     if evaluate:
         trainer.evaluate()
-    final_dir = finish_run(trainer, script_args, training_args, model_args, final_dir)
+    final_dir = finish_run(trainer, run)
     if trainer.accelerator.is_main_process:
         print(f"Run saved to {final_dir}")
     return final_dir
 
 
-def finish_run(trainer, script_args, training_args, model_args, final_dir: Path) -> Path:
-    """Save adapter, config, log and plots into the partial dir, then rename it to the final run dir."""
+def finish_run(trainer, run) -> Path:
+    """Save adapter, log and plots into the partial dir (run_config.yaml is there since start_run), then rename it
+    to the final run dir (replacing a finished run: one --overwrite or a continuation replaces, start_run checked)."""
     from cognitive.plots import plot_reward_curves, plot_training_curves
 
-    partial = Path(training_args.output_dir)
+    partial, final_dir = Path(run.partial_dir), Path(run.final_dir)
     trainer.save_model(str(partial))
     if trainer.accelerator.is_main_process:
-        config = resolved_config(script_args, training_args, model_args, final_dir)
-        write_text(partial / RUN_CONFIG, yaml.safe_dump(config, sort_keys=False))
         history = trainer.state.log_history
         write_text(partial / "log_history.json", json.dumps(history, indent=1))
         plot_training_curves(history, partial / "training_curves.png")
         plot_reward_curves(history, partial / "reward_curves.png")  # GRPO runs: reward per function, length, KL
-        publish_dir(partial, final_dir)  # replaces a finished run only with --overwrite (preflight refuses otherwise)
+        publish_dir(partial, final_dir)
         unlock_run(final_dir)
     trainer.accelerator.wait_for_everyone()
     return final_dir
+
+
+def run_callbacks() -> list:
+    """The callbacks a recipe's trainer needs for its run dir (SFT and GRPO)."""
+    return [CheckpointMarker(), FrequenciesFromArgs()]
+
+
+class FrequenciesFromArgs(TrainerCallback):
+    """On a resume the Trainer takes its logging / saving / evaluation steps from the checkpoint's trainer_state.json;
+    this puts the rerun's (EXTENDABLE_CHANGES: recorded in run_info.json) in their place."""
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        state.compute_steps(args, state.max_steps)
+        return control
 
 
 # ------------------------------------------------------------------------------------------------ a finished run
@@ -358,3 +431,49 @@ def read_run(run_dir: str | Path) -> FinishedRun:
     if not config.get("model_name_or_path"):
         raise UserError(f"{config_file} has no model_name_or_path")
     return FinishedRun(run_dir, config["model_name_or_path"], config, has_adapter, all(modules_files))
+
+
+def read_adapter_run(run_dir: str | Path) -> FinishedRun:
+    """A finished run with a LoRA adapter (what a release merges); a one-line UserError otherwise."""
+    run = read_run(run_dir)
+    if not run.has_adapter:
+        raise UserError(f"{run.run_dir} has no adapter ({PEFT_CONFIG}); is it a finished training run?")
+    return run
+
+
+def check_adapter_base(run: FinishedRun) -> None:
+    """The adapter must have been trained on the base run_config.yaml names (PEFT records it in adapter_config.json).
+
+    A Llama adapter loads without complaint into a Qwen2 of the same shapes, so this compares names: equal after
+    resolving (embedded names, local paths) passes; a recorded local base that no longer exists cannot be
+    compared and passes with a warning (the module and shape checks still apply)."""
+    recorded = json.loads((run.run_dir / PEFT_CONFIG).read_text()).get("base_model_name_or_path")
+    if not recorded:
+        return
+    if same_base(recorded, resolve_base(run.base)):
+        return
+    if run.base.startswith(EMBEDDED_PREFIX) and Path(recorded).parts[-2:] == (
+        "embedded",
+        run.base.removeprefix(EMBEDDED_PREFIX),
+    ):
+        return  # the same embedded base, converted into another cache folder
+    if recorded.startswith((".", "/", "~")) and not Path(recorded).expanduser().exists():
+        print(
+            f"warning: the adapter's recorded base {recorded} no longer exists; merging into '{run.base}' unverified",
+            file=sys.stderr,
+        )
+        return
+    raise UserError(
+        f"the adapter in {run.run_dir} was trained on '{recorded}' ({PEFT_CONFIG}: base_model_name_or_path) but "
+        f"run_config.yaml names '{run.base}'; merge it into the base it was trained on (if '{run.base}' is a copy "
+        f"of it, set base_model_name_or_path in {PEFT_CONFIG} to it)"
+    )
+
+
+def load_run_tokenizer(run: FinishedRun):
+    """The tokenizer the run trained with (saved in the run dir, chat template included), else the base's."""
+    if (run.run_dir / "tokenizer_config.json").exists():
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(run.run_dir)
+    return load_tokenizer(run.base)

@@ -134,17 +134,18 @@ def with_extra_rows(train, response_style: str, drills: float = 0.0, practice: f
     return concatenate_datasets([train, Dataset.from_list(rows, features=train.features)]) if rows else train
 
 
-def load_sft_datasets(script_args, resolved):
-    """(train, eval or None) for SFTTrainer: the resolved data files (cognitive.train.args.resolve_arguments), at
-    most max_train_examples / max_eval_examples records, with aux label spans when the recipe needs them."""
-    train_examples = load_examples(resolved.train_files, script_args.max_train_examples)
+def load_sft_datasets(run):
+    """(train, eval or None) for SFTTrainer from a resolved run (cognitive.train.sft_config.SFTRun): its data files,
+    at most max_train_examples / max_eval_examples records, in its styles, with aux label spans when it needs them."""
+    script = run.script
+    train_examples = load_examples(run.train_files, script.max_train_examples)
     if not train_examples:
-        raise UserError(f"{', '.join(map(str, resolved.train_files))}: no training records")
-    styles = (resolved.prompt_styles, script_args.response_style)
-    train = sft_dataset(train_examples, resolved.aux_labels, *styles)
-    shares = dict(drills=script_args.arithmetic_drills, practice=script_args.practice_problems)
-    train = with_extra_rows(train, script_args.response_style, **shares, aux_labels=resolved.aux_labels)
-    if not resolved.eval_files:
+        raise UserError(f"{', '.join(map(str, run.train_files))}: no training records")
+    styles = (run.prompt_styles, script.response_style)
+    train = sft_dataset(train_examples, run.aux_labels, *styles)
+    shares = dict(drills=script.arithmetic_drills, practice=script.practice_problems)
+    train = with_extra_rows(train, script.response_style, **shares, aux_labels=run.aux_labels)
+    if not run.eval_files:
         return train, None
-    evaluation = load_examples(resolved.eval_files, script_args.max_eval_examples)
-    return train, sft_dataset(evaluation, resolved.aux_labels, *styles)
+    evaluation = load_examples(run.eval_files, script.max_eval_examples)
+    return train, sft_dataset(evaluation, run.aux_labels, *styles)

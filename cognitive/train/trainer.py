@@ -2,8 +2,8 @@
 cognitive modules the CognitiveSFTTrainer below, which trains them beside LoRA, saves them in every checkpoint,
 restores them on resume, and adds their auxiliary losses when the config weights them.
 
-    model, tokenizer = load_model_and_tokenizer(model_args, training_args, resolved.modules)
-    trainer = build_trainer(model, tokenizer, training_args, model_args, train, eval, resolved.aux_labels)
+    model, tokenizer = load_model_and_tokenizer(run.model, run.training, run.modules)
+    trainer = build_trainer(model, tokenizer, run.training, run.model, train, eval, run.aux_labels)
 
 The modules are not a PEFT adapter, so PEFT neither trains nor saves them: after PEFT wraps the model they
 are marked trainable again (the optimizer, built at train() time, picks them up), `save_model` writes
@@ -51,7 +51,7 @@ from cognitive.train.aux_labels import (
     check_padded_batches,
 )
 from cognitive.train.heap import install_heap_trimmer
-from cognitive.train.run import CheckpointMarker
+from cognitive.train.run import run_callbacks
 
 
 # ------------------------------------------------------------------------------------------------ building
@@ -134,9 +134,8 @@ def build_trainer(
     `cpu_heap_trim_mb` hooks cognitive.train.heap's trimmer before every decoder layer (`trainer.heap_trimmer`)."""
     from transformers.trainer_utils import IntervalStrategy
 
-    if eval_dataset is None and training_args.eval_strategy != IntervalStrategy.NO:
-        print("No validation data: evaluation during training is off (eval_strategy: no).")
-        training_args.eval_strategy = IntervalStrategy.NO
+    if eval_dataset is None and training_args.eval_strategy != IntervalStrategy.NO:  # a recipe's run resolved this
+        raise ValueError("build_trainer: eval_strategy needs an eval_dataset (set eval_strategy 'no' without one)")
     check_padded_batches(aux_labels, training_args.packing, training_args.padding_free)  # before TRL wraps the model
     kwargs = dict(
         model=model,
@@ -152,7 +151,8 @@ def build_trainer(
         trainer = PaddingFreeSFTTrainer(**kwargs)
     else:
         trainer = CognitiveSFTTrainer(**kwargs, aux_labels=aux_labels)
-    trainer.add_callback(CheckpointMarker())  # marks each checkpoint complete, last (cognitive/train/run.py)
+    for callback in run_callbacks():  # each checkpoint marked complete, last; a resume's new frequencies (run.py)
+        trainer.add_callback(callback)
     attach_heap_trimmer(trainer, training_args, cpu_heap_trim_mb)
     return trainer
 

@@ -46,7 +46,7 @@ from cognitive.atomic import open_atomic
 from cognitive.data.drills import DRILL_FORMS
 from cognitive.errors import ArgumentParser, UserError, exit_on_user_error
 from cognitive.plots import plot_score_comparison
-from cognitive.release.merge import check_adapter_base, read_adapter_run
+from cognitive.train.run import check_adapter_base, read_adapter_run
 
 
 def load(base: str, run: str | None):

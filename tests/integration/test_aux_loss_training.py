@@ -42,7 +42,8 @@ def mixed_data_dir(tmp_path_factory):
 
 
 def _trainer(model_dir, data_dir, output_dir, **overrides):
-    from cognitive.train.args import parse_sft_args, resolve_arguments
+    from cognitive.train.args import parse_sft_args
+    from cognitive.train.sft_config import resolve_sft
     from cognitive.train.sft_data import load_sft_datasets
     from cognitive.train.trainer import build_trainer, load_model_and_tokenizer
 
@@ -52,8 +53,8 @@ def _trainer(model_dir, data_dir, output_dir, **overrides):
     argv = tiny_recipe(model_dir, data_dir, output_dir, max_length=1024, per_device_train_batch_size=1, **overrides)
     script_args, training_args, model_args = parse_sft_args(argv)
     script_args.cognitive_modules = MODULES
-    resolved = resolve_arguments(script_args)
-    train, evaluation = load_sft_datasets(script_args, resolved)
+    resolved = resolve_sft(script_args, training_args, model_args)
+    train, evaluation = load_sft_datasets(resolved)
     model, tokenizer = load_model_and_tokenizer(model_args, training_args, resolved.modules)
     return build_trainer(model, tokenizer, training_args, model_args, train, evaluation, resolved.aux_labels)
 

@@ -13,12 +13,21 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from safetensors.torch import load_file
 
-from tests.conftest import ROOT, run_python, tiny_recipe_yaml
+from tests.conftest import ROOT, tiny_recipe_yaml
 
 DEEPSPEED = shutil.which("deepspeed") or str(Path(sys.executable).parent / "deepspeed")
 STEPS = 3
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def _deepspeed(args: list[str], tmp_path: Path):
@@ -26,25 +35,50 @@ def _deepspeed(args: list[str], tmp_path: Path):
     import subprocess
 
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run([DEEPSPEED, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    port = ["--master_port", str(_free_port())]  # the launcher's default port may be another job's on this machine
+    result = subprocess.run([DEEPSPEED, *port, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     return result
 
 
 # The CPU recipes set use_cpu (bf16 autocast on the CPU, a bf16 base, padding-free rows), with which transformers
-# trains without DeepSpeed; ZeRO on a CPU runs in fp32 without it, on padded rows.
+# trains without DeepSpeed; launched with DeepSpeed on a machine without a GPU they train under ZeRO with use_cpu and
+# bf16 (autocast) off, said in one line (cognitive.train.args.CPU_UNDER_DEEPSPEED). The tests below that compare
+# losses train in fp32 throughout, on padded rows.
 ZERO_ON_CPU = dict(use_cpu=False, bf16=False, gradient_checkpointing=False, dtype="float32")
 ZERO_ON_CPU_SFT = dict(ZERO_ON_CPU, padding_free=False)  # GRPOConfig has no padding_free
+CPU_LINE = "CPU settings under ZeRO (use_cpu false, bf16 false)"
 
 
-def test_a_use_cpu_recipe_with_deepspeed_is_refused(tiny_model_dir, cot_data_dir, tmp_path):
-    recipe = tiny_recipe_yaml(tmp_path / "tiny.yaml", tiny_model_dir("llama"), cot_data_dir, tmp_path / "run")
-    result = run_python(["recipes/sft.py", "--ds", "ds_configs/zero2_3090ti.json", "--config", str(recipe)])
-    assert result.returncode == 2 and not (tmp_path / "run.partial").exists()
-    assert result.stderr.strip().splitlines()[-1] == (
-        "error: ds_configs/zero2_3090ti.json: use_cpu: true trains without DeepSpeed (transformers ignores the config "
-        "then); for ZeRO on a CPU pass --use_cpu false --bf16 false"
+def _zero_stage(checkpoint: Path) -> tuple[int, str]:
+    import torch
+
+    [optim_file] = checkpoint.glob("global_step*/zero_pp_rank_0_*optim_states.pt")
+    saved = torch.load(optim_file, weights_only=False)  # our own test artifact (DeepSpeed pickles its state)
+    return int(saved["optimizer_state_dict"]["zero_stage"]), saved["ds_config"]["zero_optimization"][
+        "offload_optimizer"
+    ]["device"]
+
+
+def test_the_launch_command_trains_the_cpu_recipe_as_typed(cot_data_dir, tmp_path):
+    """`deepspeed recipes/sft.py --ds ds_configs/zero2_3090ti.json --config recipes/configs/demo_cpu.yaml` on this
+    machine without a GPU: the demo recipe (the embedded 135M on a bf16 base, padding-free rows) trains under ZeRO-2
+    with no extra flag; here 2 steps of it on a small data dir, with a checkpoint to look into."""
+    run = tmp_path / "run"
+    extra = ["--max_steps", "2", "--save_steps", "2", "--dataset_path", str(cot_data_dir), "--output_dir", str(run)]
+    command = ["recipes/sft.py", "--ds", "ds_configs/zero2_3090ti.json", "--config", "recipes/configs/demo_cpu.yaml"]
+    result = _deepspeed([*command, *extra], tmp_path)
+    assert result.stdout.count(CPU_LINE) == 1, result.stdout[-2000:]
+    assert _zero_stage(run / "checkpoint-2") == (2, "cpu")
+    config = yaml.safe_load((run / "run_config.yaml").read_text())
+    assert (config["use_cpu"], config["bf16"], config["dtype"], config["padding_free"]) == (
+        False,
+        False,
+        "bfloat16",
+        True,
     )
+    adapter = load_file(run / "adapter_model.safetensors")
+    assert all(t.abs().sum() > 0 for k, t in adapter.items() if "lora_B" in k)
 
 
 def _losses(run_dir: Path) -> list[float]:
@@ -72,12 +106,7 @@ def one_rank_run(tmp_path_factory, tiny_model_dir, cot_data_dir):
 
 def test_literal_command_trains_under_zero2_offload(one_rank_run):
     run_dir, _, _ = one_rank_run
-    import torch
-
-    [optim_file] = (run_dir / f"checkpoint-{STEPS}" / f"global_step{STEPS}").glob("zero_pp_rank_0_*optim_states.pt")
-    saved = torch.load(optim_file, weights_only=False)  # our own test artifact (DeepSpeed pickles its state)
-    assert int(saved["optimizer_state_dict"]["zero_stage"]) == 2
-    assert saved["ds_config"]["zero_optimization"]["offload_optimizer"]["device"] == "cpu"
+    assert _zero_stage(run_dir / f"checkpoint-{STEPS}") == (2, "cpu")
     adapter = load_file(run_dir / "adapter_model.safetensors")
     assert all(t.abs().sum() > 0 for k, t in adapter.items() if "lora_B" in k)
     config = json.loads((run_dir / "run_info.json").read_text())
@@ -142,21 +171,18 @@ def test_zero3_offload_config_trains(tmp_path, tiny_model_dir, cot_data_dir, qua
     assert lora_b and all(t.numel() > 0 and t.abs().sum() > 0 for t in lora_b)  # gathered from the partitions, trained
 
 
-def test_grpo_launch_command_runs_under_zero2_offload(tmp_path, tiny_model_dir):
-    """`deepspeed recipes/grpo.py --ds ds_configs/zero2_3090ti.json --config ...` (the README's GRPO launch) trains two
-    steps under ZeRO-2 with the optimizer on the CPU and finishes its run. A random model earns no reward, so its
-    weights need not move here: which weights GRPO trains is tested in test_grpo_recipe.py; this is the launch path."""
-    import torch
-
+def test_grpo_launch_command_runs_the_cpu_recipe_under_zero2_offload(tmp_path, tiny_model_dir):
+    """`deepspeed recipes/grpo.py --ds ds_configs/zero2_3090ti.json --config recipes/configs/grpo_135m_cpu.yaml` (the
+    GRPO launch, the CPU recipe with a tiny model) trains two steps under ZeRO-2 with the optimizer on the CPU, with no
+    extra flag, and finishes its run. A random model earns no reward, so its weights need not move here: which weights
+    GRPO trains is tested in test_grpo_recipe.py; this is the launch path."""
     from tests.integration.test_grpo_recipe import grpo_argv
 
     run_dir = tmp_path / "run"
-    argv = grpo_argv(tiny_model_dir("llama"), str(run_dir), **ZERO_ON_CPU)
-    _deepspeed(["recipes/grpo.py", "--ds", "ds_configs/zero2_3090ti.json", *argv], tmp_path)
-    [optim_file] = (run_dir / "checkpoint-2" / "global_step2").glob("zero_pp_rank_0_*optim_states.pt")
-    saved = torch.load(optim_file, weights_only=False)  # our own test artifact (DeepSpeed pickles its state)
-    assert int(saved["optimizer_state_dict"]["zero_stage"]) == 2
-    assert saved["ds_config"]["zero_optimization"]["offload_optimizer"]["device"] == "cpu"
+    argv = grpo_argv(tiny_model_dir("llama"), str(run_dir))
+    result = _deepspeed(["recipes/grpo.py", "--ds", "ds_configs/zero2_3090ti.json", *argv], tmp_path)
+    assert result.stdout.count(CPU_LINE) == 1, result.stdout[-2000:]
+    assert _zero_stage(run_dir / "checkpoint-2") == (2, "cpu")
     history = json.loads((run_dir / "log_history.json").read_text())
     assert [e["step"] for e in history if "reward" in e] == [1, 2]
     assert json.loads((run_dir / "run_info.json").read_text())["versions"]["deepspeed"]

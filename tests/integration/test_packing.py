@@ -24,15 +24,16 @@ TOL = 1e-4
 
 
 def packed_trainer(model_dir, data_dir, output_dir, modules):
-    from cognitive.train.args import parse_sft_args, resolve_arguments
+    from cognitive.train.args import parse_sft_args
+    from cognitive.train.sft_config import resolve_sft
     from cognitive.train.sft_data import load_sft_datasets
     from cognitive.train.trainer import build_trainer, load_model_and_tokenizer
 
     argv = tiny_recipe(model_dir, data_dir, output_dir, packing="true", max_length=1024, per_device_train_batch_size=2)
     script_args, training_args, model_args = parse_sft_args(argv)
     script_args.cognitive_modules = modules
-    resolved = resolve_arguments(script_args)
-    train, evaluation = load_sft_datasets(script_args, resolved)
+    resolved = resolve_sft(script_args, training_args, model_args)
+    train, evaluation = load_sft_datasets(resolved)
     model, tokenizer = load_model_and_tokenizer(model_args, training_args, resolved.modules)
     return build_trainer(model, tokenizer, training_args, model_args, train, evaluation, resolved.aux_labels)
 
@@ -71,7 +72,8 @@ def test_packed_rows_keep_their_sequences_apart(tiny_model_dir, cot_data_dir, tm
 
 def test_padding_free_batches_give_the_padded_loss(tiny_model_dir, cot_data_dir, tmp_path):
     from cognitive.model.packed_attention import PACKED_SDPA
-    from cognitive.train.args import parse_sft_args, resolve_arguments
+    from cognitive.train.args import parse_sft_args
+    from cognitive.train.sft_config import resolve_sft
     from cognitive.train.sft_data import load_sft_datasets
     from cognitive.train.trainer import build_trainer, load_model_and_tokenizer
 
@@ -87,8 +89,8 @@ def test_padding_free_batches_give_the_padded_loss(tiny_model_dir, cot_data_dir,
             per_device_train_batch_size=4,
         )
         script_args, training_args, model_args = parse_sft_args(argv)
-        resolved = resolve_arguments(script_args)
-        train, _ = load_sft_datasets(script_args, resolved)
+        resolved = resolve_sft(script_args, training_args, model_args)
+        train, _ = load_sft_datasets(resolved)
         model, tokenizer = load_model_and_tokenizer(model_args, training_args)
         assert (model.config._attn_implementation == PACKED_SDPA) == padding_free
         trainer = build_trainer(model, tokenizer, training_args, model_args, train, None)

@@ -11,6 +11,7 @@ import sys
 import time
 
 import pytest
+import torch
 
 from cognitive.train.run import CHECKPOINT_MARKER
 from tests.conftest import ROOT, run_python, tiny_recipe
@@ -202,3 +203,50 @@ def test_wandb_logs_offline_into_the_run_dir(tiny_model_dir, cot_data_dir, tmp_p
     assert result.returncode == 0, result.stderr[-3000:]
     runs = list((tmp_path / "run" / "wandb").glob("offline-run-*"))
     assert len(runs) == 1 and any(runs[0].glob("*.wandb"))
+
+
+def test_a_finished_run_continued_for_longer_ends_like_a_run_of_that_length(tiny_model_dir, cot_data_dir, tmp_path):
+    """`recipes/sft.py` with a larger --max_steps on a finished run of N steps trains N more from its last complete
+    checkpoint (in the .partial, published over the old run at the end) and ends where an uninterrupted 2N-step run
+    ends: the same losses and adapter weights. A constant learning rate: a schedule over max_steps bends with it, as
+    in any Trainer. The continuation also saves every 5 steps instead of 3, keeping 2 (applied, and recorded in
+    run_info.json); a rerun of the finished command, other settings, and a finished run without a checkpoint are
+    one-line errors."""
+    from safetensors.torch import load_file
+
+    import recipes.sft as sft
+    from cognitive.atomic import written_as
+    from cognitive.errors import UserError
+    from cognitive.train.args import parse_sft_args
+
+    n = 3
+    common = dict(lr_scheduler_type="constant", learning_rate=3e-3, save_steps=n, save_total_limit=1)
+    model = tiny_model_dir("llama")
+    reference, run = tmp_path / "reference", tmp_path / "run"
+
+    def train(out, **changes):
+        return sft.main(*parse_sft_args(tiny_recipe(model, cot_data_dir, out, **{**common, **changes})))
+
+    train(reference, max_steps=2 * n)
+    train(run, max_steps=n)
+    assert (run / f"checkpoint-{n}").is_dir()
+    train(run, max_steps=2 * n, save_steps=5, save_total_limit=2)
+
+    assert written_as(run) == "run" and not (tmp_path / "run.partial").exists()
+    assert _losses(run) == pytest.approx(_losses(reference), rel=1e-4) and len(_losses(run)) == 2 * n
+    expected, got = load_file(reference / "adapter_model.safetensors"), load_file(run / "adapter_model.safetensors")
+    assert expected.keys() == got.keys()
+    assert all(torch.allclose(got[k], expected[k], atol=1e-5, rtol=1e-4) for k in expected)
+    # the new save_steps applied (the checkpoint's own, 3, would have saved at 6 alone, keeping checkpoint-3)
+    assert sorted(p.name for p in run.glob("checkpoint-*")) == ["checkpoint-5", "checkpoint-6"]
+    changes = {"from_step": n, "max_steps": [n, 2 * n], "save_steps": [n, 5], "save_total_limit": [1, 2]}
+    assert json.loads((run / "run_info.json").read_text())["changes"] == [changes]
+
+    with pytest.raises(UserError, match=f"run dir {run} already exists; pass --overwrite true to train it afresh"):
+        train(run, max_steps=2 * n, save_steps=5, save_total_limit=2)
+    with pytest.raises(UserError, match=r"is a run with other settings \(learning_rate: 0.003 -> 0.01\)"):
+        train(run, max_steps=3 * n, learning_rate=1e-2)
+    train(tmp_path / "unsaved", max_steps=n, save_strategy="no")
+    with pytest.raises(UserError, match="is finished and holds no complete checkpoint to continue from"):
+        train(tmp_path / "unsaved", max_steps=2 * n, save_strategy="no")
+    assert not list(tmp_path.glob("*.partial")) and not list(tmp_path.glob("*.lock"))

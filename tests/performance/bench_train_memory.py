@@ -155,7 +155,8 @@ def run_one(config: str, shape: str, steps: int, breakdown: bool, spec: dict | N
     import torch
 
     from cognitive.model.memory import estimate, setup_from_args, shape_for
-    from cognitive.train.args import parse_sft_args, resolve_arguments
+    from cognitive.train.args import parse_sft_args
+    from cognitive.train.sft_config import resolve_sft
     from cognitive.train.sft_data import load_sft_datasets
     from cognitive.train.trainer import build_trainer, load_model_and_tokenizer
 
@@ -193,8 +194,8 @@ def run_one(config: str, shape: str, steps: int, breakdown: bool, spec: dict | N
             argv += [f"--{key}", value]
         script_args, training_args, model_args = parse_sft_args(argv)
         script_args.cognitive_modules = MODULES if spec["modules"] else None
-        resolved = resolve_arguments(script_args)
-        train, _ = load_sft_datasets(script_args, resolved)
+        resolved = resolve_sft(script_args, training_args, model_args)
+        train, _ = load_sft_datasets(resolved)
         model, tokenizer = load_model_and_tokenizer(model_args, training_args, resolved.modules)
         trainer = build_trainer(
             model, tokenizer, training_args, model_args, train, None, resolved.aux_labels, script_args.cpu_heap_trim_mb

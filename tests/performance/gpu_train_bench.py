@@ -209,6 +209,8 @@ def run_case(case: str, args) -> dict:
             "bfloat16" if cuda else "float32",
             "--report_to",
             "none",
+            "--eval_strategy",  # no eval dataset here
+            "no",
         ]
         for key, value in common.items():
             argv += [f"--{key}", str(value)]

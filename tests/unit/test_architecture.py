@@ -25,6 +25,21 @@ LAYERS = [
     {"cognitive.release"},
     {"cognitive.rl"},  # GRPO: rewards from the scorers, prompts from the generators, the policy from a finished run
 ]
+# Inside a layer's package, the same rule, module by module (each module of the package is in one of these):
+SUBLAYERS = {
+    "cognitive.train": [
+        {"cognitive.train", "cognitive.train.args", "cognitive.train.heap"},  # argument declarations, parsing
+        {"cognitive.train.sft_data", "cognitive.train.aux_labels"},  # records -> rows, aux labels
+        {"cognitive.train.run", "cognitive.train.preflight"},  # the run dir and finished runs; the no-model checks
+        {"cognitive.train.sft_config"},  # recipes/sft.py's arguments resolved once (every check)
+        {"cognitive.train.trainer"},  # the model loaded for training, TRL's SFTTrainer
+    ],
+    "cognitive.rl": [
+        {"cognitive.rl", "cognitive.rl.rewards", "cognitive.rl.prompts"},
+        {"cognitive.rl.grpo_config"},  # recipes/grpo.py's arguments resolved once (every check)
+        {"cognitive.rl.grpo"},  # the policy loaded, TRL's GRPOTrainer
+    ],
+}
 HEAVY = {
     "torch",
     "transformers",
@@ -84,6 +99,21 @@ def test_layers_import_only_downwards():
         for name in MODULES
         for target, _, line in imports(name)
         if target in MODULES and layer(target) > layer(name)
+    ]
+    assert not upward, upward
+
+
+@pytest.mark.parametrize("package", sorted(SUBLAYERS))
+def test_modules_inside_a_package_import_only_downwards(package):
+    order = SUBLAYERS[package]
+    members = sorted(name for name in MODULES if name == package or name.startswith(package + "."))
+    placed = {name: i for i, group in enumerate(order) for name in group}
+    assert set(members) == set(placed), f"{package}: modules in no sublayer: {set(members) ^ set(placed)}"
+    upward = [
+        f"{name}:{line} imports {target} ({placed[target]} > {placed[name]})"
+        for name in members
+        for target, _, line in imports(name)
+        if target in placed and placed[target] > placed[name]
     ]
     assert not upward, upward
 

@@ -17,8 +17,9 @@ NO_GPU = ["--bf16", "false", "--tf32", "false"]  # GPU recipes are parsed here a
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.name)
 def test_every_recipe_builds_its_arguments(recipe, tmp_path):
-    from cognitive.rl.grpo import resolve_grpo
-    from cognitive.train.args import GRPOScriptArguments, parser_for, resolve_arguments
+    from cognitive.rl.grpo_config import resolve_grpo
+    from cognitive.train.args import GRPOScriptArguments, parser_for
+    from cognitive.train.sft_config import resolve_sft
 
     script_args, training_args, model_args = parser_for(recipe)(
         ["--config", str(recipe), *NO_GPU, "--output_dir", str(tmp_path / "run")]
@@ -26,13 +27,13 @@ def test_every_recipe_builds_its_arguments(recipe, tmp_path):
     assert model_args.model_name_or_path
     assert training_args.learning_rate > 0 and training_args.output_dir == str(tmp_path / "run")
     if isinstance(script_args, GRPOScriptArguments):  # a GRPO recipe: rewards, weights and its data config resolve
-        resolved = resolve_grpo(script_args, training_args, model_args)
+        resolved = resolve_grpo(script_args, training_args, model_args, estimate_only=True)
         assert len(resolved.rewards) == len(training_args.reward_weights) == len(script_args.reward_funcs)
         assert training_args.generation_batch_size % training_args.num_generations == 0
         assert resolved.data_config.target_size > 0
     elif script_args.cognitive_modules is not None:
         script_args.dataset_path = str(ROOT / "data/examples/cot_math_001.json")  # generated data may not exist
-        assert resolve_arguments(script_args).modules.any_enabled
+        assert resolve_sft(script_args, training_args, model_args, estimate_only=True).modules.any_enabled
 
 
 @pytest.mark.parametrize("ds_config", DS_CONFIGS, ids=lambda p: p.name)
@@ -47,6 +48,19 @@ def test_every_deepspeed_config_builds_training_arguments(ds_config, tmp_path):
     assert ds["train_micro_batch_size_per_gpu"] == training_args.per_device_train_batch_size  # "auto" filled
     assert ds["gradient_accumulation_steps"] == training_args.gradient_accumulation_steps
     check_deepspeed_matches(ds, training_args, model_args)  # the recipe and the JSON agree
+
+
+def test_a_cpu_recipe_with_deepspeed_needs_the_launcher():
+    """Without the deepspeed launcher a use_cpu recipe would train without DeepSpeed, ignoring --ds: one line (the
+    launcher's command trains it under ZeRO: tests/integration/test_deepspeed.py)."""
+    from cognitive.train.preflight import check_training
+
+    script_args, training_args, model_args = parse_sft_args(
+        ["--config", str(ROOT / "recipes/configs/demo_cpu.yaml"), "--ds", "ds_configs/zero2_3090ti.json"]
+    )
+    assert training_args.use_cpu
+    with pytest.raises(UserError, match=r"use_cpu: true trains without DeepSpeed .* launch with deepspeed"):
+        check_training(script_args, training_args, model_args)
 
 
 def test_cli_overrides_yaml():
@@ -85,13 +99,20 @@ def test_unknown_cli_option():
         parse_sft_args(["--config", str(ROOT / "recipes/configs/demo_cpu.yaml"), "--no_such_flag", "1"])
 
 
+def resolve(argv: list[str]):
+    """The SFT recipe's arguments checked and resolved (cognitive/train/sft_config.py), without its data."""
+    from cognitive.train.sft_config import resolve_sft
+
+    return resolve_sft(*parse_sft_args(argv), estimate_only=True)
+
+
 def test_cpu_heap_trim_is_a_size_or_off():
     recipe = str(ROOT / "recipes/configs/demo_cpu.yaml")
-    assert parse_sft_args(["--config", recipe, "--cpu_heap_trim_mb", "256"])[0].cpu_heap_trim_mb == 256
-    assert parse_sft_args(["--config", recipe, "--cpu_heap_trim_mb", "0"])[0].cpu_heap_trim_mb == 0
+    assert resolve(["--config", recipe, "--cpu_heap_trim_mb", "256"]).script.cpu_heap_trim_mb == 256
+    assert resolve(["--config", recipe, "--cpu_heap_trim_mb", "0"]).script.cpu_heap_trim_mb == 0
     for value in ("-1", "-5"):
         with pytest.raises(UserError, match=f"cpu_heap_trim_mb: {value}; a number of MiB, or 0"):
-            parse_sft_args(["--config", recipe, "--cpu_heap_trim_mb", value])
+            resolve(["--config", recipe, "--cpu_heap_trim_mb", value])
 
 
 def test_cpu_heap_trim_in_a_yaml(tmp_path):
@@ -103,9 +124,9 @@ def test_cpu_heap_trim_in_a_yaml(tmp_path):
         config.write_text(text.replace("cpu_heap_trim_mb: 512\n", f"cpu_heap_trim_mb: {value}\n"))
         if expected is None:
             with pytest.raises(UserError, match="cpu_heap_trim_mb: True; a number of MiB, or 0"):
-                parse_sft_args(["--config", str(config)])
+                resolve(["--config", str(config)])
         else:
-            assert parse_sft_args(["--config", str(config)])[0].cpu_heap_trim_mb == expected
+            assert resolve(["--config", str(config)]).script.cpu_heap_trim_mb == expected
 
 
 # keys the demo recipe may set differently from the ablation's recipe (it is that recipe's best arm: LoRA only)
@@ -141,22 +162,18 @@ def test_cognitive_modules_override_from_the_command_line():
 
 def test_style_settings_from_yaml_and_cli(tmp_path):
     """prompt_styles: a YAML mapping, or on the command line JSON or one style's name; checked when resolved."""
-    from cognitive.train.args import resolve_arguments
-
     recipe = str(ROOT / "recipes/configs/demo_cpu.yaml")
     data = ["--dataset_path", str(ROOT / "data/examples/cot_math_001.json")]
-    script_args, _, _ = parse_sft_args(["--config", recipe, *data])
-    assert script_args.prompt_styles is None and script_args.response_style == "concise"  # the recipe's
-    assert resolve_arguments(script_args).prompt_styles == {"guide": 1.0, "user": 1.0, "question": 1.0}
+    run = resolve(["--config", recipe, *data])
+    assert run.script.prompt_styles is None and run.script.response_style == "concise"  # the recipe's
+    assert run.prompt_styles == {"guide": 1.0, "user": 1.0, "question": 1.0}
     argv = ["--config", recipe, *data, "--prompt_styles", '{"user": 3, "guide": 1}', "--response_style", "guide"]
-    script_args, _, _ = parse_sft_args(argv)
-    assert resolve_arguments(script_args).prompt_styles == {"user": 3.0, "guide": 1.0}
-    assert script_args.response_style == "guide"
-    script_args, _, _ = parse_sft_args(["--config", recipe, *data, "--prompt_styles", "question"])
-    assert resolve_arguments(script_args).prompt_styles == {"question": 1.0}
-    script_args, _, _ = parse_sft_args(["--config", recipe, *data, "--prompt_styles", '{"chat": 1}'])
+    run = resolve(argv)
+    assert run.prompt_styles == {"user": 3.0, "guide": 1.0}
+    assert run.script.response_style == "guide"
+    assert resolve(["--config", recipe, *data, "--prompt_styles", "question"]).prompt_styles == {"question": 1.0}
     with pytest.raises(UserError, match="prompt_styles: unknown style 'chat'"):
-        resolve_arguments(script_args)
+        resolve(["--config", recipe, *data, "--prompt_styles", '{"chat": 1}'])
     with pytest.raises(UserError, match="--prompt_styles: not valid JSON"):
         parse_sft_args(["--config", recipe, *data, "--prompt_styles", '{"user": }'])
 
@@ -165,17 +182,16 @@ def test_style_settings_from_yaml_and_cli(tmp_path):
 def test_arithmetic_drills_is_a_share_below_one(value):
     recipe = str(ROOT / "recipes/configs/demo_cpu.yaml")
     with pytest.raises(UserError, match=f"arithmetic_drills: {float(value)!r}; a share of the training rows"):
-        parse_sft_args(["--config", recipe, "--arithmetic_drills", value])
-    script_args, _, _ = parse_sft_args(["--config", recipe, "--arithmetic_drills", "0.2"])
-    assert script_args.arithmetic_drills == 0.2
+        resolve(["--config", recipe, "--arithmetic_drills", value])
+    assert resolve(["--config", recipe, "--arithmetic_drills", "0.2"]).script.arithmetic_drills == 0.2
 
 
 @pytest.mark.parametrize("value", ["-0.1", "1"])
 def test_practice_problems_is_a_share_below_one_and_leaves_room_for_the_records(value):
     recipe = str(ROOT / "recipes/configs/demo_cpu.yaml")
     with pytest.raises(UserError, match=f"practice_problems: {float(value)!r}; a share of the training rows"):
-        parse_sft_args(["--config", recipe, "--practice_problems", value])
+        resolve(["--config", recipe, "--practice_problems", value])
     with pytest.raises(UserError, match=r"arithmetic_drills \+ practice_problems: 0.5 \+ 0.5; together"):
-        parse_sft_args(["--config", recipe, "--practice_problems", "0.5", "--arithmetic_drills", "0.5"])
-    script_args, _, _ = parse_sft_args(["--config", recipe, "--practice_problems", "0.3", "--arithmetic_drills", "0.2"])
-    assert (script_args.practice_problems, script_args.arithmetic_drills) == (0.3, 0.2)
+        resolve(["--config", recipe, "--practice_problems", "0.5", "--arithmetic_drills", "0.5"])
+    script = resolve(["--config", recipe, "--practice_problems", "0.3", "--arithmetic_drills", "0.2"]).script
+    assert (script.practice_problems, script.arithmetic_drills) == (0.3, 0.2)

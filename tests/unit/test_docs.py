@@ -297,8 +297,8 @@ def test_a_planted_stale_flag_or_link_fails(tmp_path):
         "deepspeed --num_gpus 2 recipes/sft.py --ds ds_configs/zero2_3090ti.json --max_steps 3\n"
         "python recipes/merge.py --run runs/x --out release/x \\\n    --overwritee\n"
         "python recipes/no_such_recipe.py --x 1 && bash recipes/demo.sh --steps 3 --eval-limmit 2\n"
-        "python -m cognitive.train.preflight --config recipes/configs/demo_cpu.yaml --max_length 1024 --gpu 3090ti\n"
-        "python -m cognitive.train.preflight --config recipes/configs/demo_cpu.yaml --max_lenght 1024\n"
+        "python recipes/preflight.py --config recipes/configs/demo_cpu.yaml --max_length 1024 --gpu 3090ti\n"
+        "python recipes/preflight.py --config recipes/configs/demo_cpu.yaml --max_lenght 1024\n"
         "python recipes/evaluate.py --limit 6 --max-gen  # an abbreviation of a real flag\n"
         "python recipes/generate_data.py --config data/configs/default.yaml --num-proc 2  # the old spelling\n"
         "python recipes/sft.py --config recipes/configs/demo_cpu.yaml --max-steps 3  # TRL accepts it; we do not\n"
@@ -344,11 +344,9 @@ def test_old_dashed_flags_still_work_for_one_release_with_a_note(capsys):
 
 def test_every_command_is_a_recipe_script():
     """No `python -m cognitive...` entry point: the library keeps the functions, recipes/ the commands."""
-    allowed = {"cognitive/train/preflight.py"}  # moves to recipes/preflight.py in part A of issue 39
     entry_points = [
         str(path.relative_to(ROOT))
         for path in sorted((ROOT / "cognitive").rglob("*.py"))
         if re.search(r"^if __name__ == .__main__.:", path.read_text(), re.M)
-        and str(path.relative_to(ROOT)) not in allowed
     ]
     assert not entry_points, entry_points

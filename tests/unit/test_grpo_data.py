@@ -88,7 +88,7 @@ def _grpo_args(*extra):
 
 def test_task_types_and_difficulties_restrict_the_generated_prompts():
     from cognitive import tasks
-    from cognitive.rl.grpo import resolve_grpo
+    from cognitive.rl.grpo_config import resolve_grpo
 
     script_args, training_args, model_args = _grpo_args("--difficulties", "basic")
     shipped = script_args.task_types  # the CPU recipe's own restriction, read from its YAML
@@ -127,7 +127,7 @@ def test_task_types_and_difficulties_restrict_the_generated_prompts():
     ],
 )
 def test_bad_prompt_mixes_are_one_line_errors(key, value, dataset_path, message):
-    from cognitive.rl.grpo import resolve_grpo
+    from cognitive.rl.grpo_config import resolve_grpo
 
     script_args, training_args, model_args = _grpo_args()
     script_args.init_from, script_args.dataset_path = None, dataset_path

@@ -8,7 +8,7 @@ import torch
 
 from cognitive.model import memory as hardware
 from cognitive.model.memory import GIB, Setup, estimate, shape_from_config
-from cognitive.train import preflight
+from recipes import preflight
 
 QWEN_1_5B = hardware.shape_for("Qwen/Qwen2.5-1.5B-Instruct")
 
@@ -194,7 +194,8 @@ MEASURED_CPU_PEAKS = {
 def test_cpu_estimate_tracks_the_measured_peak_rss(config, batch, length):
     """Within 25% of the measured peaks, through the recipe's own settings (setup_from_args of the 135M CPU recipe
     with the configuration's overrides), module parameters counted as the recipe injects them."""
-    from cognitive.train.args import cognitive_modules, parse_sft_args
+    from cognitive.train.args import parse_sft_args
+    from cognitive.train.preflight import cognitive_modules
 
     overrides = ["--per_device_train_batch_size", str(batch), "--max_length", str(length)]
     if config.endswith("_recipe"):  # measured without checkpointing (the modules recipe checkpoints)

@@ -168,16 +168,14 @@ def test_step_labels_of_the_concise_style_cover_its_step_lines():
 
 
 def test_state_and_action_labels_need_the_guide_layout(tmp_path):
-    from cognitive.train.args import ScriptArguments, resolve_arguments
+    from cognitive.train.args import parse_sft_args
+    from cognitive.train.sft_config import resolve_sft
 
     (tmp_path / "train.jsonl").write_text(generate_example("planning", "basic", 0).model_dump_json() + "\n")
-    args = ScriptArguments(
-        dataset_path=str(tmp_path),
-        cognitive_modules={"planning_module": {"aux_loss_weight": 0.1}},
-        response_style="concise",
-    )
+    argv = ["--config", "recipes/configs/demo_cpu.yaml", "--dataset_path", str(tmp_path), "--response_style", "concise"]
+    argv += ["--cognitive_modules", '{"planning_module": {"aux_loss_weight": 0.1}}']
     with pytest.raises(UserError, match="response_style: concise has no planning lines"):
-        resolve_arguments(args)
+        resolve_sft(*parse_sft_args(argv))
 
 
 @pytest.mark.parametrize(
