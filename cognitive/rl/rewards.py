@@ -21,6 +21,10 @@ returns one float per completion, or None where it does not apply (TRL adds up t
                     each operation (state_step_validity: a loop of repeated lines counts against it, 0 without a
                     state line); None for the other task types. Not in the default mix: on the 135M it did not
                     raise state tracking (experiments/grpo_cpu/, fifth)
+    no_loop         (opt-in) 1 for a completion without a repeated-line loop, 0 for one with
+                    (cognitive.evaluation.outputs.repeated_loop: the same 1-8 lines, or the same 8-200 characters,
+                    three times in a row; "Final Answer: 13" stated three times is one), whatever it answers: the
+                    loops of the SFT start ("Bob: apple | Bob: apple | ...") cost the group's advantage
 
 The recipe names them (`reward_funcs: [correctness, format, step_validity]`, REWARDS) and weights them with
 GRPOConfig's `reward_weights`. They are importable for TRL's own CLI too:
@@ -42,6 +46,7 @@ from cognitive.data.generators.planning import task_violations
 from cognitive.data.generators.state_transition import replay_states
 from cognitive.data.response import PLANNING_HEADER
 from cognitive.errors import UserError
+from cognitive.evaluation.outputs import repeated_loop
 from cognitive.evaluation.scoring import (
     answer_region,
     final_answer_text,
@@ -96,6 +101,11 @@ def work_then_answer_reward(completions, task_type, problem_spec, **kwargs) -> l
         text = completion_text(completion)
         rewards.append(float(works_then_answers(text) and _answered(text, name, spec)))
     return rewards
+
+
+def no_loop_reward(completions, **kwargs) -> list[float]:
+    """1 for a completion without a repeated-line loop (outputs.repeated_loop), 0 for one with; every task type."""
+    return [0.0 if repeated_loop(completion_text(completion)) else 1.0 for completion in completions]
 
 
 def step_validity_reward(completions, task_type, problem_spec, **kwargs) -> list[float | None]:
@@ -188,6 +198,7 @@ REWARDS: dict[str, Callable] = {
     "step_validity": step_validity_reward,
     "state_steps": state_steps_reward,
     "work_then_answer": work_then_answer_reward,
+    "no_loop": no_loop_reward,
 }
 
 
