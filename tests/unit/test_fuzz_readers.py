@@ -8,7 +8,7 @@ what sampling at temperature produces and what an adversary would write: deep ne
 numbers, very long lines, control characters, unbalanced markup, unicode digits, many "Final Answer" lines, and the
 problem's own entity names among them so the scorers take their deeper paths.
 
-The readers (READERS below): the GRPO rewards (cognitive/rl/rewards.py, no_loop's loop reader included), every task type's scorer in the registry
+The readers (READERS below): the GRPO rewards (cognitive/rl/rewards.py), every task type's scorer in the registry
 (cognitive/tasks.py) and the evaluation's document scorers (cognitive/evaluation/scoring.py, transfer.py, the
 process_results of eval/tasks/*/utils.py), the answer extractors, the step-accuracy readers (scoring.step_metrics,
 the checkers' arithmetic reader cognitive/data/arith.py), the arithmetic-ceiling study's probe readers

@@ -17,10 +17,10 @@ from cognitive.rl import rewards
 from cognitive.rl.rewards import (
     correctness_reward,
     format_reward,
+    no_loop_reward,
     reward_functions,
     state_steps_reward,
     step_validity_reward,
-    no_loop_reward,
     work_then_answer_reward,
 )
 
