@@ -16,7 +16,7 @@ import importlib.util
 import json
 from pathlib import Path
 
-from cognitive.plots import plot_ablation, plot_bars, plot_paired
+from cognitive.plots import plot_ablation, plot_bars, plot_paired, plot_paired_suites
 
 HERE = Path(__file__).resolve().parent
 
@@ -87,6 +87,10 @@ def cpu_training_memory(figures: dict, path: Path) -> None:
     plot_bars(bars, path, ylabel=f"peak RSS at {shape.replace('x', ' x ')} (GiB)", title="CPU training memory, 135M")
 
 
+def grpo_defaults(figures: dict, path: Path) -> None:  # recipes/evaluate.py's paired.png, headline and types
+    plot_paired_suites(figures["comparisons"], figures["reference"], path)
+
+
 STUDIES = {
     "module_ablation": module_ablation,
     "arithmetic_ceiling": arithmetic_ceiling,
@@ -96,6 +100,7 @@ STUDIES = {
     "transfer_paired": transfer_paired,
     "grpo_cpu": grpo_cpu,
     "cpu_training_memory": cpu_training_memory,
+    "grpo_defaults": grpo_defaults,
 }
 
 

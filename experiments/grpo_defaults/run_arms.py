@@ -18,6 +18,7 @@ checkpoint (the recipes do that). The stages:
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -26,6 +27,7 @@ from pathlib import Path
 
 from cognitive import PROJECT_ROOT
 from cognitive.errors import ArgumentParser
+from cognitive.evaluation.report import interval
 
 RECIPE = "recipes/configs/grpo_135m_cpu.yaml"
 START = "runs/sft-start"
@@ -53,8 +55,58 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--no-eval", action="store_true", help="train only")
     parser.add_argument("--runs", default="runs/grpo_defaults")
     parser.add_argument("--out", default="results/grpo_defaults")
+    parser.add_argument("--summary", action="store_true", help="only print the decision table, write figures.json")
     parser.add_argument("--wait-for", default=None, help="wait before each stage while this file exists")
     return parser
+
+
+def summary(out: Path, split: str, suites: list[str]) -> tuple[str, dict]:
+    """The decision table (README.md's rule) from the evaluations' results.json: per arm and suite the headline
+    difference from the start as scored and worked, the output shares beside the start's, and whether the arm is
+    eligible; and the figures for figures.json (headline and task types, the shares)."""
+    paired = {
+        s: json.loads((PROJECT_ROOT / out / f"{split}-{s}" / "results.json").read_text())["paired"] for s in suites
+    }
+    reference = next(iter(paired.values()))["reference"]
+    arms = list(next(iter(paired.values()))["comparisons"])
+    keep = ("difference", "low", "high", "verdict", "documents")
+    figures = {"reference": reference, "split": split, "comparisons": {}, "shares": {}}
+    rows = [
+        "| arm | suite | minus start, as scored | worked | answers first | token limit | loop |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for arm in [reference, *arms]:
+        failed = []
+        for suite in suites:
+            share, start = paired[suite]["shares"][arm][suite], paired[suite]["shares"][reference][suite]
+            figures["shares"].setdefault(arm, {})[suite] = share
+            cells = ["–", "–"]
+            if arm != reference:
+                both = paired[suite]["comparisons"][arm][suite]
+                figures["comparisons"].setdefault(arm, {})[suite] = {
+                    how: {
+                        "headline": {k: both[how]["headline"][k] for k in keep},
+                        "types": {t: {k: e[k] for k in keep} for t, e in both[how]["types"].items()},
+                        "level": both[how]["level"],
+                    }
+                    for how in ("scored", "worked")
+                }
+                cells = [
+                    f"{interval(both[h]['headline'])} {both[h]['headline']['verdict']}" for h in ("scored", "worked")
+                ]
+                failed += [f"{suite} worked below"] if both["worked"]["headline"]["verdict"] == "below" else []
+                failed += [f"{suite} {k} up" for k in ("answers_first", "loop") if (share[k] or 0) > (start[k] or 0)]
+            shares = [
+                f"{share[k]:.2f}" if share[k] is not None else "–" for k in ("answers_first", "token_limit", "loop")
+            ]
+            rows.append(f"| {arm} | {suite} | {' | '.join(cells)} | {' | '.join(shares)} |")
+        if arm != reference:
+            worked = [figures["comparisons"][arm][s]["worked"]["headline"]["difference"] for s in suites]
+            rows.append(
+                f"| {arm} | eligible: {'yes' if not failed else 'no (' + ', '.join(failed) + ')'}; "
+                f"worked difference averaged over the suites {sum(worked) / len(worked):+.3f} | | | | | |"
+            )
+    return "\n".join(rows), figures
 
 
 def finished(run_dir: str | Path) -> bool:
@@ -81,6 +133,11 @@ def main(argv=None) -> None:
     if unknown := [a for a in arms if a not in ARMS]:
         sys.exit(f"--arms: unknown arm {unknown[0]!r} (known: {', '.join(ARMS)})")
     runs, out = Path(args.runs), Path(args.out)
+    if args.summary:
+        table, figures = summary(out, args.split, args.suites.split(","))
+        (PROJECT_ROOT / out / f"{args.split}-figures.json").write_text(json.dumps(figures, indent=1) + "\n")
+        print(table)
+        return
     if not (PROJECT_ROOT / "data/synthetic/cpu_mix").exists():
         gen = ["recipes/generate_data.py", "--config", "data/configs/cpu_mix.yaml", "--out", "data/synthetic/cpu_mix"]
         stage(args, "the CPU mix", gen, runs / "data.time")
