@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 
 from cognitive.errors import ArgumentParser
-from cognitive.plots import plot_ablation, plot_bars, plot_cpu_speed, plot_paired
+from cognitive.plots import plot_ablation, plot_bars, plot_cpu_speed, plot_paired, plot_paired_suites
 
 HERE = Path(__file__).resolve().parent
 
@@ -91,6 +91,10 @@ def cpu_speed(figures: dict, path: Path) -> None:  # the benchmark's own results
     plot_cpu_speed(figures, path)
 
 
+def grpo_defaults(figures: dict, path: Path) -> None:  # recipes/evaluate.py's paired.png, headline and types
+    plot_paired_suites(figures["comparisons"], figures["reference"], path)
+
+
 STUDIES = {
     "module_ablation": module_ablation,
     "arithmetic_ceiling": arithmetic_ceiling,
@@ -101,6 +105,7 @@ STUDIES = {
     "grpo_cpu": grpo_cpu,
     "cpu_training_memory": cpu_training_memory,
     "cpu_speed": cpu_speed,
+    "grpo_defaults": grpo_defaults,
 }
 
 

@@ -16,6 +16,7 @@ REPORTS = [HERE / "README.md", *(HERE / s / "README.md" for s in STUDIES)]
 DRIVERS = [
     "arithmetic_ceiling/bench_arithmetic.py",
     "grpo_cpu/bench_grpo.py",
+    "grpo_defaults/run_arms.py",
     "transfer_paired/bench_transfer.py",
     "weight_interpolation/bench_interpolate.py",
     "weight_interpolation/interpolate.py",

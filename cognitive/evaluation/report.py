@@ -89,9 +89,9 @@ def shares_rows(shares: dict) -> list[str]:
     ]
 
 
-def paired_tables(paired: dict) -> str:
+def paired_tables(paired: dict, every_task: bool = True) -> str:
     """The paired section of table.md: every model minus the reference (headline and task types, then every
-    task), as scored and worked, and every model's output shares."""
+    task unless `every_task` is False), as scored and worked, and every model's output shares."""
     ref, level = paired["reference"], paired["level"]
     header = f"| model | suite | part | documents | minus {ref} | verdict | worked: minus {ref} | verdict |"
     rule = "|---|---|---|---:|---:|---|---:|---|"
@@ -110,13 +110,16 @@ def paired_tables(paired: dict) -> str:
             rule,
             *paired_rows(paired["comparisons"], "types"),
             "",
-            f"### Paired with {ref}: every task",
-            "",
-            header.replace("| part |", "| task |"),
-            rule,
-            *paired_rows(paired["comparisons"], "tasks"),
-            "",
         ]
+        if every_task:
+            lines += [
+                f"### Paired with {ref}: every task",
+                "",
+                header.replace("| part |", "| task |"),
+                rule,
+                *paired_rows(paired["comparisons"], "tasks"),
+                "",
+            ]
     lines += [
         "### How the outputs went",
         "",
@@ -128,4 +131,51 @@ def paired_tables(paired: dict) -> str:
         "|---|---|---:|---:|---:|---:|",
         *shares_rows(paired["shares"]),
     ]
+    return "\n".join(lines)
+
+
+def _overall_share(per_suite: dict, key: str) -> float | None:
+    """A share over all the suites' documents (weighted by each suite's count); None when no suite knows it."""
+    known = [(s[key], s["documents"]) for s in per_suite.values() if s.get(key) is not None and s["documents"]]
+    return sum(v * n for v, n in known) / sum(n for _, n in known) if known else None
+
+
+def paired_in_words(paired: dict) -> str:
+    """Two plain sentences per compared model: what improved (the worked verdict above, per suite and task type; a
+    gain as scored that does not hold worked is named as answers stated first) and what did not (below, level, and
+    the shares of answers stated first and of repeated-line loops beside the reference's)."""
+    ref, lines = paired["reference"], []
+    for arm, per_suite in paired["comparisons"].items():
+        up, scored_only, down = [], [], []
+        for suite, both in per_suite.items():
+            for name in ["headline", *both["worked"]["types"]]:
+                s = both["scored"]["headline"] if name == "headline" else both["scored"]["types"][name]
+                w = both["worked"]["headline"] if name == "headline" else both["worked"]["types"][name]
+                part = f"{suite} ({'overall' if name == 'headline' else name}, {w['difference']:+.2f})"
+                if w["verdict"] == "above":
+                    up.append(part)
+                elif s["verdict"] == "above":
+                    scored_only.append(f"{suite} ({'overall' if name == 'headline' else name})")
+                if w["verdict"] == "below":
+                    down.append(part)
+        improved = (
+            f"What improved: with the answers worked out, {arm} is above {ref} on {', '.join(up)}"
+            if up
+            else f"What improved: nothing beyond the interval: with the answers worked out, {arm} is above {ref} "
+            "on no suite and no task type"
+        )
+        if scored_only:
+            improved += f"; as scored also on {', '.join(scored_only)}, but those gains are answers stated first"
+        shares = paired["shares"]
+        moved = []
+        for key, what in (("answers_first", "answers stated first"), ("loop", "repeated-line loops")):
+            before, after = _overall_share(shares.get(ref, {}), key), _overall_share(shares.get(arm, {}), key)
+            if before is not None and after is not None:
+                moved.append(f"{what} {before:.0%} -> {after:.0%}")
+        not_improved = (
+            f"What did not: below {ref} on {', '.join(down)}" if down else f"What did not: it is below {ref} nowhere"
+        )
+        not_improved += ", level (within the interval) everywhere else"
+        not_improved += f"; {', '.join(moved)} (all suites)." if moved else "."
+        lines.append(f"{improved}. {not_improved}")
     return "\n".join(lines)

@@ -22,6 +22,10 @@ returns one float per completion, or None where it does not apply (TRL adds up t
                     share of the state lines that match the replay after each operation; a loop of repeated lines
                     counts against it, 0 without a state line); None for the types without one. Not in the default
                     mix: on the 135M it did not raise state tracking (experiments/grpo_cpu/, fifth)
+    no_loop         (opt-in) 1 for a completion without a repeated-line loop, 0 for one with
+                    (cognitive.evaluation.outputs.repeated_loop: the same 1-8 lines, or the same 8-200 characters,
+                    three times in a row; "Final Answer: 13" stated three times is one), whatever it answers: the
+                    loops of the SFT start ("Bob: apple | Bob: apple | ...") cost the group's advantage
 
 The recipe names them (`reward_funcs: [correctness, format, step_validity]`, REWARDS) and weights them with
 GRPOConfig's `reward_weights`. They are importable for TRL's own CLI too:
@@ -40,6 +44,7 @@ from cognitive import tasks
 from cognitive.data import arith
 from cognitive.data.answers import final_answer_text, works_then_answers
 from cognitive.errors import UserError
+from cognitive.evaluation.outputs import repeated_loop
 from cognitive.evaluation.scoring import score_output
 
 
@@ -90,6 +95,11 @@ def work_then_answer_reward(completions, task_type, problem_spec, **kwargs) -> l
     return rewards
 
 
+def no_loop_reward(completions, **kwargs) -> list[float]:
+    """1 for a completion without a repeated-line loop (outputs.repeated_loop), 0 for one with; every task type."""
+    return [0.0 if repeated_loop(completion_text(completion)) else 1.0 for completion in completions]
+
+
 def step_validity_reward(completions, task_type, problem_spec, **kwargs) -> list[float | None]:
     """The share of valid steps: the task type's own step check (its generator module's `step_validity` hook), else
     the share of the arithmetic steps written that hold; None: none to check."""
@@ -117,6 +127,7 @@ REWARDS: dict[str, Callable] = {
     "step_validity": step_validity_reward,
     "state_steps": state_steps_reward,
     "work_then_answer": work_then_answer_reward,
+    "no_loop": no_loop_reward,
 }
 
 

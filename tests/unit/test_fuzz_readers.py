@@ -223,7 +223,7 @@ def metrics_ok(metrics, task: tasks.TaskType) -> bool:
 def reward_ok(name: str, value) -> bool:
     if value is None:
         return name in ("step_validity", "state_steps")
-    if name in ("format", "work_then_answer"):
+    if name in ("format", "work_then_answer", "no_loop"):
         return value in (0.0, 1.0)
     return in_unit(value)
 

@@ -243,3 +243,55 @@ def test_arms_from_the_flags(tmp_path):
     ]:
         with pytest.raises(UserError, match=re.escape(message)):
             evaluation_arms(flags(**kw), compare_to)
+
+
+# ------------------------------------------------------------------------- the demo's two sentences (report.py)
+def test_the_plain_words_name_worked_gains_guesses_losses_and_the_shares():
+    """paired_in_words, as the demo prints it under its paired table: a gain that holds worked is named as improved,
+    a gain as scored made of answers stated first is named as such, a loss is named below, and the shares of
+    answers stated first and of loops are given beside the reference's."""
+    from cognitive.evaluation.report import paired_in_words, paired_tables
+
+    rng = np.random.default_rng(4)
+    base_v = {t: (rng.random(60) < 0.3).astype(float) for t in ("t_sum", "t_word", "t_plan")}
+    better_v = {**base_v, "t_plan": np.ones(60)}  # every plan right, after working
+    worse_v = {**base_v, "t_sum": np.zeros(60), "t_word": np.zeros(60)}
+    guess = {t: (v == 0) & (rng.random(60) < 0.5) for t, v in base_v.items()}
+
+    def guessing(task, i, v):
+        return "Final Answer: Arnold" if guess[task][i] else WORKING.format(v)
+
+    base = samples(base_v)
+    arms = {
+        "better": compare_samples([samples(better_v)], [base], TYPES, resamples=1000),
+        "guesser": compare_samples([samples({t: base_v[t] + guess[t] for t in base_v}, guessing)], [base], TYPES, 1000),
+        "worse": compare_samples([samples(worse_v)], [base], TYPES, resamples=1000),
+    }
+    share = {"documents": 180, "answers_first": 0.0, "token_limit": 0.1, "loop": 0.25}
+    paired = {
+        "reference": "base",
+        "level": 0.95,
+        "comparisons": {arm: {"plain": result} for arm, result in arms.items()},
+        "shares": {
+            "base": {"plain": share},
+            "better": {"plain": {**share, "loop": 0.05}},
+            "guesser": {"plain": {**share, "answers_first": 0.4}},
+            "worse": {"plain": share},
+        },
+    }
+    better, guesser, worse = paired_in_words(paired).splitlines()
+    assert better.startswith("What improved: with the answers worked out, better is above base on plain (overall, +")
+    assert f"plain (planning, {1 - base_v['t_plan'].mean():+.2f})" in better
+    assert "What did not: it is below base nowhere" in better
+    assert "repeated-line loops 25% -> 5% (all suites)" in better
+    assert guesser.startswith("What improved: nothing beyond the interval")
+    assert "as scored also on plain (overall), plain (reasoning), plain (planning), but those gains are answers" in (
+        guesser
+    )
+    assert "answers stated first 0% -> 40%" in guesser
+    assert "What did not: below base on plain (overall, -" in worse and "plain (reasoning, -" in worse
+    assert "planning" not in worse.split("What did not")[1].split(";")[0]  # planning is level, not below
+    table = paired_tables(paired, every_task=False)
+    assert "| better | plain | headline |" in table and "every task" not in table
+    assert "| guesser | plain | 180 | 0.40 | 0.10 | 0.25 |" in table
+    assert "every task" in paired_tables(paired)

@@ -18,6 +18,7 @@ from cognitive.rl import rewards
 from cognitive.rl.rewards import (
     correctness_reward,
     format_reward,
+    no_loop_reward,
     reward_functions,
     state_steps_reward,
     step_validity_reward,
@@ -243,7 +244,14 @@ def test_reward_names_and_weights_are_checked():
         reward_functions(["correctness", "format"], [1.0])
     with pytest.raises(UserError, match="names a reward twice"):
         reward_functions(["format", "format"])
-    assert set(rewards.REWARDS) == {"correctness", "format", "step_validity", "state_steps", "work_then_answer"}
+    assert set(rewards.REWARDS) == {
+        "correctness",
+        "format",
+        "step_validity",
+        "state_steps",
+        "work_then_answer",
+        "no_loop",
+    }
 
 
 @pytest.mark.parametrize("style", ["guide", "concise"])
@@ -263,3 +271,24 @@ def test_work_then_answer_pays_our_solutions_order(task_type, style):
     ]
     assert work_then_answer_reward(completions, **{k: v * 5 for k, v in kwargs.items()}) == [1.0, 0.0, 0.0, 0.0, 0.0]
     assert format_reward(completions[:2], **{k: v * 2 for k, v in kwargs.items()}) == [1.0, 1.0]
+
+
+@pytest.mark.parametrize("task_type", TYPES)
+def test_no_loop_costs_a_looping_completion_its_reward(task_type):
+    """no_loop pays 1 for our own solution and for a wrong or unanswered completion that does not loop, 0 for the
+    SFT start's loops: a repeated state line, a final answer stated three times, a loop inside one line."""
+    example = generate_example(task_type, "basic", 0)
+    text = render_response(example, "concise")
+    answer = f"Final Answer: {example.final_answer}"
+    completions = [
+        text,  # our solution
+        "I do not know.",  # no answer, no loop: not this reward's business
+        f"{text}\n{answer}\n{answer}",  # the answer three times (once in the solution)
+        "Bob: apple\nBob: apple\nBob: apple\nBob: apple",
+        "Bob: apple | Bob: apple | Bob: apple | Bob: apple |",
+        [{"role": "assistant", "content": "Bob: apple\n" * 5}],  # conversational completions too
+    ]
+    n = len(completions)
+    kwargs = dict(task_type=[example.task_type.value] * n, problem_spec=[json.dumps(example.problem_spec)] * n)
+    assert no_loop_reward(completions, **kwargs) == [1.0, 1.0, 0.0, 0.0, 0.0, 0.0]
+    assert reward_functions(["correctness", "no_loop"], [1.0, 0.2])[1] is no_loop_reward
