@@ -64,7 +64,7 @@ def load_config(path: str | Path, **overrides) -> DatasetConfiguration:
             err = e.errors()[0]
             raise UserError(f"{path} with --{'.'.join(map(str, err['loc'])).replace('_', '-')}: {err['msg']}") from None
     try:
-        plan_slots(config, 1)
+        check_domains(config)
         check_seed_range(config, config.target_size)
     except UserError as e:
         raise UserError(f"{path}: {e}") from None
@@ -80,12 +80,17 @@ def allocate(total: int, shares: dict) -> list:
     return [k for k in shares for _ in range(counts[k])]
 
 
-def plan_slots(config: DatasetConfiguration, n: int) -> list[tuple[str, str, str]]:
-    """n (task, difficulty, domain) slots whose marginals match the config exactly (up to rounding);
-    the three lists are shuffled independently so the joint is close to the product of the marginals."""
+def check_domains(config: DatasetConfiguration) -> None:
+    """Every domain of the config's domain_distribution is one the generators know (a one-line UserError)."""
     unknown = sorted(set(config.domain_distribution) - set(tasks.DOMAINS))
     if unknown:
         raise UserError(f"key 'domain_distribution.{unknown[0]}': unknown domain (known: {', '.join(tasks.DOMAINS)})")
+
+
+def plan_slots(config: DatasetConfiguration, n: int) -> list[tuple[str, str, str]]:
+    """n (task, difficulty, domain) slots whose marginals match the config exactly (up to rounding);
+    the three lists are shuffled independently so the joint is close to the product of the marginals."""
+    check_domains(config)
     rng = random.Random(config.seed)
     columns = []
     for shares in (config.task_distribution, config.difficulty_distribution, config.domain_distribution):
@@ -244,7 +249,7 @@ def build_dataset(
     eval_dir = Path(eval_dir or config.eval_dir or DEFAULT_EVAL_DIR)
     start = time.time()
     n_curated_target = round(config.target_size * (1 - config.synthetic_ratio)) if config.curated_files else 0
-    plan_slots(config, 1)  # validate the domains before any work
+    check_domains(config)  # before any work (a config built in code has not been through load_config)
     check_seed_range(config, config.target_size)
     eval_hashes = load_decontamination_hashes(eval_dir) if decontaminate else set()
     _load_counter(tokenizer, config.length_style)  # before the workers fork; fails early (one line) on a bad tokenizer
