@@ -201,7 +201,9 @@ def test_a_step_completes_when_a_completion_is_adversarial(tiny_model_dir, tmp_p
     previous = staging_dir(tmp_path / "previous", kind="run")  # a finished run of ours in the way: --overwrite
     (previous / "stale.txt").write_text("a file of the previous run")
     publish_dir(previous, run_dir)
-    argv = grpo_argv(tiny_model_dir("llama"), run_dir, max_steps=1, reward_funcs=names, reward_weights=[1.0] * 5)
+    argv = grpo_argv(
+        tiny_model_dir("llama"), run_dir, max_steps=1, reward_funcs=names, reward_weights=[1.0] * len(names)
+    )
     trainer = grpo([*argv, "--overwrite", "true"])
     assert trainer.state.global_step == 1 and (run_dir / "adapter_model.safetensors").exists()
     assert not (run_dir / "stale.txt").exists() and written_as(run_dir) == "run"
