@@ -30,6 +30,29 @@ def run_python(args: list[str], cwd: Path = ROOT, env: dict | None = None, timeo
     )
 
 
+def run_lm_eval(
+    model_args: str,
+    tasks: str,
+    *options: str,
+    limit: int = 1,
+    out: Path | None = None,
+    max_gen_toks: int | None = None,
+    chat: bool = True,
+    cwd: Path = ROOT,
+    env: dict | None = None,
+):
+    """The lm-eval CLI as a user runs it on this project's tasks (`lm_eval --model hf --include_path eval/tasks
+    --device cpu ...`), in a subprocess: the hf model `model_args`, `--limit`, the chat template unless `chat` is
+    False, `--gen_kwargs max_gen_toks=N` when given, `--output_path out --log_samples` when `out` is given, then
+    `options` as typed (e.g. "--batch_size", "4")."""
+    argv = ["-m", "lm_eval", "--model", "hf", "--model_args", model_args, "--tasks", tasks]
+    argv += ["--include_path", "eval/tasks", "--device", "cpu", "--limit", str(limit)]
+    argv += ["--apply_chat_template"] if chat else []
+    argv += ["--gen_kwargs", f"max_gen_toks={max_gen_toks}"] if max_gen_toks is not None else []
+    argv += ["--output_path", str(out), "--log_samples"] if out is not None else []
+    return run_python([*argv, *options], cwd=cwd, env=env)
+
+
 @pytest.fixture(scope="module")
 def one_thread():
     """Tiny models run as fast on one thread, which does not fight other processes for the cores."""

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import ROOT, listing, run_python, tiny_recipe, user_files
+from tests.conftest import ROOT, listing, run_lm_eval, tiny_recipe, user_files
 
 
 @dataclass
@@ -442,26 +442,8 @@ def test_overwrite_starts_afresh_instead_of_resuming_a_stale_partial(tmp_path, t
 
 
 def test_lm_eval_unknown_difficulty_is_one_line(tiny_model_dir):
-    result = run_python(
-        [
-            "-m",
-            "lm_eval",
-            "--model",
-            "hf",
-            "--model_args",
-            f"pretrained={tiny_model_dir('llama')}",
-            "--tasks",
-            "cognitive_reasoning",
-            "--include_path",
-            "eval/tasks",
-            "--device",
-            "cpu",
-            "--limit",
-            "1",
-            "--metadata",
-            '{"difficulty": "hard"}',
-        ]
-    )
+    model_args = f"pretrained={tiny_model_dir('llama')}"
+    result = run_lm_eval(model_args, "cognitive_reasoning", "--metadata", '{"difficulty": "hard"}', chat=False)
     assert_one_line_error(
         result.returncode,
         result.stderr,

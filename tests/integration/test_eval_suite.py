@@ -15,7 +15,7 @@ import yaml
 from cognitive.evaluation.pinning import TASKS_DIR
 from cognitive.evaluation.snapshots import DOCS_PER_DIFFICULTY, SNAPSHOT_DIFFICULTIES
 from cognitive.tasks import TASK_TYPES, plain_tasks, transfer_tasks
-from tests.conftest import run_python
+from tests.conftest import run_lm_eval, run_python
 
 TASKS = {t.eval_task: t.name for t in TASK_TYPES}  # eval task -> task type
 
@@ -139,33 +139,13 @@ def test_tiny_random_model_runs_the_whole_group(tiny_model_dir, tmp_path):
     """With the fast check's flags: basic documents only (--metadata), one generation setting for every task
     (--gen_kwargs; lm-eval then batches all tasks together; the tiny model has only 1024 positions)."""
     out = tmp_path / "lm_eval"
-    result = run_python(
-        [
-            "-m",
-            "lm_eval",
-            "--model",
-            "hf",
-            "--model_args",
-            f"pretrained={tiny_model_dir('llama')}",
-            "--tasks",
-            "cognitive",
-            "--include_path",
-            "eval/tasks",
-            "--apply_chat_template",
-            "--device",
-            "cpu",
-            "--limit",
-            "2",
-            "--batch_size",
-            "16",
-            "--metadata",
-            '{"difficulty": "basic"}',
-            "--gen_kwargs",
-            "max_gen_toks=48",
-            "--output_path",
-            str(out),
-            "--log_samples",
-        ],
+    result = run_lm_eval(
+        f"pretrained={tiny_model_dir('llama')}",
+        "cognitive",
+        *("--batch_size", "16", "--metadata", '{"difficulty": "basic"}'),
+        limit=2,
+        out=out,
+        max_gen_toks=48,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     [results_file] = out.rglob("results_*.json")

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from tests.conftest import run_python, tiny_recipe
+from tests.conftest import run_lm_eval, run_python, tiny_recipe
 
 
 @pytest.fixture(scope="module")
@@ -22,32 +22,8 @@ def tiny_run(tmp_path_factory, tiny_model_dir, cot_data_dir):
 
 def test_lm_eval_cli_runs_the_task_on_4_documents(tiny_run, tiny_model_dir, tmp_path):
     out = tmp_path / "lm_eval"
-    result = run_python(
-        [
-            "-m",
-            "lm_eval",
-            "--model",
-            "hf",
-            "--model_args",
-            f"pretrained={tiny_model_dir('llama')},peft={tiny_run}",
-            "--tasks",
-            "cognitive_*",
-            "--include_path",
-            "eval/tasks",
-            "--apply_chat_template",
-            "--device",
-            "cpu",
-            "--limit",
-            "4",
-            "--batch_size",
-            "4",
-            "--gen_kwargs",
-            "max_gen_toks=64",
-            "--output_path",
-            str(out),
-            "--log_samples",
-        ],
-    )
+    model_args = f"pretrained={tiny_model_dir('llama')},peft={tiny_run}"
+    result = run_lm_eval(model_args, "cognitive_*", "--batch_size", "4", limit=4, out=out, max_gen_toks=64)
     assert result.returncode == 0, result.stderr[-3000:]
     [results_file] = out.rglob("results_*.json")
     metrics = json.loads(results_file.read_text())["results"]["cognitive_reasoning"]

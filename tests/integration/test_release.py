@@ -26,7 +26,7 @@ import torch
 import yaml
 
 from cognitive.atomic import publish_dir, staging_dir, written_as
-from tests.conftest import ROOT, TINY_MODULES, run_python, tiny_recipe
+from tests.conftest import ROOT, TINY_MODULES, run_lm_eval, tiny_recipe
 
 MODULES = TINY_MODULES
 EVAL_RESULTS = {  # recipes/evaluate.py's results.json, as the model card's default source
@@ -245,30 +245,13 @@ def assert_modules_matter(run: Path, release_logits, batch):
 
 def test_lm_eval_on_the_modules_release(releases, tmp_path):
     out = tmp_path / "lm_eval"
-    result = run_python(
-        [
-            "-m",
-            "lm_eval",
-            "--model",
-            "hf",
-            "--model_args",
-            f"pretrained={releases['modules'][0]},trust_remote_code=True",
-            "--tasks",
-            "cognitive_reasoning",
-            "--include_path",
-            "eval/tasks",
-            "--device",
-            "cpu",
-            "--limit",
-            "2",
-            "--batch_size",
-            "2",
-            "--apply_chat_template",
-            "--gen_kwargs",
-            "max_gen_toks=16",
-            "--output_path",
-            str(out),
-        ],
+    result = run_lm_eval(
+        f"pretrained={releases['modules'][0]},trust_remote_code=True",
+        "cognitive_reasoning",
+        *("--batch_size", "2"),
+        limit=2,
+        out=out,
+        max_gen_toks=16,
         env={"HF_MODULES_CACHE": str(tmp_path / "hf_modules")},
     )
     assert result.returncode == 0, result.stderr[-3000:]

@@ -18,7 +18,7 @@ import pytest
 import yaml
 from lm_eval.tasks._yaml_loader import load_yaml
 
-from tests.conftest import run_python
+from tests.conftest import run_lm_eval, run_python
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -174,32 +174,8 @@ def test_a_toy_task_type_goes_through_the_pipeline_from_three_places(toy_tree, t
 
     # one eval document through the generated task YAML, on a tiny random-init model
     lm_eval_out = toy_tree / "lm_eval"
-    result = run_python(
-        [
-            "-m",
-            "lm_eval",
-            "--model",
-            "hf",
-            "--model_args",
-            f"pretrained={tiny_model_dir('llama')}",
-            "--tasks",
-            "cognitive_toy",
-            "--include_path",
-            "eval/tasks",
-            "--apply_chat_template",
-            "--device",
-            "cpu",
-            "--limit",
-            "1",
-            "--gen_kwargs",
-            "max_gen_toks=8",
-            "--output_path",
-            str(lm_eval_out),
-            "--log_samples",
-        ],
-        cwd=toy_tree,
-        env=env,
-    )
+    model_args = f"pretrained={tiny_model_dir('llama')}"
+    result = run_lm_eval(model_args, "cognitive_toy", out=lm_eval_out, max_gen_toks=8, cwd=toy_tree, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     [results_file] = lm_eval_out.rglob("results_*.json")
     results = json.loads(results_file.read_text())
