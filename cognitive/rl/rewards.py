@@ -6,13 +6,13 @@ returns one float per completion, or None where it does not apply (TRL adds up t
 
     correctness     the task type's scorer (cognitive/tasks.py) on the final answer, with the registry's partial
                     credit (TaskType.credit: a valid plan 0.5, the shortest 1; a logic grid by its share of cells)
-    format          1 when the completion has a final-answer line ("Final Answer: ...", "\\boxed{}", "####", ...)
-                    and the scorer reads an answer from it, else 0
-    work_then_answer  (opt-in) `format` in our solutions' order: 1 only when at least one line of working comes
+    format          (opt-in; the old default) 1 when the completion has a final-answer line ("Final Answer: ...",
+                    "\\boxed{}", "####", ...) and the scorer reads an answer from it, else 0. It taught the 135M to
+                    state its answer first (experiments/grpo_defaults/: worked below its SFT start on transfer)
+    work_then_answer  `format` in our solutions' order: 1 only when at least one line of working comes
                     before the final-answer line and the answer is stated once (answers.works_then_answers); the
                     answer-first completions GRPO taught the 135M ("Final Answer: 13" on the first line, then more
-                    "Final Answer:" lines) earn 0. Not in the default mix: on the 135M it ended the answer-first
-                    habit but gained half as much on memory and state (experiments/grpo_cpu/, tenth)
+                    "Final Answer:" lines) earn 0
     step_validity   the work, not the answer: the task type's own step check where its generator module has one
                     (its `step_validity` hook: chain_of_thought, the share of the "a op b = c" steps that hold, 0 for
                     arithmetic written with no checkable step; planning, the share of the tasks the plan places
@@ -22,13 +22,14 @@ returns one float per completion, or None where it does not apply (TRL adds up t
                     share of the state lines that match the replay after each operation; a loop of repeated lines
                     counts against it, 0 without a state line); None for the types without one. Not in the default
                     mix: on the 135M it did not raise state tracking (experiments/grpo_cpu/, fifth)
-    no_loop         (opt-in) 1 for a completion without a repeated-line loop, 0 for one with
+    no_loop         1 for a completion without a repeated-line loop, 0 for one with
                     (cognitive.evaluation.outputs.repeated_loop: the same 1-8 lines, or the same 8-200 characters,
                     three times in a row; "Final Answer: 13" stated three times is one), whatever it answers: the
                     loops of the SFT start ("Bob: apple | Bob: apple | ...") cost the group's advantage
 
-The recipe names them (`reward_funcs: [correctness, format, step_validity]`, REWARDS) and weights them with
-GRPOConfig's `reward_weights`. They are importable for TRL's own CLI too:
+The recipe names them (`reward_funcs: [correctness, work_then_answer, step_validity, no_loop]`, REWARDS: the mix of
+experiments/grpo_defaults/) and weights them with GRPOConfig's `reward_weights`. They are importable for TRL's own
+CLI too:
 
     trl grpo --reward_funcs cognitive.rl.rewards.correctness_reward cognitive.rl.rewards.format_reward ...
 

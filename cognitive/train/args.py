@@ -158,7 +158,7 @@ class GRPOScriptArguments(RunArguments):
         default=512, metadata={"help": "Longer generated prompts are replaced by the slot's next problem."}
     )
     reward_funcs: list[str] = field(
-        default_factory=lambda: ["correctness", "format", "step_validity"],
+        default_factory=lambda: ["correctness", "work_then_answer", "step_validity", "no_loop"],
         metadata={
             "help": "Rewards by name (cognitive.rl.rewards.REWARDS; an unknown name's error lists them); their "
             "weights are reward_weights, in the same order."

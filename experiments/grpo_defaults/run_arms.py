@@ -31,11 +31,22 @@ from cognitive.evaluation.report import interval
 
 RECIPE = "recipes/configs/grpo_135m_cpu.yaml"
 START = "runs/sft-start"
-# The arms: the recipe's settings they change (TrlParser overrides).
+# The arms: the recipe's settings they set (TrlParser overrides). Each names its rewards, so an arm means the same
+# run whatever mix the recipe ships (`default` was the recipe's mix when the study began; wta_no_loop is it now).
+OLD_MIX = ["--reward_funcs", "correctness", "format", "step_validity", "--reward_weights", "1.0", "0.2", "0.3"]
 ARMS = {
-    "default": [],  # correctness, format, step_validity at 1.0 / 0.2 / 0.3, beta 0
-    "wta": ["--reward_funcs", "correctness", "work_then_answer", "step_validity"],
-    "kl": ["--beta", "0.04"],
+    "default": OLD_MIX,  # beta 0: the recipe's
+    "wta": [
+        "--reward_funcs",
+        "correctness",
+        "work_then_answer",
+        "step_validity",
+        "--reward_weights",
+        "1.0",
+        "0.2",
+        "0.3",
+    ],
+    "kl": [*OLD_MIX, "--beta", "0.04"],
     "wta_no_loop": [
         "--reward_funcs",
         *("correctness", "work_then_answer", "step_validity", "no_loop"),

@@ -227,7 +227,7 @@ def run_cli(argv, capsys) -> tuple[int, str]:
     "overrides, needle",
     [
         ({"reward_funcs": "accuracy"}, "reward_funcs: unknown reward 'accuracy'"),
-        ({"reward_weights": "1.0"}, "reward_weights: 1 weight(s) [1.0] for 3 reward_funcs"),
+        ({"reward_weights": "1.0"}, "reward_weights: 1 weight(s) [1.0] for 4 reward_funcs"),
         ({"per_device_train_batch_size": 3}, "generation_batch_size (3) must be divisible by num_generations (2)"),
         ({"init_from": "NOWHERE"}, "init_from: run dir NOWHERE does not exist"),
         ({"beta": 0.04, "cognitive_modules": TINY_MODULES}, "beta: 0.04 needs a frozen reference model"),
