@@ -50,7 +50,8 @@ def test_cpu_tiles_give_the_same_logprobs_and_gradients(restore_tiles):
 
 
 def test_missing_trl_constants_warn_and_change_nothing(restore_tiles, monkeypatch):
+    monkeypatch.setattr(trl_utils, "_CHUNKED_LOGPROB_CHUNK_SIZE", 12345)  # whatever earlier tests in this process set
     monkeypatch.delattr(trl_kernel, "TOKEN_CHUNK_SIZE")
     with pytest.warns(UserWarning, match="no fused-LM-head tile constants"):
         assert use_cpu_lm_head_tiles() is False
-    assert trl_utils._CHUNKED_LOGPROB_CHUNK_SIZE != CPU_LOGIT_TILE[1] or CPU_LOGIT_TILE[1] == 32768
+    assert trl_utils._CHUNKED_LOGPROB_CHUNK_SIZE == 12345
