@@ -26,13 +26,6 @@ def fragmented_garbage(megabytes: int) -> list:
     return pins
 
 
-@pytest.fixture
-def tiny(embedded_tokenizer):
-    torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(tiny_config("llama", len(embedded_tokenizer)), dtype=torch.float32)
-    return model.eval(), torch.randint(0, len(embedded_tokenizer), (2, 16))
-
-
 def in_a_fresh_process(body, *args) -> None:
     """Run `body(*args)` in a fresh interpreter (multiprocessing spawn); its assertion errors come back here. The RSS
     tests measure glibc's heap, which is process state: in a test worker that already ran other files (pytest-xdist)
@@ -47,6 +40,11 @@ def tiny_model(vocab: int):
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_config(tiny_config("llama", vocab), dtype=torch.float32)
     return model.eval(), torch.randint(0, vocab, (2, 16))
+
+
+@pytest.fixture
+def tiny(embedded_tokenizer):
+    return tiny_model(len(embedded_tokenizer))
 
 
 def trims_once_the_rss_grew_past_the_threshold(vocab: int) -> None:
