@@ -27,6 +27,7 @@ and the modules appear beside them (`model.layers.3.cognitive.reasoning.reasonin
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import types
 from collections.abc import Iterator
@@ -456,8 +457,18 @@ class ReasoningHeads(nn.Module):
             full = store.append(key=key, value=value, key_valid=valid.reshape(B, 1, q))
             key, value = full["key"], full["value"]  # [B, heads, past + q, d]
             key_valid = full["key_valid"].reshape(B, -1)  # [B, past + q]
-        mask = _causal_mask(layout, key_valid, q, key.shape[2], h.device)  # [B, 1, q, past + q] or None
-        out = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, is_causal=mask is None and q > 1)
+        bounds = _packed_bounds(layout, key_valid) if store is None else None
+        if bounds is not None:  # one packed row: each sequence attends to itself alone, the rows' own work
+            out = torch.cat(
+                [
+                    F.scaled_dot_product_attention(query[:, :, a:b], key[:, :, a:b], value[:, :, a:b], is_causal=True)
+                    for a, b in itertools.pairwise(bounds)
+                ],
+                dim=2,
+            )
+        else:
+            mask = _causal_mask(layout, key_valid, q, key.shape[2], h.device)  # [B, 1, q, past + q] or None
+            out = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, is_causal=mask is None and q > 1)
         out = out.transpose(1, 2).reshape(B, q, self.num_heads * self.head_dim)  # [B, q, heads * d]
         return torch.tanh(self.gate) * self.reasoning_out(out)  # [B, q, H]
 
@@ -486,6 +497,18 @@ def _causal_mask(layout: TokenLayout, key_valid, q: int, total: int, device) -> 
     if layout.segment is not None:  # packed rows (only without cache, so total == q)
         allowed = allowed & (layout.segment.unsqueeze(2) == layout.segment.unsqueeze(1))
     return allowed.unsqueeze(1)
+
+
+def _packed_bounds(layout: TokenLayout, key_valid) -> list[int] | None:
+    """Where the sequences of one packed row (padding-free training: batch 1, no padding, no cache) start and end,
+    [0, ..., q]; None for any other layout. Attending within each slice under is_causal is exactly the packed mask
+    of `_causal_mask`, at the sequences' own cost instead of one dense [q x q] mask over the whole row (for 4
+    sequences of 1024 tokens: 4x the work, and no causal skip)."""
+    segment = layout.segment
+    if segment is None or layout.past or segment.shape[0] != 1 or (key_valid is not None and not key_valid.all()):
+        return None
+    counts = torch.unique_consecutive(segment[0], return_counts=True)[1]
+    return [0, *torch.cumsum(counts, 0).tolist()]
 
 
 def _right_padded_single_sequences(key_valid: torch.Tensor | None, segment: torch.Tensor | None) -> bool:

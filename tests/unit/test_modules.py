@@ -229,6 +229,30 @@ def test_cache_crop_is_followed():
     assert (logits - full[:, 7:]).abs().max().item() <= TOL
 
 
+def test_packed_reasoning_heads_attend_per_sequence_without_a_dense_mask(monkeypatch):
+    """A packed row's reasoning heads run SDPA on each sequence's slice (the rows' own work) and give what the
+    dense block-diagonal mask gives; the mask is never built."""
+    from cognitive.model import modules as m
+
+    torch.manual_seed(0)
+    heads = m.ReasoningHeads(32, m.ReasoningHeadsConfig(num_reasoning_heads=2, reasoning_dim=8), step_predictor=False)
+    with torch.no_grad():
+        heads.gate.fill_(0.7)
+    h = torch.randn(1, 16, 32)
+    layout = token_layout(None, torch.cat([torch.arange(5), torch.arange(8), torch.arange(3)]).unsqueeze(0), 1, 16, 0)
+    assert m._packed_bounds(layout, None) == [0, 5, 13, 16]
+    dense = m._causal_mask(layout, None, 16, 16, h.device)
+    built = []
+    monkeypatch.setattr(m, "_causal_mask", lambda *a, **k: built.append(1))
+    packed = heads(h, layout, None)
+    assert not built
+    monkeypatch.setattr(m, "_packed_bounds", lambda *a: None)
+    monkeypatch.setattr(m, "_causal_mask", lambda *a, **k: dense)
+    assert (packed - heads(h, layout, None)).abs().max().item() <= TOL
+    padded = m.TokenLayout(0, torch.tensor([[True] * 15 + [False]]), layout.segment)
+    assert m._packed_bounds(padded, padded.valid) is None  # padding: the mask path
+
+
 def test_packed_sequences_match_separate_sequences():
     """Two sequences packed in one row (position_ids restart, no attention mask) give each sequence's own
     outputs: the reasoning heads do not look across the boundary and the state restarts."""
