@@ -7,6 +7,9 @@ is the same evaluation as the command
     lm_eval --model hf --model_args pretrained=<base_dir>,peft=runs/demo --tasks cognitive_reasoning \
         --include_path eval/tasks --apply_chat_template --limit 60
 
+(it runs lm_eval's HF model with a KV cache appended in place, `cognitive-hf` in cognitive/evaluation/lm.py: the same
+tokens as `--model hf`, faster).
+
 The models a comparison can hold (`ModelSpec`):
     base        ModelSpec.base("embedded:smollm2-135m-instruct" | hub id | model dir)
     adapter     ModelSpec.adapter("runs/x"): a finished run (LoRA adapter; run_config.yaml names its base)
@@ -186,8 +189,8 @@ def lm_eval_command(
 def _modules_lm(spec: ModelSpec, batch_size: int, device: str, dtype: str):
     """An lm_eval HFLM around the base with the run's cognitive modules (and LoRA adapter) loaded."""
     import torch
-    from lm_eval.models.huggingface import HFLM
 
+    from cognitive.evaluation.lm import BufferedHFLM
     from cognitive.model.base import load_base, load_tokenizer
     from cognitive.model.inject import load_cognitive_adapter
 
@@ -198,7 +201,7 @@ def _modules_lm(spec: ModelSpec, batch_size: int, device: str, dtype: str):
 
         model = PeftModel.from_pretrained(model, spec.peft)
     model.to(device=device, dtype=getattr(torch, dtype)).eval()
-    return HFLM(pretrained=model, tokenizer=load_tokenizer(spec.pretrained), batch_size=batch_size)
+    return BufferedHFLM(pretrained=model, tokenizer=load_tokenizer(spec.pretrained), batch_size=batch_size)
 
 
 def run_suite(
@@ -215,6 +218,7 @@ def run_suite(
     import lm_eval
     from lm_eval.tasks import TaskManager
 
+    from cognitive.evaluation.lm import MODEL_NAME
     from cognitive.model.base import resolve_base
 
     # an unknown difficulty or split: a UserError before any work
@@ -224,7 +228,7 @@ def run_suite(
     if spec.cognitive_run:
         model, model_args = _modules_lm(spec, batch_size, device, dtype), None
     else:
-        model = "hf"
+        model = MODEL_NAME  # lm_eval's "hf" with an in-place KV cache: the same outputs (cognitive/evaluation/lm.py)
         model_args = {
             "pretrained": resolve_base(spec.pretrained),
             "dtype": dtype,

@@ -18,8 +18,9 @@ One run measures, in this order:
               length, so batches have padding to lose). Reported: real (non-padding) tokens/s, model FLOP/s, MFU,
               seconds per step, peak RSS, and the modules / LoRA-only step-time ratio.
     generate  greedy generation at batch 1 and 16 (chat prompts of the five task types, 128 new tokens each,
-              every row to the end), old (the evaluation harness today: bf16 weights, dynamic cache, OpenMP's default
-              wait policy) and new, each in its own process: generated tokens/s.
+              every row to the end), old (the evaluation harness before issue 42: bf16 weights, dynamic cache,
+              OpenMP's default wait policy), new (threads asleep) and new+buffered_cache (the harness now: the KV
+              cache appended in place, cognitive/model/kv_cache.py), each in its own process: generated tokens/s.
     losses    the first 20 steps' losses of the old recipe (its threads asleep: the same numbers) and the new (same
               rows, same order, 4 x 512), their largest difference against LOSS_TOLERANCE.
 
@@ -95,6 +96,8 @@ GENERATE_CONFIGS = {  # dtype None: the harness's (bf16 on a CPU with native bf1
     "old": dict(env={}, cache="dynamic", dtype=None),
     "new": dict(env=PASSIVE, cache="dynamic", dtype=None),
     "new+static_cache": dict(env=PASSIVE, cache="static", dtype=None),
+    # the harness since: keys and values appended in place (cognitive/model/kv_cache.py), the same tokens
+    "new+buffered_cache": dict(env=PASSIVE, cache="buffered", dtype=None),
     # GRPO generates with the training model: its recipe's fp32 base under bf16 autocast before, a bf16 base now
     "grpo_old": dict(env=PASSIVE, cache="dynamic", dtype="float32"),
 }
@@ -234,6 +237,7 @@ def one_generate(payload: str) -> None:
     import torch
 
     from cognitive.model.base import inference_device_and_dtype, load_base, load_tokenizer
+    from cognitive.model.kv_cache import cache_kwargs
 
     spec = json.loads(payload)
     tokenizer = load_tokenizer(MODEL)
@@ -255,13 +259,14 @@ def one_generate(payload: str) -> None:
         )
         if spec["cache"] == "static":
             kwargs.update(cache_implementation="static", disable_compile=True)
+        fresh_cache = cache_kwargs if spec["cache"] == "buffered" else lambda model: {}  # a new cache per call
         with torch.inference_mode(), autocast:  # warm-up: a few tokens
-            model.generate(**encoded, **{**kwargs, "max_new_tokens": 4, "min_new_tokens": 4})
+            model.generate(**encoded, **{**kwargs, "max_new_tokens": 4, "min_new_tokens": 4}, **fresh_cache(model))
         rates = []
         for _ in range(spec["repeats"]):
             start = time.perf_counter()
             with torch.inference_mode(), autocast:
-                out = model.generate(**encoded, **kwargs)
+                out = model.generate(**encoded, **kwargs, **fresh_cache(model))
             rates.append((out.shape[1] - encoded.input_ids.shape[1]) * batch / (time.perf_counter() - start))
         result["tokens_per_s"][str(batch)] = round(max(rates), 1)
         print(f"  batch {batch}: {result['tokens_per_s'][str(batch)]} tokens/s", file=sys.stderr, flush=True)

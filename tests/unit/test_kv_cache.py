@@ -1,0 +1,107 @@
+"""BufferedCache (cognitive/model/kv_cache.py): the same generation as transformers' DynamicCache, appended in place."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers.cache_utils import DynamicCache
+
+from cognitive.model import kv_cache
+from cognitive.model.inject import inject_cognitive_modules
+from cognitive.model.kv_cache import CACHE_ARG, BufferedCache, buffered_cache
+from tests.conftest import TINY_MODULES, open_gates, tiny_family
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+VOCAB = 96
+
+
+def left_padded_batch():
+    rows = [torch.randint(3, VOCAB, (n,), generator=torch.Generator().manual_seed(n)) for n in (5, 9, 7)]
+    ids = torch.full((3, 9), 2, dtype=torch.long)
+    mask = torch.zeros(3, 9, dtype=torch.long)
+    for i, row in enumerate(rows):
+        ids[i, 9 - len(row) :], mask[i, 9 - len(row) :] = row, 1
+    return ids, mask
+
+
+def generate(model, cache=None, **kwargs):
+    ids, mask = left_padded_batch()
+    extra = {CACHE_ARG: cache} if cache is not None else {}
+    with torch.no_grad():
+        return model.generate(
+            input_ids=ids, attention_mask=mask, max_new_tokens=30, do_sample=False, pad_token_id=2, **extra, **kwargs
+        )
+
+
+@pytest.mark.parametrize("family", ["llama", "qwen2"])
+def test_greedy_generation_is_identical_across_regrowth(family, monkeypatch):
+    """Greedy tokens equal DynamicCache's exactly, with the buffer regrown many times on the way (GROWTH 4)."""
+    monkeypatch.setattr(kv_cache, "GROWTH", 4)
+    model = tiny_family(family, VOCAB)
+    cache = buffered_cache(model)
+    assert isinstance(cache, BufferedCache)
+    out = generate(model, cache)
+    assert torch.equal(out, generate(model))
+    layer = cache.layers[0]
+    assert layer.keys.shape[2] == out.shape[1] - 1  # the last token is generated, never fed back
+    assert layer._buffers[0].shape[2] > layer.keys.shape[2]
+    assert layer.keys.data_ptr() == layer._buffers[0].data_ptr()  # a view of the buffer, not a copy
+
+
+def test_cognitive_modules_generate_identically():
+    model = tiny_family("llama", VOCAB)
+    inject_cognitive_modules(model, TINY_MODULES)
+    open_gates(model, 0.7)
+    assert torch.equal(generate(model, buffered_cache(model)), generate(model))
+
+
+def test_crop_select_and_reset_keep_it_equal_to_dynamic_cache():
+    """The cache edits DynamicLayer defines (crop, batch selection, reset) leave the same keys as DynamicCache's,
+    and the next update continues from them."""
+    torch.manual_seed(0)
+    buffered, dynamic = BufferedCache(), DynamicCache()
+    steps = [torch.randn(3, 2, n, 4) for n in (6, 1, 1, 300)]
+
+    def both(fn):
+        for cache in (buffered, dynamic):
+            fn(cache)
+        assert buffered.get_seq_length() == dynamic.get_seq_length()
+        if dynamic.get_seq_length():
+            assert torch.equal(buffered.layers[0].keys, dynamic.layers[0].keys)
+            assert torch.equal(buffered.layers[0].values, dynamic.layers[0].values)
+
+    for k in steps[:3]:
+        both(lambda c, k=k: c.update(k, k + 1, 0))
+    both(lambda c: c.crop(-2))
+    both(lambda c: c.update(steps[3][:, :, :1], steps[3][:, :, :1] + 1, 0))
+    both(lambda c: c.batch_select_indices(torch.tensor([2, 0])))
+    both(lambda c: c.update(steps[3][:2], steps[3][:2] + 1, 0))  # 300 tokens: past the first buffer's room
+    both(lambda c: c.reset())
+    both(lambda c: c.update(steps[0], steps[0] + 1, 0))
+    assert buffered.get_seq_length() == dynamic.get_seq_length() == 6
+
+
+def test_sliding_window_models_keep_dynamic_cache():
+    mistral = tiny_family("mistral", VOCAB)
+    mistral.config.sliding_window = 6
+    assert buffered_cache(mistral) is None
+    assert buffered_cache(tiny_family("gemma2", VOCAB)) is None  # alternating sliding / full layers
+    assert buffered_cache(tiny_family("llama", VOCAB)) is not None
+
+
+def test_the_harness_lm_eval_model_generates_what_lm_evals_hf_model_does(embedded_tokenizer, monkeypatch):
+    """`cognitive-hf` (the harness's model) hands generate() a BufferedCache and returns lm_eval's `hf` tokens."""
+    from lm_eval.api.registry import get_model
+    from lm_eval.models.huggingface import HFLM
+
+    from cognitive.evaluation.lm import MODEL_NAME, BufferedHFLM
+
+    assert get_model(MODEL_NAME) is BufferedHFLM
+    model = tiny_family("llama", len(embedded_tokenizer))
+    ours, theirs = (cls(pretrained=model, tokenizer=embedded_tokenizer, batch_size=2) for cls in (BufferedHFLM, HFLM))
+    caches, generate = [], model.generate
+    monkeypatch.setattr(model, "generate", lambda **kw: caches.append(type(kw.get(CACHE_ARG))) or generate(**kw))
+    context = torch.randint(3, 1000, (2, 7), generator=torch.Generator().manual_seed(0))
+    tokens = [lm._model_generate(context, 7 + 24, ["\n\n"]) for lm in (ours, theirs)]
+    assert caches == [BufferedCache, type(None)]
+    assert tokens[0].shape[1] > 7 and torch.equal(tokens[0], tokens[1])
