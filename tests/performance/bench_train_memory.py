@@ -20,7 +20,8 @@ Configurations (the recipes' `--<key> <value>` overrides):
                     padded rows)
     lora_recipe, modules_recipe   the CPU recipes now (demo_cpu.yaml, cognitive_135m_cpu.yaml): bf16 base,
                     padding-free rows, no gradient checkpointing, heap trimming at 512 MiB
-                    (tests/performance/bench_cpu_speed.py); *_recipe_untrimmed: the same untrimmed
+                    (tests/performance/bench_cpu_speed.py); *_recipe_untrimmed: the same untrimmed;
+                    *_recipe_trim128, *_recipe_trim256: the same trimming at 128 or 256 MiB
 
 `--breakdown` also prints, for the warm-up step, the bytes of weights, trainable parameters + gradients + AdamW state,
 and the tensors autograd saves for backward, by the module that saved them (attention, MLP, norms, LM head / loss,
@@ -71,6 +72,10 @@ RECIPE = {"dtype": "bfloat16", "bf16": "true", "padding_free": "true", "gradient
 for _name, _modules in (("lora", False), ("modules", True)):
     CONFIGS[f"{_name}_recipe"] = dict(modules=_modules, overrides={**RECIPE, "cpu_heap_trim_mb": "512"})
     CONFIGS[f"{_name}_recipe_untrimmed"] = dict(modules=_modules, overrides={**RECIPE, "cpu_heap_trim_mb": "0"})
+    for _mb in (128, 256):  # the recipe trimming sooner
+        CONFIGS[f"{_name}_recipe_trim{_mb}"] = dict(
+            modules=_modules, overrides={**RECIPE, "cpu_heap_trim_mb": str(_mb)}
+        )
 MB = 2**20
 
 
