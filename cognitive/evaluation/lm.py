@@ -23,6 +23,6 @@ MODEL_NAME = "cognitive-hf"
 @register_model(MODEL_NAME)
 class BufferedHFLM(HFLM):
     def _model_generate(self, context, max_length: int, stop: list[str], **generation_kwargs):
-        if not {"past_key_values", CACHE_ARG} & set(generation_kwargs):
+        if not {"past_key_values", CACHE_ARG, "cache_implementation"} & set(generation_kwargs):
             generation_kwargs.update(cache_kwargs(self.model))
         return super()._model_generate(context, max_length, stop, **generation_kwargs)

@@ -12,9 +12,11 @@ hands attention a view of the filled part. The view holds the same values as Dyn
 bit-identical outputs on it (tests/unit/test_kv_cache.py), so greedy generation produces the same tokens.
 
 When the buffer is full it is reallocated with half again as much room (at least GROWTH tokens more) and the filled
-part copied once. Crop, batch selection, beam reordering and reset are DynamicLayer's own: any of them that leaves
-the keys outside the buffer makes the next update start a new one from them. Only for decoders whose layers are all
-full attention (`buffered_cache` returns None otherwise: sliding-window layers keep DynamicCache's own handling).
+part copied once. Beam reordering writes the reordered rows back into the buffers. Crop, batch selection and reset
+are DynamicLayer's own: any of them that leaves the keys outside the buffer makes the next update start a new one
+from them. Keys and values may differ in width (each has its own buffer). Only for decoders whose layers are all
+full attention, and not where the generation config names its own cache (`buffered_cache` returns None: generate()
+builds its cache as before).
 """
 
 from __future__ import annotations
@@ -36,36 +38,48 @@ class BufferedLayer(DynamicLayer):
         if not self.is_initialized:
             self.lazy_initialization(key_states, value_states)
         past, new = self.get_seq_length(), key_states.shape[-2]
-        if not self._fits(key_states, past + new):
-            self._rebuffer(key_states, past, past + new)
+        if not self._fits(key_states, value_states, past + new):
+            self._rebuffer(key_states, value_states, past, past + new)
         keys, values = self._buffers
         keys[:, :, past : past + new] = key_states
         values[:, :, past : past + new] = value_states
         self.keys, self.values = keys[:, :, : past + new], values[:, :, : past + new]
         return self.keys, self.values
 
-    def _fits(self, key_states: torch.Tensor, length: int) -> bool:
-        """Whether the buffers exist, still hold self.keys (no crop-free edit replaced them) and have room."""
+    def _fits(self, key_states: torch.Tensor, value_states: torch.Tensor, length: int) -> bool:
+        """Whether the buffers exist, still hold self.keys (no edit replaced them), match the new states' rows, widths,
+        dtype and device, and have room."""
         buffers = getattr(self, "_buffers", None)
         if buffers is None or length > buffers[0].shape[2]:
             return False
-        keys = buffers[0]
-        same_rows = keys.shape[:2] == key_states.shape[:2] and keys.shape[3] == key_states.shape[3]
-        if not same_rows or keys.dtype != key_states.dtype or keys.device != key_states.device:
-            return False
+        for buffer, states in zip(buffers, (key_states, value_states), strict=True):
+            same_rows = buffer.shape[:2] == states.shape[:2] and buffer.shape[3] == states.shape[3]
+            if not same_rows or buffer.dtype != states.dtype or buffer.device != states.device:
+                return False
         if self.get_seq_length() == 0:
             return True
+        keys = buffers[0]
         return self.keys.data_ptr() == keys.data_ptr() and self.keys.stride() == keys.stride()
 
-    def _rebuffer(self, key_states: torch.Tensor, past: int, length: int) -> None:
-        batch, heads, _, dim = key_states.shape
+    def _rebuffer(self, key_states: torch.Tensor, value_states: torch.Tensor, past: int, length: int) -> None:
         capacity = length + max(GROWTH, length // 2)
-        keys = key_states.new_empty(batch, heads, capacity, dim)
-        values = key_states.new_empty(batch, heads, capacity, self.values.shape[-1] if past else dim)
+        keys = key_states.new_empty(*key_states.shape[:2], capacity, key_states.shape[3])
+        values = value_states.new_empty(*value_states.shape[:2], capacity, value_states.shape[3])
         if past:
             keys[:, :, :past] = self.keys
             values[:, :, :past] = self.values
         self._buffers = (keys, values)
+
+    def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
+        """Beam search: the reordered rows written back into the buffers (one copy, no new buffer)."""
+        past = self.get_seq_length()
+        if past and getattr(self, "_buffers", None) is not None and self.keys.data_ptr() == self._buffers[0].data_ptr():
+            keys, values = self._buffers
+            keys[:, :, :past] = self.keys.index_select(0, beam_idx.to(keys.device))
+            values[:, :, :past] = self.values.index_select(0, beam_idx.to(values.device))
+            self.keys, self.values = keys[:, :, :past], values[:, :, :past]
+        else:
+            super().reorder_cache(beam_idx)
 
     def reset(self) -> None:
         self._buffers = None
@@ -80,13 +94,19 @@ class BufferedCache(DynamicCache):
 
 
 def buffered_cache(model) -> BufferedCache | None:
-    """A BufferedCache for this model's generation, or None when some layer is not full attention (sliding window,
-    linear attention, ...)."""
+    """A BufferedCache for this model's generation, or None where generate() should build its own cache: a decoder
+    with any layer that is not full attention (sliding window, linear attention, ...), an encoder-decoder model, or
+    a model whose generation config names a cache implementation."""
     config = getattr(model, "config", None)
-    text = config.get_text_config(decoder=True) if config is not None else None
-    if text is None or (getattr(text, "sliding_window", None) and getattr(text, "use_sliding_window", True)):
+    if config is None or getattr(config, "is_encoder_decoder", False):
         return None
-    layer_types = getattr(text, "layer_types", None) or ["full_attention"]
+    if getattr(getattr(model, "generation_config", None), "cache_implementation", None):
+        return None
+    text = config.get_text_config(decoder=True)
+    layer_types = getattr(text, "layer_types", None)
+    if layer_types is None:  # no per-layer types: full attention unless the config names a sliding window
+        sliding = getattr(text, "sliding_window", None) and getattr(text, "use_sliding_window", True)
+        return None if sliding else BufferedCache()
     return BufferedCache() if set(layer_types) == {"full_attention"} else None
 
 

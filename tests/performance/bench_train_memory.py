@@ -18,9 +18,9 @@ Configurations (the recipes' `--<key> <value>` overrides):
     lora_trim<N>, modules_trim<N>   the same with `cpu_heap_trim_mb: N` (N = 256, 512, 1024; cognitive/train/heap.py);
                     lora_trim512 and modules_trim512 were the CPU recipes until issue 42 (all of the above: fp32 base,
                     padded rows)
-    lora_recipe, modules_recipe   the CPU recipes now (demo_cpu.yaml, cognitive_135m_cpu.yaml): bf16 base,
-                    padding-free rows, no gradient checkpointing, heap trimming at 512 MiB
-                    (tests/performance/bench_cpu_speed.py); *_recipe_untrimmed: the same untrimmed;
+    lora_recipe, modules_recipe   the CPU recipes' settings now (demo_cpu.yaml; cognitive_135m_cpu.yaml without
+                    its gradient checkpointing): bf16 base, padding-free rows, no checkpointing, heap trimming at
+                    512 MiB (tests/performance/bench_cpu_speed.py); *_recipe_untrimmed: the same untrimmed;
                     *_recipe_trim128, *_recipe_trim256: the same trimming at 128 or 256 MiB
 
 `--breakdown` also prints, for the warm-up step, the bytes of weights, trainable parameters + gradients + AdamW state,

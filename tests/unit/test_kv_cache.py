@@ -105,3 +105,36 @@ def test_the_harness_lm_eval_model_generates_what_lm_evals_hf_model_does(embedde
     tokens = [lm._model_generate(context, 7 + 24, ["\n\n"]) for lm in (ours, theirs)]
     assert caches == [BufferedCache, type(None)]
     assert tokens[0].shape[1] > 7 and torch.equal(tokens[0], tokens[1])
+
+
+def test_beam_reordering_and_values_of_another_width_match_dynamic_cache():
+    """Beam search's reordering (written back into the buffers) and values narrower than keys (as in models that
+    cache a latent as keys) give DynamicCache's keys and values."""
+    torch.manual_seed(0)
+    buffered, dynamic = BufferedCache(), DynamicCache()
+    for n in (5, 1, 1):
+        k, v = torch.randn(4, 2, n, 8), torch.randn(4, 2, n, 3)
+        for cache in (buffered, dynamic):
+            cache.update(k, v, 0)
+    buffer_before = buffered.layers[0]._buffers[0].data_ptr()
+    for cache in (buffered, dynamic):
+        cache.reorder_cache(torch.tensor([3, 3, 0, 1]))
+        cache.update(torch.ones(4, 2, 1, 8), torch.ones(4, 2, 1, 3), 0)
+    assert buffered.layers[0]._buffers[0].data_ptr() == buffer_before  # reordered in place
+    assert torch.equal(buffered.layers[0].keys, dynamic.layers[0].keys)
+    assert torch.equal(buffered.layers[0].values, dynamic.layers[0].values)
+
+
+def test_beam_search_generates_identically():
+    model = tiny_family("llama", VOCAB)
+    kwargs = dict(num_beams=3, num_return_sequences=1)
+    assert torch.equal(generate(model, buffered_cache(model), **kwargs), generate(model, **kwargs))
+
+
+def test_a_named_cache_implementation_or_an_encoder_decoder_keeps_generates_own_cache():
+    model = tiny_family("llama", VOCAB)
+    model.generation_config.cache_implementation = "static"
+    assert buffered_cache(model) is None
+    model = tiny_family("llama", VOCAB)
+    model.config.is_encoder_decoder = True
+    assert buffered_cache(model) is None
