@@ -56,10 +56,16 @@ class BufferedLayer(DynamicLayer):
             same_rows = buffer.shape[:2] == states.shape[:2] and buffer.shape[3] == states.shape[3]
             if not same_rows or buffer.dtype != states.dtype or buffer.device != states.device:
                 return False
-        if self.get_seq_length() == 0:
-            return True
-        keys = buffers[0]
-        return self.keys.data_ptr() == keys.data_ptr() and self.keys.stride() == keys.stride()
+        return self.get_seq_length() == 0 or self._keys_in_buffer()
+
+    def _keys_in_buffer(self) -> bool:
+        """Whether self.keys is still the filled part of the keys buffer (no edit has replaced it with a copy)."""
+        buffers = getattr(self, "_buffers", None)
+        return (
+            buffers is not None
+            and self.keys.data_ptr() == buffers[0].data_ptr()
+            and self.keys.stride() == buffers[0].stride()
+        )
 
     def _rebuffer(self, key_states: torch.Tensor, value_states: torch.Tensor, past: int, length: int) -> None:
         capacity = length + max(GROWTH, length // 2)
@@ -73,7 +79,7 @@ class BufferedLayer(DynamicLayer):
     def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
         """Beam search: the reordered rows written back into the buffers (one copy, no new buffer)."""
         past = self.get_seq_length()
-        if past and getattr(self, "_buffers", None) is not None and self.keys.data_ptr() == self._buffers[0].data_ptr():
+        if past and self._keys_in_buffer():
             keys, values = self._buffers
             keys[:, :, :past] = self.keys.index_select(0, beam_idx.to(keys.device))
             values[:, :, :past] = self.values.index_select(0, beam_idx.to(values.device))
@@ -111,7 +117,7 @@ def buffered_cache(model) -> BufferedCache | None:
 
 
 def cache_kwargs(model) -> dict:
-    """generate() keyword arguments that give it a BufferedCache ({CACHE_ARG: cache}), or {} when the model has a
-    layer that is not full attention."""
+    """generate() keyword arguments that give it a BufferedCache ({CACHE_ARG: cache}), or {} where `buffered_cache`
+    leaves generate() its own cache."""
     cache = buffered_cache(model)
     return {CACHE_ARG: cache} if cache is not None else {}

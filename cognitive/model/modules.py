@@ -503,7 +503,8 @@ def _packed_bounds(layout: TokenLayout, key_valid) -> list[int] | None:
     """Where the sequences of one packed row (padding-free training: batch 1, no padding, no cache) start and end,
     [0, ..., q]; None for any other layout. Attending within each slice under is_causal is exactly the packed mask
     of `_causal_mask`, at the sequences' own cost instead of one dense [q x q] mask over the whole row (for 4
-    sequences of 1024 tokens: 4x the work, and no causal skip)."""
+    sequences of 1024 tokens: 4x the work, and no causal skip). cognitive/model/packed_attention.py does the same for
+    the base's attention; this file imports only torch and transformers (it ships alone as remote code)."""
     segment = layout.segment
     if segment is None or layout.past or segment.shape[0] != 1 or (key_valid is not None and not key_valid.all()):
         return None
