@@ -7,8 +7,8 @@ is the same evaluation as the command
     lm_eval --model hf --model_args pretrained=<base_dir>,peft=runs/demo --tasks cognitive_reasoning \
         --include_path eval/tasks --apply_chat_template --limit 60
 
-(it runs lm_eval's HF model with a KV cache appended in place, `cognitive-hf` in cognitive/evaluation/lm.py: the same
-tokens as `--model hf`, faster).
+(it runs lm_eval's HF model with a KV cache appended in place and finished rows dropped from a generating batch,
+`cognitive-hf` in cognitive/evaluation/lm.py: the answers of `--model hf` but for bf16 rounding, 1 in 310, faster).
 
 The models a comparison can hold (`ModelSpec`):
     base        ModelSpec.base("embedded:smollm2-135m-instruct" | hub id | model dir)
@@ -228,7 +228,7 @@ def run_suite(
     if spec.cognitive_run:
         model, model_args = _modules_lm(spec, batch_size, device, dtype), None
     else:
-        model = MODEL_NAME  # lm_eval's "hf" with an in-place KV cache: the same outputs (cognitive/evaluation/lm.py)
+        model = MODEL_NAME  # lm_eval's "hf", an in-place KV cache, finished rows dropped (cognitive/evaluation/lm.py)
         model_args = {
             "pretrained": resolve_base(spec.pretrained),
             "dtype": dtype,

@@ -4,11 +4,14 @@
     python tests/performance/bench_eval.py --suites transfer --limit 40 --json bench.json
     COGNITIVE_SLM_DTYPE=float32 python tests/performance/bench_eval.py --suites plain     # fp32 instead of bf16
     python tests/performance/bench_eval.py --fast                   # the in-training check
+    python tests/performance/bench_eval.py --prune_every 0 --samples_dir /tmp/one_call     # one generate() per batch
+    python tests/performance/bench_eval.py --same_as /tmp/one_call   # ... and count the answers that differ from it
 
 Each suite runs through cognitive.evaluation.harness.evaluate_suites (lm_eval's Python API, chat template, greedy,
 batched generation, bf16 on a CPU with native bf16). Reported per suite: documents, wall and CPU seconds,
 documents/s, the mean generated length and how many outputs ran to max_gen_toks, the headline ± its standard error,
-and the targets (plain and transfer <= 15 min each, the offline suites <= 10 min together). This process's CPU
+with --same_as how many answers differ from another run's samples (cognitive-hf's row pruning must change none), and
+the targets (plain and transfer <= 15 min each, the offline suites <= 10 min together). This process's CPU
 seconds are reported beside wall seconds: on a shared machine they are the steadier figure.
 """
 
@@ -32,6 +35,7 @@ from cognitive.evaluation.harness import (
     evaluate_suites,
     suites_table,
 )
+from cognitive.evaluation.lm import BufferedHFLM
 from cognitive.evaluation.outputs import hit_token_limit
 from cognitive.model.base import DEFAULT_EMBEDDED, inference_device_and_dtype
 
@@ -45,7 +49,18 @@ def cpu_seconds() -> float:
 
 def sample_rows(samples_dir: Path) -> list[dict]:
     """The suite's sample rows (harness.write_samples: output, generated_tokens, max_gen_toks, ...)."""
-    return [json.loads(line) for f in samples_dir.rglob("*.jsonl") for line in f.read_text().splitlines()]
+    files = samples_dir.rglob("*.jsonl")
+    return [{"task": f.stem, **json.loads(line)} for f in files for line in f.read_text().splitlines()]
+
+
+def differing_answers(rows: list[dict], other_dir: Path) -> int:
+    """How many of these sample rows' outputs differ from the same task's and document's output under other_dir."""
+    other = {}
+    for f in other_dir.rglob("*.jsonl"):
+        for line in f.read_text().splitlines():
+            row = json.loads(line)
+            other[(f.stem, row["id"])] = row["output"]
+    return sum(other.get((row["task"], row["id"])) != row["output"] for row in rows)
 
 
 def build_parser() -> ArgumentParser:
@@ -56,20 +71,31 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--fast", action="store_true", help="time the in-training check instead")
     parser.add_argument("--json", default=None, help="also write the figures here")
+    parser.add_argument(
+        "--prune_every",
+        type=int,
+        default=BufferedHFLM.prune_every,
+        help="new tokens between removals of finished rows from a generating batch (0: one generate call per batch)",
+    )
+    parser.add_argument("--samples_dir", default=None, help="keep the suites' samples here (default: a temp dir)")
+    parser.add_argument("--same_as", default=None, help="a --samples_dir of another run: count differing answers")
     return parser
 
 
 def main() -> None:
     parser = build_parser()
     args = parser.parse_args()
+    BufferedHFLM.prune_every = args.prune_every
     spec = ModelSpec.base(args.base)
     summary = {
         "base": args.base,
         "batch_size": args.batch_size,
+        "prune_every": args.prune_every,
         "device_dtype": inference_device_and_dtype(),
         "suites": {},
     }
     with tempfile.TemporaryDirectory() as scratch:
+        scratch = args.samples_dir or scratch
         if args.fast:
             started, cpu = time.time(), cpu_seconds()
             result = compare(
@@ -110,6 +136,8 @@ def main() -> None:
                 "types": r["types"],
                 "target_min": TARGET_MIN.get(name),
             }
+            if args.same_as:
+                row["answers_differing_from_same_as"] = differing_answers(rows, Path(args.same_as) / name)
             summary["suites"][name] = row
             print(json.dumps({"suite": name, **{k: v for k, v in row.items() if k != "types"}}), flush=True)
             print(suites_table({"base": {name: {**r, "limit": r["limit"]}}}), flush=True)

@@ -89,22 +89,74 @@ def test_sliding_window_models_keep_dynamic_cache():
     assert buffered_cache(tiny_family("llama", VOCAB)) is not None
 
 
-def test_the_harness_lm_eval_model_generates_what_lm_evals_hf_model_does(embedded_tokenizer, monkeypatch):
-    """`cognitive-hf` (the harness's model) hands generate() a BufferedCache and returns lm_eval's `hf` tokens."""
+def _generate_until(lm, contexts: list[str], until: list[str], max_gen_toks: int = 40) -> list[str]:
+    from lm_eval.api.instance import Instance
+
+    requests = [
+        Instance("generate_until", {}, (context, {"until": until, "max_gen_toks": max_gen_toks}), i)
+        for i, context in enumerate(contexts)
+    ]
+    return lm.generate_until(requests, disable_tqdm=True)
+
+
+@pytest.mark.parametrize("modules", [False, True])
+def test_the_harness_lm_eval_model_answers_what_lm_evals_hf_model_does(embedded_tokenizer, modules):
+    """`cognitive-hf` (the harness's model) generates with a BufferedCache and takes the rows whose answer is final
+    (an end-of-sequence token, or a stop sequence in the text) out of the batch, and returns lm_eval's `hf` answers."""
     from lm_eval.api.registry import get_model
     from lm_eval.models.huggingface import HFLM
 
-    from cognitive.evaluation.lm import MODEL_NAME, BufferedHFLM
+    from cognitive.evaluation.lm import MIN_ROWS, MODEL_NAME, BufferedHFLM
 
     assert get_model(MODEL_NAME) is BufferedHFLM
     model = tiny_family("llama", len(embedded_tokenizer))
-    ours, theirs = (cls(pretrained=model, tokenizer=embedded_tokenizer, batch_size=2) for cls in (BufferedHFLM, HFLM))
-    caches, generate = [], model.generate
-    monkeypatch.setattr(model, "generate", lambda **kw: caches.append(type(kw.get(CACHE_ARG))) or generate(**kw))
-    context = torch.randint(3, 1000, (2, 7), generator=torch.Generator().manual_seed(0))
-    tokens = [lm._model_generate(context, 7 + 24, ["\n\n"]) for lm in (ours, theirs)]
-    assert caches == [BufferedCache, type(None)]
-    assert tokens[0].shape[1] > 7 and torch.equal(tokens[0], tokens[1])
+    if modules:
+        inject_cognitive_modules(model, TINY_MODULES)
+        open_gates(model, 0.7)
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():  # weights large enough that greedy answers vary (a fresh init repeats one token)
+        for name, weight in model.named_parameters():
+            if weight.dim() == 2:
+                weight.normal_(0, 1.0 if "embed" in name else 0.5, generator=generator)
+    ours, theirs = (cls(pretrained=model, tokenizer=embedded_tokenizer, batch_size=6) for cls in (BufferedHFLM, HFLM))
+    ours.prune_every = 4
+    contexts = [f"Question {i}: what is {17 * i} plus {5 + i}?" for i in range(6)]
+    free = _generate_until(theirs, contexts, ["<never>"])
+    # stop sequences that end rows 1-3 at different lengths, and an end-of-sequence token that ends row 4 early
+    stops = [free[row][8 * row : 8 * row + 4] for row in (1, 2, 3)]
+    model.generation_config.eos_token_id = embedded_tokenizer(free[4], add_special_tokens=False).input_ids[5]
+
+    rows, caches = [], []
+    model.register_forward_pre_hook(lambda _, args, kw: rows.append(kw["input_ids"].shape[0]), with_kwargs=True)
+    generate = model.generate
+    model.generate = lambda **kw: caches.append(type(kw.get(CACHE_ARG))) or generate(**kw)
+    answers = _generate_until(ours, contexts, stops)
+    assert set(caches) == {BufferedCache} and len(caches) > 1  # several segments, each with the in-place cache
+    assert rows[0] == 6 and min(rows) == MIN_ROWS  # finished rows left the batch, down to MIN_ROWS
+    assert sum(rows) < 6 * len(rows)
+    pruned_rows = list(rows)
+    assert answers == _generate_until(theirs, contexts, stops)
+    assert len(set(map(len, answers))) > 2 and len(rows) > len(pruned_rows)  # answers of several lengths
+
+
+def test_finished_rows_ride_along_where_the_arithmetic_of_the_open_rows_would_change():
+    """Open rows always go on; finished ones fill the batch up to MIN_ROWS (those without an end-of-sequence token
+    first), and a batch with left padding keeps a padded row (attention keeps its mask)."""
+    from cognitive.evaluation.lm import MIN_ROWS, BufferedHFLM
+
+    def keep(final, padded=(0,) * 4, ended=(0,) * 4, rows=(0, 1, 2, 3)):  # flags per row of the whole batch
+        flags = [torch.tensor(f, dtype=torch.bool) for f in (final, padded, ended)]
+        return BufferedHFLM._keep(torch.tensor(rows), *flags).tolist()
+
+    assert MIN_ROWS == 2
+    assert keep([0, 1, 0, 1]) == [0, 2]
+    assert keep([0, 0, 0, 0]) == [0, 1, 2, 3]
+    assert keep([1, 1, 0, 1]) == [0, 2]  # one open row: a finished one rides along
+    assert keep([1, 1, 0, 1], ended=[1, 0, 0, 0]) == [1, 2]  # ... one that has not ended (no pad tokens fed)
+    assert keep([1, 1, 0, 1], padded=[0, 0, 0, 1]) == [2, 3]  # ... and padded, since the batch was padded
+    assert keep([1, 0, 0, 1], padded=[1, 0, 0, 0]) == [0, 1, 2]  # the open rows are unpadded: a padded one rides
+    final, padded = [0] * 5 + [1, 0, 1, 0, 1], [0] * 7 + [1, 0, 0]  # rows 5, 7, 9 finished, row 7 padded
+    assert keep(final, padded, ended=[0] * 10, rows=(5, 7, 8, 9)) == [1, 2]  # positions in `rows`
 
 
 def test_beam_reordering_and_values_of_another_width_match_dynamic_cache():
