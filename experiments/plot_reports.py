@@ -89,6 +89,19 @@ def cpu_training_memory(figures: dict, path: Path) -> None:
 
 def cpu_speed(figures: dict, path: Path) -> None:  # the benchmark's own results.json, as its run wrote it
     plot_cpu_speed(figures, path)
+    suites = figures.get("suites_minutes_run5")  # bench_eval.py's two runs of run 5, transcribed
+    if suites:
+        bars = {}
+        for suite in suites["finished rows dropped"]:
+            for how in ("one generate call per batch", "finished rows dropped"):
+                bars[f"{suite}\n{how.replace(' per batch', '')}"] = suites[how][suite]
+        plot_bars(bars, path.with_name("cpu_speed_suites.png"), "minutes", "the offline suites, 135M, 2 cores (run 5)")
+    checkpointing = figures.get("checkpointing_run5")  # run 5's training, transcribed
+    if checkpointing:
+        rss = checkpointing["peak_rss_full_rows_gib"]
+        bars = {f"{k}\n{rss[k]} GiB full rows" if k in rss else k: v for k, v in checkpointing["tokens_per_s"].items()}
+        title = "LoRA recipe, 4 x 1024, run 5 (4 GB = 3.73 GiB)"
+        plot_bars(bars, path.with_name("cpu_speed_checkpointing.png"), "real tokens/s", title)
 
 
 def grpo_defaults(figures: dict, path: Path) -> None:  # recipes/evaluate.py's paired.png, headline and types

@@ -11,7 +11,7 @@ The estimate adds up what `torch.cuda.max_memory_allocated()` sees during a trai
                   the DeepSpeed config offloads the optimizer
     activations   with gradient checkpointing: each layer's input (b*s*h) kept, plus one layer's working set
                   recomputed in backward (attention projections + the MLP's 3 intermediate tensors); without
-                  it: every layer's working set
+                  it: every layer's working set; checkpointing every n-th layer (every_n_layers): the two mixed
     logits        TRL's fused LM head: one [4096 tokens x 32768 vocab] tile and its gradient, never b*s*V
     deepspeed     ZeRO-2 gradient buckets (reduce + allgather bucket sizes of the DS config)
 
@@ -222,6 +222,7 @@ class Setup:
     lora_r: int = 16
     module_params: int = 0
     gradient_checkpointing: bool = True
+    checkpoint_every: int = 1  # with checkpointing: every n-th decoder layer recomputed (transformers' every_n_layers)
     offload_optimizer: bool = False
     deepspeed_bucket_elems: int = 0  # reduce + allgather bucket sizes (elements), 0 without DeepSpeed
     compute: str | None = None  # bf16 | fp32 activations; None: fp32 for fp32 weights, else bf16
@@ -281,10 +282,13 @@ def estimate(shape: Shape, setup: Setup) -> Estimate:
     # One layer's working set: q, k, v, attention out, o-proj in (h + 2kv + 2h) + MLP gate, up, act, product (4i)
     # + the two norm outputs and residuals (4h).
     layer_working = tokens * (3 * h + 2 * kv + 4 * i + 4 * h) * compute
-    if setup.gradient_checkpointing:
-        activations = shape.layers * tokens * h * storage + layer_working
-    else:
-        activations = shape.layers * layer_working
+    # Checkpointed layers keep only their input, and backward recomputes one at a time; the others keep their whole
+    # working set. every_n_layers = n checkpoints layers 0, n, 2n, ...: the last layer's set is freed by the time the
+    # highest checkpointed layer is recomputed, so the recompute adds to the peak only when every layer is checkpointed.
+    recomputed = -(-shape.layers // max(1, setup.checkpoint_every)) if setup.gradient_checkpointing else 0
+    checkpointed_part = recomputed * tokens * h * storage + (layer_working if recomputed == shape.layers else 0)
+    kept_part = (shape.layers - recomputed) * layer_working
+    activations = checkpointed_part + kept_part
     tile_tokens, tile_vocab = CPU_LOGIT_TILE if setup.device == "cpu" else LOGIT_TILE
     tile = min(tokens, tile_tokens) * min(shape.vocab, tile_vocab)
     logits = 2 * tile * compute + tokens * h * storage  # a tile and its gradient, + the gathered hidden states
@@ -300,13 +304,14 @@ def estimate(shape: Shape, setup: Setup) -> Estimate:
         reference = {"none": 0, "adapter": trainable // 2, "copy": weights}[setup.reference]  # LoRA weights, no grads
     if setup.device != "cpu":
         return Estimate(weights, trainable, optimizer, activations, logits, deepspeed, 0, generation, reference)
-    key = (
-        "checkpointing" if setup.gradient_checkpointing else "no_checkpointing",
-        "bf16" if compute == 2 else "fp32",
-        "bf16" if storage == 2 else "fp32",
-    )
-    factor = CPU_GRPO_ACTIVATION_FACTOR if setup.generation_batch else CPU_ACTIVATION_FACTOR[key]
-    activations = int(activations * factor)
+    precision = ("bf16" if compute == 2 else "fp32", "bf16" if storage == 2 else "fp32")
+    if setup.generation_batch:
+        activations = int(activations * CPU_GRPO_ACTIVATION_FACTOR)
+    else:  # each part with its own fit: a partly checkpointed run is the two kinds of layer side by side
+        activations = int(
+            checkpointed_part * CPU_ACTIVATION_FACTOR[("checkpointing", *precision)]
+            + kept_part * CPU_ACTIVATION_FACTOR[("no_checkpointing", *precision)]
+        )
     return Estimate(
         weights, trainable, optimizer, activations, logits, deepspeed, CPU_RUNTIME_BYTES, generation, reference
     )
@@ -373,6 +378,7 @@ def setup_from_args(training_args, model_args, module_params: int = 0, prompt_le
         lora_r=model_args.lora_r if model_args.use_peft else 0,
         module_params=module_params,
         gradient_checkpointing=bool(training_args.gradient_checkpointing),
+        checkpoint_every=int((training_args.gradient_checkpointing_kwargs or {}).get("every_n_layers", 1)),
         offload_optimizer=offload,
         deepspeed_bucket_elems=buckets,
         compute="bf16" if half_compute else "fp32",

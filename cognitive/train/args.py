@@ -204,7 +204,13 @@ def parse_sft_args(argv: list[str] | None = None):
 
 def parse_grpo_args(argv: list[str] | None = None):
     """Parse (GRPOScriptArguments, GRPOConfig, ModelConfig) from `--config <yaml>` and CLI overrides."""
-    return parse_recipe_args(argv, grpo_parser(), DEFAULT_GRPO_RECIPE)
+    parsed = parse_recipe_args(argv, grpo_parser(), DEFAULT_GRPO_RECIPE)
+    if (parsed[1].gradient_checkpointing_kwargs or {}).get("every_n_layers", 1) != 1:
+        raise UserError(  # TRL re-enables checkpointing after generating with these kwargs as torch checkpoint's own
+            "gradient_checkpointing_kwargs: every_n_layers is for SFT recipes; TRL's GRPOTrainer passes it on to "
+            "torch.utils.checkpoint, which rejects it: remove it (GRPO checkpoints every layer or none)"
+        )
+    return parsed
 
 
 def parser_for(config_path: str | Path):

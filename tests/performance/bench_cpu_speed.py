@@ -33,9 +33,10 @@ modules' parameters for the modules recipe), and per real token
 
 MFU = model FLOP/s / the measured bf16 matmul rate. With a frozen base and LoRA the weight gradients of the frozen
 weights are never computed, so the work actually done is 4 N (+ LoRA's own ~1%) per token, and gradient
-checkpointing recomputes the forward: 6 N with it. MFU counts neither (the nominal 6 N, as MFU is defined: what
-the model needs, not what the implementation does); the table also gives the actual FLOP rate ("HW FLOP/s": 4 N or
-6 N with recomputation, + attention the same way), so the two readings are side by side.
+checkpointing recomputes the forward: 6 N with it, 4 N + 2 N x the share of layers recomputed with every_n_layers.
+MFU counts neither (the nominal 6 N, as MFU is defined: what the model needs, not what the implementation does);
+the table also gives the actual FLOP rate ("HW FLOP/s": 4 N to 6 N, + attention the same way), so the two readings
+are side by side.
 
 Other processes stretch wall time: `uptime`'s load average is printed and saved with the figures; compare rows of
 one run only.
@@ -74,21 +75,35 @@ PROJECTIONS = MATMUL_SHAPES[:4]  # the reference for MFU: the best bf16 rate amo
 # The recipe before this study (recipes/configs/*_cpu.yaml until issue 42) and the one after; the others change one
 # setting at a time. "env": the process environment (OMP_WAIT_POLICY unset: GNU OpenMP's default, spinning).
 OLD = {"dtype": "float32", "bf16": "true", "gradient_checkpointing": "true", "cpu_heap_trim_mb": "512"}
-NEW = {"dtype": "bfloat16", "bf16": "true", "gradient_checkpointing": "false", "cpu_heap_trim_mb": "512"}
-NEW = {**NEW, "padding_free": "true"}
+NO_CHECKPOINTING = {"dtype": "bfloat16", "bf16": "true", "gradient_checkpointing": "false", "cpu_heap_trim_mb": "512"}
+NO_CHECKPOINTING = {**NO_CHECKPOINTING, "padding_free": "true"}  # the new recipe until its memory was cut
+
+
+def every_n(n: int) -> dict:
+    """The new recipe with every n-th decoder layer checkpointed (transformers' every_n_layers)."""
+    kwargs = json.dumps({"every_n_layers": n})
+    return {**NO_CHECKPOINTING, "gradient_checkpointing": "true", "gradient_checkpointing_kwargs": kwargs}
+
+
+EVERY_N_LAYERS = 2  # demo_cpu.yaml: under 4 GB at 4 x 1024 full rows
+NEW = every_n(EVERY_N_LAYERS)
 PASSIVE = {"OMP_WAIT_POLICY": "PASSIVE"}
 STEP1 = {**OLD}  # + OpenMP's waiting threads asleep
 STEP2 = {**STEP1, "dtype": "bfloat16"}  # + the bf16 base
-STEP3 = {**STEP2, "padding_free": "true"}  # + padding-free rows; then - checkpointing: NEW
+STEP3 = {**STEP2, "padding_free": "true"}  # + padding-free rows; then every 2nd layer checkpointed: NEW
 TRAIN_CONFIGS = {  # the old recipe, then one change at a time to the new, then the new with one change
     "old": dict(overrides=OLD, env={}),
     "old+passive": dict(overrides=STEP1, env=PASSIVE),
     "old+passive+bf16_base": dict(overrides=STEP2, env=PASSIVE),
     "old+passive+bf16_base+padding_free": dict(overrides=STEP3, env=PASSIVE),
     "new": dict(overrides=NEW, env=PASSIVE),
-    "new,untrimmed": dict(overrides={**NEW, "cpu_heap_trim_mb": "0"}, env=PASSIVE),
-    "new,omp_default": dict(overrides=NEW, env={}),
-    "new,fp32_base": dict(overrides={**NEW, "dtype": "float32"}, env=PASSIVE),
+    "new/no_checkpointing": dict(overrides=NO_CHECKPOINTING, env=PASSIVE),
+    "new/every_3": dict(overrides=every_n(3), env=PASSIVE),
+    "new/every_4": dict(overrides=every_n(4), env=PASSIVE),
+    "new/all_checkpointed": dict(overrides={**NO_CHECKPOINTING, "gradient_checkpointing": "true"}, env=PASSIVE),
+    "new/untrimmed": dict(overrides={**NEW, "cpu_heap_trim_mb": "0"}, env=PASSIVE),
+    "new/omp_default": dict(overrides=NEW, env={}),
+    "new/fp32_base": dict(overrides={**NEW, "dtype": "float32"}, env=PASSIVE),
     "new+compile": dict(overrides={**NEW, "torch_compile": "true"}, env=PASSIVE),
 }
 HEADLINE = ("old", "new")  # run for LoRA-only and modules at every shape; the others LoRA-only at the last shape
@@ -109,9 +124,9 @@ LOSS_TOLERANCE = 0.03
 
 
 # ------------------------------------------------------------------------------------------------ FLOPs
-def flop_counts(module_params: int = 0, lengths=(), checkpointing: bool = False) -> dict:
-    """Model (6 N) and actual (4 N frozen base + LoRA, 6 N with recomputation) FLOPs of training on rows of these
-    lengths (see the module docstring)."""
+def flop_counts(module_params: int = 0, lengths=(), recomputed: float = 0.0) -> dict:
+    """Model (6 N) and actual (4 N frozen base + LoRA, + 2 N for the share of layers recomputed: 6 N with all)
+    FLOPs of training on rows of these lengths (see the module docstring)."""
     from cognitive.model.memory import shape_for
 
     shape = shape_for(MODEL)
@@ -120,7 +135,7 @@ def flop_counts(module_params: int = 0, lengths=(), checkpointing: bool = False)
     attention = sum(6 * shape.layers * shape.hidden * length * length for length in lengths)  # 6 L d n per token
     forward = 2 * n * tokens + attention / 3
     model = 6 * n * tokens + attention
-    actual = forward * (2 if not checkpointing else 3) + 2 * module_params * tokens  # frozen base: no weight grads
+    actual = forward * (2 + recomputed) + 2 * module_params * tokens  # frozen base: no weight grads
     return {"n": n, "tokens": tokens, "model": model, "actual": actual}
 
 
@@ -180,7 +195,19 @@ def run_train(name: str, modules: bool, shape: str, steps: int) -> dict | None:
         return None
     result.update(config=name, recipe="modules" if modules else "lora")
     result["gradient_checkpointing"] = spec["overrides"].get("gradient_checkpointing") == "true"
+    result["recomputed_share"] = recomputed_share(spec["overrides"])
     return result
+
+
+def recomputed_share(overrides: dict) -> float:
+    """The share of decoder layers gradient checkpointing recomputes (every_n_layers = n: layers 0, n, 2n, ...)."""
+    from cognitive.model.memory import shape_for
+
+    if overrides.get("gradient_checkpointing") != "true":
+        return 0.0
+    every = json.loads(overrides.get("gradient_checkpointing_kwargs") or "{}").get("every_n_layers", 1)
+    layers = shape_for(MODEL).layers
+    return -(-layers // every) / layers
 
 
 def one_train(payload: str) -> None:
@@ -202,11 +229,10 @@ def train_figures(result: dict, reference_tflops: float) -> dict:
     """tokens/s, FLOP/s and MFU over the timed steps (all but the warm-up)."""
     timed = slice(1, None)
     seconds = sum(result["step_s"][timed])
-    checkpointing = result["gradient_checkpointing"]
     lengths_per_step = result.get("row_lengths") or []
     tokens = sum(result["real_tokens"][timed])
     rows = [length for step in lengths_per_step[timed] for length in step]
-    counts = flop_counts(result.get("module_params", 0), rows, bool(checkpointing))
+    counts = flop_counts(result.get("module_params", 0), rows, result.get("recomputed_share", 0.0))
     model_flops = counts["model"] / seconds
     return {
         "tokens_per_s": round(tokens / seconds, 1),

@@ -21,7 +21,9 @@ Configurations (the recipes' `--<key> <value>` overrides):
     lora_recipe, modules_recipe   the CPU recipes' settings now (demo_cpu.yaml; cognitive_135m_cpu.yaml without
                     its gradient checkpointing): bf16 base, padding-free rows, no checkpointing, heap trimming at
                     512 MiB (tests/performance/bench_cpu_speed.py); *_recipe_untrimmed: the same untrimmed;
-                    *_recipe_trim128, *_recipe_trim256: the same trimming at 128 or 256 MiB
+                    *_recipe_trim128, *_recipe_trim256: the same trimming at 128 or 256 MiB;
+                    *_recipe_every<N> (N = 2, 3, 4): every N-th decoder layer checkpointed
+                    (`gradient_checkpointing_kwargs: {every_n_layers: N}`), *_recipe_every<N>_untrimmed
 
 `--breakdown` also prints, for the warm-up step, the bytes of weights, trainable parameters + gradients + AdamW state,
 and the tensors autograd saves for backward, by the module that saved them (attention, MLP, norms, LM head / loss,
@@ -75,6 +77,16 @@ for _name, _modules in (("lora", False), ("modules", True)):
     for _mb in (128, 256):  # the recipe trimming sooner
         CONFIGS[f"{_name}_recipe_trim{_mb}"] = dict(
             modules=_modules, overrides={**RECIPE, "cpu_heap_trim_mb": str(_mb)}
+        )
+    for _n in (2, 3, 4):  # every n-th layer checkpointed (transformers' every_n_layers), trimmed and untrimmed
+        _every = {
+            **RECIPE,
+            "gradient_checkpointing": "true",
+            "gradient_checkpointing_kwargs": f'{{"every_n_layers": {_n}}}',
+        }
+        CONFIGS[f"{_name}_recipe_every{_n}"] = dict(modules=_modules, overrides={**_every, "cpu_heap_trim_mb": "512"})
+        CONFIGS[f"{_name}_recipe_every{_n}_untrimmed"] = dict(
+            modules=_modules, overrides={**_every, "cpu_heap_trim_mb": "0"}
         )
 MB = 2**20
 

@@ -99,6 +99,16 @@ def test_unknown_cli_option():
         parse_sft_args(["--config", str(ROOT / "recipes/configs/demo_cpu.yaml"), "--no_such_flag", "1"])
 
 
+def test_grpo_refuses_checkpointing_every_nth_layer():
+    """TRL's GRPOTrainer would hand every_n_layers to torch.utils.checkpoint after its first generation."""
+    from cognitive.train.args import parse_grpo_args
+
+    recipe = ["--config", str(ROOT / "recipes/configs/grpo_135m_cpu.yaml")]
+    with pytest.raises(UserError, match="every_n_layers is for SFT recipes"):
+        parse_grpo_args([*recipe, "--gradient_checkpointing_kwargs", '{"every_n_layers": 2}'])
+    assert parse_grpo_args([*recipe, "--gradient_checkpointing_kwargs", '{"every_n_layers": 1}'])
+
+
 def resolve(argv: list[str]):
     """The SFT recipe's arguments checked and resolved (cognitive/train/sft_config.py), without its data."""
     from cognitive.train.sft_config import resolve_sft
@@ -130,9 +140,9 @@ def test_cpu_heap_trim_in_a_yaml(tmp_path):
 
 
 # keys the demo recipe may set differently from the ablation's recipe (it is that recipe's best arm: LoRA only)
-# gradient_checkpointing: off for LoRA only (its peak RSS stays near 4 GB without), on with the modules (their
-# activations double it): experiments/cpu_speed/README.md; the same numbers either way
-DEMO_DIFFERS_IN = {"cognitive_modules", "output_dir", "max_steps", "save_steps", "gradient_checkpointing"}
+# gradient_checkpointing_kwargs: every 2nd layer for LoRA only (under 4 GB at 4 x 1024), every layer with the modules
+# (their activations double it): experiments/cpu_speed/README.md; the same numbers either way
+DEMO_DIFFERS_IN = {"cognitive_modules", "output_dir", "max_steps", "save_steps", "gradient_checkpointing_kwargs"}
 
 
 def test_the_demo_recipe_is_the_ablation_recipe_without_modules():

@@ -174,7 +174,8 @@ def test_cli_counts_the_recipes_modules(capsys):
 # (configuration, batch, length) -> GiB. Measured 2026-12-02 with the fp32 base and padded rows of the recipes then:
 # "lora"/"modules": bf16 autocast + gradient checkpointing, no heap trimming (the estimate is the untrimmed peak; the
 # CPU recipes' cpu_heap_trim_mb only lowers it). Measured 2026-12-07 (issue 42): "*_recipe", the recipes now (bf16
-# base, padding-free rows) without checkpointing, untrimmed.
+# base, padding-free rows) without checkpointing, untrimmed; "lora_recipe_every4": the same with every 4th layer
+# checkpointed (gradient_checkpointing_kwargs: {every_n_layers: 4}), untrimmed, measured later that day.
 MEASURED_CPU_PEAKS = {
     ("lora", 4, 512): 2.07,
     ("lora", 4, 1024): 2.81,
@@ -187,6 +188,7 @@ MEASURED_CPU_PEAKS = {
     ("lora_fp32", 4, 512): 6.04,
     ("lora_recipe", 4, 1024): 5.36,
     ("modules_recipe", 4, 1024): 7.02,
+    ("lora_recipe_every4", 4, 1024): 4.99,
 }
 
 
@@ -200,6 +202,9 @@ def test_cpu_estimate_tracks_the_measured_peak_rss(config, batch, length):
     overrides = ["--per_device_train_batch_size", str(batch), "--max_length", str(length)]
     if config.endswith("_recipe"):  # measured without checkpointing (the modules recipe checkpoints)
         overrides += ["--gradient_checkpointing", "false"]
+    elif "_recipe_every" in config:  # every n-th layer checkpointed
+        every = config.rsplit("every", 1)[1]
+        overrides += ["--gradient_checkpointing_kwargs", f'{{"every_n_layers": {every}}}']
     else:  # the recipes of then: fp32 base, padded rows
         overrides += [
             "--gradient_checkpointing",
@@ -217,7 +222,7 @@ def test_cpu_estimate_tracks_the_measured_peak_rss(config, batch, length):
     shape = hardware.shape_for(model_args.model_name_or_path)
     modules = cognitive_modules(script_args) if config.startswith("modules") else None
     setup = hardware.setup_from_args(training_args, model_args, hardware.module_params(shape, modules))
-    assert setup.device == "cpu" and setup.quant == ("bf16" if config.endswith("_recipe") else "fp32")
+    assert setup.device == "cpu" and setup.quant == ("bf16" if "_recipe" in config else "fp32")
     measured = MEASURED_CPU_PEAKS[(config, batch, length)]
     assert estimate(shape, setup).total / GIB == pytest.approx(measured, rel=0.25)
 
