@@ -59,7 +59,7 @@ class BufferedHFLM(HFLM):
         batch, start = context.shape
         device = context.device
         mask = generation_kwargs.pop("attention_mask", None)
-        mask = torch.ones_like(context) if mask is None else mask
+        mask = first_mask = torch.ones_like(context) if mask is None else mask
         eos = generation_kwargs.get("eos_token_id", self.model.generation_config.eos_token_id)
         eos = torch.tensor([] if eos is None else [eos] if isinstance(eos, int) else list(eos), device=device).long()
         stops = [s for s in stop if s]
@@ -84,8 +84,20 @@ class BufferedHFLM(HFLM):
             ended[rows] |= open_ & torch.isin(new, eos).any(dim=1)
             final[rows] |= ended[rows]
             if stops:
-                texts = [self.tok_decode(row) if still else "" for row, still in zip(new.tolist(), open_.tolist())]
-                final[rows] |= torch.tensor([any(s in text for s in stops) for text in texts], device=device)
+                rows_new = [row if still else [] for row, still in zip(new.tolist(), open_.tolist())]
+                answers = [self.tok_decode(row) for row in rows_new]  # what lm_eval cuts at the first stop
+                final[rows] |= torch.tensor([any(s in a for s in stops) for a in answers], device=device)
+                # A stop sequence that is a special token (not an end-of-sequence one) ends a row for lm_eval's
+                # stopping criteria, which decode special tokens, but never appears in the answer, which does not:
+                # that answer runs on until the whole batch stops, and segments cannot tell when. Start over in
+                # one call, as lm_eval does.
+                ended_by_special = [
+                    bool(row) and not done and any(s in self.tokenizer.decode(row) for s in stops)
+                    for row, done in zip(rows_new, final[rows].tolist())
+                ]
+                if any(ended_by_special):
+                    kwargs = {**generation_kwargs, "attention_mask": first_mask, **cache_kwargs(self.model)}
+                    return super()._model_generate(context, max_length, stop, **kwargs)
             if ids.shape[1] >= max_length or bool(final.all()):
                 return out[:, : ids.shape[1]]
             keep = self._keep(rows, final, padded, ended)

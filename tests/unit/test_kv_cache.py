@@ -139,6 +139,44 @@ def test_the_harness_lm_eval_model_answers_what_lm_evals_hf_model_does(embedded_
     assert len(set(map(len, answers))) > 2 and len(rows) > len(pruned_rows)  # answers of several lengths
 
 
+def test_a_stop_sequence_that_is_a_special_token_falls_back_to_one_generate_call(embedded_tokenizer):
+    """lm_eval's stopping criteria see special tokens, its answers do not: a row that emits a special stop token
+    (not an end-of-sequence one) goes on generating text that its answer includes, until the whole batch stops
+    (here at once: every row emits it first). The harness's model notices it and generates that batch in one call,
+    as lm_eval does, instead of continuing the row in segments."""
+    from lm_eval.models.huggingface import HFLM
+
+    from cognitive.evaluation.lm import BufferedHFLM
+
+    model = tiny_family("llama", len(embedded_tokenizer))
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for name, weight in model.named_parameters():
+            if weight.dim() == 2:
+                weight.normal_(0, 1.0 if "embed" in name else 0.5, generator=generator)
+    ours, theirs = (cls(pretrained=model, tokenizer=embedded_tokenizer, batch_size=6) for cls in (BufferedHFLM, HFLM))
+    ours.prune_every = 4
+    contexts = [f"Question {i}: what is {17 * i} plus {5 + i}?" for i in range(6)]
+    free = _generate_until(theirs, contexts, ["<never>"])
+    special = embedded_tokenizer.convert_ids_to_tokens(0)  # <|endoftext|>: special, not the end of sequence here
+    assert special in embedded_tokenizer.all_special_tokens and model.generation_config.eos_token_id != 0
+    stops = [special, "\n\n"]
+
+    prefill = []
+    model.register_forward_pre_hook(lambda _, args, kw: prefill.append(kw["input_ids"].shape[1] > 1), with_kwargs=True)
+
+    def the_first_token_is_the_special_one(module, args, output):  # at every prefill of the batch
+        if prefill[-1]:
+            output[:, -1, :] = -1e4
+            output[:, -1, 0] = 1e4
+        return output
+
+    model.lm_head.register_forward_hook(the_first_token_is_the_special_one)
+    expected, answers = (_generate_until(lm, contexts, stops) for lm in (theirs, ours))
+    assert expected == [""] * 6 and all(free)  # lm_eval stopped the batch at its first token
+    assert answers == expected
+
+
 def test_finished_rows_ride_along_where_the_arithmetic_of_the_open_rows_would_change():
     """Open rows always go on; finished ones fill the batch up to MIN_ROWS (those without an end-of-sequence token
     first), and a batch with left padding keeps a padded row (attention keeps its mask)."""
