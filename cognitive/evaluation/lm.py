@@ -20,7 +20,9 @@ keeps at least MIN_ROWS rows and a left-padded row where it had one (`_keep`), w
 cases measured (a one-row projection runs another kernel; a batch without padding runs attention without a mask).
 Measured on the 135M's three offline suites: 1 of 310 answers differs (one that ran to its token limit; every
 headline the same), in 0.83x the time (docs/performance.md). Sampling, beam search, a model whose generate() builds
-its own cache and a `think_end_token` (which looks past the stop sequence) keep one generate call per batch.
+its own cache and a `think_end_token` (which looks past the stop sequence) keep one generate call per batch; a batch
+where a row emits a stop sequence that is a special token (lm_eval's criteria see it, its answers do not) goes back
+to one call when that happens.
 Importing this module registers the model with lm_eval as MODEL_NAME.
 """
 
