@@ -263,6 +263,11 @@ class Estimate:
         return "\n".join(lines)
 
 
+def checkpointed_layers(layers: int, every_n_layers: int = 1) -> int:
+    """How many of `layers` decoder layers transformers' every_n_layers checkpoints (layers 0, n, 2n, ...)."""
+    return -(-layers // max(1, every_n_layers))
+
+
 def estimate(shape: Shape, setup: Setup) -> Estimate:
     compute = setup.compute_bytes  # bytes per activation
     storage = 4 if setup.quant == "fp32" else 2  # bytes per unquantized weight (and of the residual stream)
@@ -285,7 +290,7 @@ def estimate(shape: Shape, setup: Setup) -> Estimate:
     # Checkpointed layers keep only their input, and backward recomputes one at a time; the others keep their whole
     # working set. every_n_layers = n checkpoints layers 0, n, 2n, ...: the last layer's set is freed by the time the
     # highest checkpointed layer is recomputed, so the recompute adds to the peak only when every layer is checkpointed.
-    recomputed = -(-shape.layers // max(1, setup.checkpoint_every)) if setup.gradient_checkpointing else 0
+    recomputed = checkpointed_layers(shape.layers, setup.checkpoint_every) if setup.gradient_checkpointing else 0
     checkpointed_part = recomputed * tokens * h * storage + (layer_working if recomputed == shape.layers else 0)
     kept_part = (shape.layers - recomputed) * layer_working
     activations = checkpointed_part + kept_part

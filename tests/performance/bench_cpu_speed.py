@@ -201,13 +201,13 @@ def run_train(name: str, modules: bool, shape: str, steps: int) -> dict | None:
 
 def recomputed_share(overrides: dict) -> float:
     """The share of decoder layers gradient checkpointing recomputes (every_n_layers = n: layers 0, n, 2n, ...)."""
-    from cognitive.model.memory import shape_for
+    from cognitive.model.memory import checkpointed_layers, shape_for
 
     if overrides.get("gradient_checkpointing") != "true":
         return 0.0
     every = json.loads(overrides.get("gradient_checkpointing_kwargs") or "{}").get("every_n_layers", 1)
     layers = shape_for(MODEL).layers
-    return -(-layers // every) / layers
+    return checkpointed_layers(layers, every) / layers
 
 
 def one_train(payload: str) -> None:

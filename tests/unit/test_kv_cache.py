@@ -99,29 +99,41 @@ def _generate_until(lm, contexts: list[str], until: list[str], max_gen_toks: int
     return lm.generate_until(requests, disable_tqdm=True)
 
 
+CONTEXTS = [f"Question {i}: what is {17 * i} plus {5 + i}?" for i in range(6)]
+
+
+def _harness_models(tokenizer, modules: bool = False):
+    """A tiny Llama (every cognitive module on, if asked) with weights large enough that its greedy answers vary (a
+    fresh init repeats one token), and the harness's lm-eval model (segments of 4 tokens) and lm_eval's `hf` on it."""
+    from lm_eval.models.huggingface import HFLM
+
+    from cognitive.evaluation.lm import BufferedHFLM
+
+    model = tiny_family("llama", len(tokenizer))
+    if modules:
+        inject_cognitive_modules(model, TINY_MODULES)
+        open_gates(model, 0.7)
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for name, weight in model.named_parameters():
+            if weight.dim() == 2:
+                weight.normal_(0, 1.0 if "embed" in name else 0.5, generator=generator)
+    ours, theirs = (cls(pretrained=model, tokenizer=tokenizer, batch_size=6) for cls in (BufferedHFLM, HFLM))
+    ours.prune_every = 4
+    return model, ours, theirs
+
+
 @pytest.mark.parametrize("modules", [False, True])
 def test_the_harness_lm_eval_model_answers_what_lm_evals_hf_model_does(embedded_tokenizer, modules):
     """`cognitive-hf` (the harness's model) generates with a BufferedCache and takes the rows whose answer is final
     (an end-of-sequence token, or a stop sequence in the text) out of the batch, and returns lm_eval's `hf` answers."""
     from lm_eval.api.registry import get_model
-    from lm_eval.models.huggingface import HFLM
 
     from cognitive.evaluation.lm import MIN_ROWS, MODEL_NAME, BufferedHFLM
 
     assert get_model(MODEL_NAME) is BufferedHFLM
-    model = tiny_family("llama", len(embedded_tokenizer))
-    if modules:
-        inject_cognitive_modules(model, TINY_MODULES)
-        open_gates(model, 0.7)
-    generator = torch.Generator().manual_seed(1)
-    with torch.no_grad():  # weights large enough that greedy answers vary (a fresh init repeats one token)
-        for name, weight in model.named_parameters():
-            if weight.dim() == 2:
-                weight.normal_(0, 1.0 if "embed" in name else 0.5, generator=generator)
-    ours, theirs = (cls(pretrained=model, tokenizer=embedded_tokenizer, batch_size=6) for cls in (BufferedHFLM, HFLM))
-    ours.prune_every = 4
-    contexts = [f"Question {i}: what is {17 * i} plus {5 + i}?" for i in range(6)]
-    free = _generate_until(theirs, contexts, ["<never>"])
+    model, ours, theirs = _harness_models(embedded_tokenizer, modules)
+    free = _generate_until(theirs, CONTEXTS, ["<never>"])
     # stop sequences that end rows 1-3 at different lengths, and an end-of-sequence token that ends row 4 early
     stops = [free[row][8 * row : 8 * row + 4] for row in (1, 2, 3)]
     model.generation_config.eos_token_id = embedded_tokenizer(free[4], add_special_tokens=False).input_ids[5]
@@ -130,12 +142,12 @@ def test_the_harness_lm_eval_model_answers_what_lm_evals_hf_model_does(embedded_
     model.register_forward_pre_hook(lambda _, args, kw: rows.append(kw["input_ids"].shape[0]), with_kwargs=True)
     generate = model.generate
     model.generate = lambda **kw: caches.append(type(kw.get(CACHE_ARG))) or generate(**kw)
-    answers = _generate_until(ours, contexts, stops)
+    answers = _generate_until(ours, CONTEXTS, stops)
     assert set(caches) == {BufferedCache} and len(caches) > 1  # several segments, each with the in-place cache
     assert rows[0] == 6 and min(rows) == MIN_ROWS  # finished rows left the batch, down to MIN_ROWS
     assert sum(rows) < 6 * len(rows)
     pruned_rows = list(rows)
-    assert answers == _generate_until(theirs, contexts, stops)
+    assert answers == _generate_until(theirs, CONTEXTS, stops)
     assert len(set(map(len, answers))) > 2 and len(rows) > len(pruned_rows)  # answers of several lengths
 
 
@@ -144,20 +156,8 @@ def test_a_stop_sequence_that_is_a_special_token_falls_back_to_one_generate_call
     (not an end-of-sequence one) goes on generating text that its answer includes, until the whole batch stops
     (here at once: every row emits it first). The harness's model notices it and generates that batch in one call,
     as lm_eval does, instead of continuing the row in segments."""
-    from lm_eval.models.huggingface import HFLM
-
-    from cognitive.evaluation.lm import BufferedHFLM
-
-    model = tiny_family("llama", len(embedded_tokenizer))
-    generator = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for name, weight in model.named_parameters():
-            if weight.dim() == 2:
-                weight.normal_(0, 1.0 if "embed" in name else 0.5, generator=generator)
-    ours, theirs = (cls(pretrained=model, tokenizer=embedded_tokenizer, batch_size=6) for cls in (BufferedHFLM, HFLM))
-    ours.prune_every = 4
-    contexts = [f"Question {i}: what is {17 * i} plus {5 + i}?" for i in range(6)]
-    free = _generate_until(theirs, contexts, ["<never>"])
+    model, ours, theirs = _harness_models(embedded_tokenizer)
+    free = _generate_until(theirs, CONTEXTS, ["<never>"])
     special = embedded_tokenizer.convert_ids_to_tokens(0)  # <|endoftext|>: special, not the end of sequence here
     assert special in embedded_tokenizer.all_special_tokens and model.generation_config.eos_token_id != 0
     stops = [special, "\n\n"]
@@ -172,7 +172,7 @@ def test_a_stop_sequence_that_is_a_special_token_falls_back_to_one_generate_call
         return output
 
     model.lm_head.register_forward_hook(the_first_token_is_the_special_one)
-    expected, answers = (_generate_until(lm, contexts, stops) for lm in (theirs, ours))
+    expected, answers = (_generate_until(lm, CONTEXTS, stops) for lm in (theirs, ours))
     assert expected == [""] * 6 and all(free)  # lm_eval stopped the batch at its first token
     assert answers == expected
 
