@@ -89,13 +89,17 @@ def cpu_training_memory(figures: dict, path: Path) -> None:
 
 def cpu_speed(figures: dict, path: Path) -> None:  # the benchmark's own results.json, as its run wrote it
     plot_cpu_speed(figures, path)
-    suites = figures.get("suites_minutes_run5")  # bench_eval.py's two runs of run 5, transcribed
-    if suites:
-        bars = {}
-        for suite in suites["finished rows dropped"]:
-            for how in ("one generate call per batch", "finished rows dropped"):
-                bars[f"{suite}\n{how.replace(' per batch', '')}"] = suites[how][suite]
-        plot_bars(bars, path.with_name("cpu_speed_suites.png"), "minutes", "the offline suites, 135M, 2 cores (run 5)")
+    for run, png in (("run5", "cpu_speed_suites.png"), ("run6", "cpu_speed_suites_run6.png")):
+        suites = figures.get(f"suites_minutes_{run}")  # bench_eval.py's runs of one session, transcribed
+        if suites:
+            hows = [how for how in suites if how not in ("note", "answers differing", "cpu_seconds")]
+            bars = {f"{suite}\n{how}": suites[how][suite] for suite in suites[hows[0]] for how in hows}
+            plot_bars(
+                bars,
+                path.with_name(png),
+                "minutes",
+                f"the offline suites, 135M, 2 cores ({run.replace('run', 'run ')})",
+            )
     checkpointing = figures.get("checkpointing_run5")  # run 5's training, transcribed
     if checkpointing:
         rss = checkpointing["peak_rss_full_rows_gib"]

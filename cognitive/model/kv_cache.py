@@ -26,6 +26,8 @@ import transformers
 from packaging.version import Version
 from transformers.cache_utils import Cache, DynamicCache, DynamicLayer
 
+from cognitive.model.modules import attach_stores, cache_stores
+
 GROWTH = 256  # tokens of room added, at least, when a layer's buffer is full
 # generate()'s argument for a cache object: renamed from past_key_values in transformers 5.24
 CACHE_ARG = "cache" if Version(transformers.__version__) >= Version("5.24") else "past_key_values"
@@ -121,3 +123,50 @@ def cache_kwargs(model) -> dict:
     leaves generate() its own cache."""
     cache = buffered_cache(model)
     return {CACHE_ARG: cache} if cache is not None else {}
+
+
+def stack_left_padded(caches: list[DynamicCache], length: int) -> BufferedCache:
+    """One BufferedCache of the rows of `caches`, in order, each cache's keys and values left-padded with zeros to
+    `length` tokens (rows of generating batches joined: their attention masks get the same left padding, so the zeros
+    are never attended). The cognitive modules' tensors on the caches (keys, values and key validity, tracked state:
+    cognitive/model/modules.py) are joined the same way, padding marked invalid. The caches given are not changed."""
+    merged = BufferedCache()
+    for index, layers in enumerate(zip(*(cache.layers for cache in caches), strict=True)):
+        pads = [length - layer.keys.shape[-2] for layer in layers]
+        if min(pads) < 0:
+            raise ValueError(f"a cache holds {length - min(pads)} tokens, more than {length}")
+        keys = torch.cat([_pad_left(layer.keys, pad) for layer, pad in zip(layers, pads, strict=True)])
+        values = torch.cat([_pad_left(layer.values, pad) for layer, pad in zip(layers, pads, strict=True)])
+        merged.update(keys, values, index)
+    stores = [cache_stores(cache) for cache in caches]
+    if any(stores):
+        joined = {}
+        for index in stores[0]:
+            named = [store[index] for store in stores]
+            joined[index] = {
+                name: torch.cat([_pad_left(tensors[name], length - tensors[name].shape[2]) for tensors in named])
+                for name in named[0]
+            }
+        attach_stores(merged, joined)
+    return merged
+
+
+def drop_left(cache: DynamicCache, columns: int) -> BufferedCache:
+    """A BufferedCache of `cache` (and of the cognitive modules' tensors on it) without its first `columns` tokens:
+    left padding every row has."""
+    trimmed = BufferedCache()
+    for index, layer in enumerate(cache.layers):
+        trimmed.update(layer.keys[:, :, columns:], layer.values[:, :, columns:], index)
+    stores = cache_stores(cache)
+    if stores:
+        attach_stores(trimmed, {i: {n: t[:, :, columns:] for n, t in named.items()} for i, named in stores.items()})
+    return trimmed
+
+
+def _pad_left(tensor: torch.Tensor, count: int) -> torch.Tensor:
+    """`count` zeros (False for a mask) before dim 2 of `tensor`: [batch, heads or 1, sequence, ...]."""
+    if not count:
+        return tensor
+    shape = list(tensor.shape)
+    shape[2] = count
+    return torch.cat([tensor.new_zeros(shape), tensor], dim=2)

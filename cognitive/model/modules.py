@@ -378,6 +378,20 @@ def _store_for(cache, layer_idx: int, q: int) -> SequenceStore:
     return store
 
 
+def cache_stores(cache) -> dict[int, dict[str, torch.Tensor]]:
+    """The modules' per-layer tensors held on a generation cache ({} for a cache they never used)."""
+    return {idx: dict(store.tensors) for idx, store in cache.__dict__.get(_CACHE_ATTR, {}).items()}
+
+
+def attach_stores(cache, tensors: dict[int, dict[str, torch.Tensor]]) -> None:
+    """Give a fresh generation cache the modules' per-layer tensors (as `cache_stores` returned them, edited in step
+    with the cache: the same rows and length)."""
+    for idx, named in tensors.items():
+        if _CACHE_ATTR not in cache.__dict__:
+            _store_for(cache, idx, cache.get_seq_length(idx))  # creates the stores, follows the cache's edits
+        cache.__dict__[_CACHE_ATTR].setdefault(idx, SequenceStore()).tensors = dict(named)
+
+
 def _also_on_stores(name: str):
     def method(self, *args, **kwargs):
         result = getattr(type(self), name)(self, *args, **kwargs)

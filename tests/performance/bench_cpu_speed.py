@@ -19,8 +19,10 @@ One run measures, in this order:
               seconds per step, peak RSS, and the modules / LoRA-only step-time ratio.
     generate  greedy generation at batch 1 and 16 (chat prompts of the five task types, 128 new tokens each,
               every row to the end), old (the evaluation harness before issue 42: bf16 weights, dynamic cache,
-              OpenMP's default wait policy), new (threads asleep) and new+buffered_cache (the harness now: the KV
-              cache appended in place, cognitive/model/kv_cache.py), each in its own process: generated tokens/s.
+              OpenMP's default wait policy), new (threads asleep), new+buffered_cache (the KV cache appended in
+              place, cognitive/model/kv_cache.py) and new+buffered_cache+packed (the harness now: + linear weights
+              packed for oneDNN, cognitive/model/packed_linear.py), each in its own process: generated tokens/s
+              (prefill included).
     losses    the first 20 steps' losses of the old recipe (its threads asleep: the same numbers) and the new (same
               rows, same order, 4 x 512), their largest difference against LOSS_TOLERANCE.
 
@@ -111,8 +113,10 @@ GENERATE_CONFIGS = {  # dtype None: the harness's (bf16 on a CPU with native bf1
     "old": dict(env={}, cache="dynamic", dtype=None),
     "new": dict(env=PASSIVE, cache="dynamic", dtype=None),
     "new+static_cache": dict(env=PASSIVE, cache="static", dtype=None),
-    # the harness since: keys and values appended in place (cognitive/model/kv_cache.py), the same tokens
+    # keys and values appended in place (cognitive/model/kv_cache.py), the same tokens
     "new+buffered_cache": dict(env=PASSIVE, cache="buffered", dtype=None),
+    # the harness now: + linear weights packed for oneDNN once (cognitive/model/packed_linear.py), the same tokens
+    "new+buffered_cache+packed": dict(env=PASSIVE, cache="buffered", dtype=None, packed=True),
     # GRPO generates with the training model: its recipe's fp32 base under bf16 autocast before, a bf16 base now
     "grpo_old": dict(env=PASSIVE, cache="dynamic", dtype="float32"),
 }
@@ -264,6 +268,7 @@ def one_generate(payload: str) -> None:
 
     from cognitive.model.base import inference_device_and_dtype, load_base, load_tokenizer
     from cognitive.model.kv_cache import cache_kwargs
+    from cognitive.model.packed_linear import pack_linear_weights
 
     spec = json.loads(payload)
     tokenizer = load_tokenizer(MODEL)
@@ -272,6 +277,8 @@ def one_generate(payload: str) -> None:
         tokenizer.pad_token = tokenizer.eos_token
     dtype = spec["dtype"] or inference_device_and_dtype()[1]
     model = load_base(MODEL, dtype=getattr(torch, dtype)).eval()
+    if spec.get("packed"):
+        pack_linear_weights(model)
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == "float32")  # as GRPO's fp32 base ran
     prompts = generation_prompts(tokenizer, max(spec["batches"]))
     result = {"dtype": dtype, "threads": torch.get_num_threads(), "tokens_per_s": {}}
@@ -398,6 +405,11 @@ def main() -> None:
             if result:
                 summary["generate"].append(result)
                 print(f"generate {name}: {result['tokens_per_s']} tokens/s", flush=True)
+        old = next((r["tokens_per_s"] for r in summary["generate"] if r["config"] == "old"), None)
+        for r in summary["generate"] if old else []:
+            ratio = {batch: round(rate / old[batch], 2) for batch, rate in r["tokens_per_s"].items()}
+            r["over_old"] = ratio
+            print(f"generate {r['config']} / old: {ratio} (target at batch 16: >= 2x)", flush=True)
 
     if "losses" in sections:
         summary["losses"] = losses_check(args.loss_shape)

@@ -6,6 +6,8 @@
     python tests/performance/bench_eval.py --fast                   # the in-training check
     python tests/performance/bench_eval.py --prune_every 0 --samples_dir /tmp/one_call     # one generate() per batch
     python tests/performance/bench_eval.py --same_as /tmp/one_call   # ... and count the answers that differ from it
+    python tests/performance/bench_eval.py --pack_weights 0          # linear weights as lm_eval's hf runs them
+    python tests/performance/bench_eval.py --refill 0                # lm_eval's batches, one at a time
 
 Each suite runs through cognitive.evaluation.harness.evaluate_suites (lm_eval's Python API, chat template, greedy,
 batched generation, bf16 on a CPU with native bf16). Reported per suite: documents, wall and CPU seconds,
@@ -77,6 +79,20 @@ def build_parser() -> ArgumentParser:
         default=BufferedHFLM.prune_every,
         help="new tokens between removals of finished rows from a generating batch (0: one generate call per batch)",
     )
+    parser.add_argument(
+        "--refill",
+        type=int,
+        choices=(0, 1),
+        default=int(BufferedHFLM.refill),
+        help="1: rows freed in a batch are refilled from the waiting requests; 0: lm_eval's batches, one at a time",
+    )
+    parser.add_argument(
+        "--pack_weights",
+        type=int,
+        choices=(0, 1),
+        default=int(BufferedHFLM.pack_weights),
+        help="1: weights packed for oneDNN once (cognitive/model/packed_linear.py); 0: as lm_eval's hf has them",
+    )
     parser.add_argument("--samples_dir", default=None, help="keep the suites' samples here (default: a temp dir)")
     parser.add_argument("--same_as", default=None, help="a --samples_dir of another run: count differing answers")
     return parser
@@ -86,11 +102,15 @@ def main() -> None:
     parser = build_parser()
     args = parser.parse_args()
     BufferedHFLM.prune_every = args.prune_every
+    BufferedHFLM.pack_weights = bool(args.pack_weights)
+    BufferedHFLM.refill = bool(args.refill)
     spec = ModelSpec.base(args.base)
     summary = {
         "base": args.base,
         "batch_size": args.batch_size,
         "prune_every": args.prune_every,
+        "pack_weights": bool(args.pack_weights),
+        "refill": bool(args.refill),
         "device_dtype": inference_device_and_dtype(),
         "suites": {},
     }

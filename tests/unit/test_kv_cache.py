@@ -157,6 +157,7 @@ def test_a_stop_sequence_that_is_a_special_token_falls_back_to_one_generate_call
     (here at once: every row emits it first). The harness's model notices it and generates that batch in one call,
     as lm_eval does, instead of continuing the row in segments."""
     model, ours, theirs = _harness_models(embedded_tokenizer)
+    ours.refill = False  # batch by batch, as lm_eval hands them over (refilled rows: tests/unit/test_lm_refill.py)
     free = _generate_until(theirs, CONTEXTS, ["<never>"])
     special = embedded_tokenizer.convert_ids_to_tokens(0)  # <|endoftext|>: special, not the end of sequence here
     assert special in embedded_tokenizer.all_special_tokens and model.generation_config.eos_token_id != 0
