@@ -15,8 +15,9 @@
 3. Freed rows are refilled (`refill`). lm_eval hands over one batch at a time, each running as long as its longest
    answer, with fewer and fewer rows. Instead, `generate_until` hands each group of greedy requests over at once,
    and `_generate_refilling` generates `batch_size` rows of it at a time: once a quarter of the rows are free, the
-   next waiting requests (lm_eval's order, longest context first) are prefilled together and join the batch, both
-   left-padded to one length (`kv_cache.stack_left_padded`; padding every row has is cut again, `drop_left`).
+   next waiting requests (the largest token budgets first, then lm_eval's order) are prefilled together and join
+   the batch, both left-padded to one length (`kv_cache.stack_left_padded`; padding every row has is cut again,
+   `drop_left`, which can leave a refilled batch with no padding).
    Requests whose settings differ only in their token budget (the cognitive suite's five tasks) form one group,
    each row held to its own budget.
 4. A bf16 model on a CPU has its linear layers' weights packed for oneDNN once, instead of at every call
@@ -45,6 +46,7 @@ from collections import defaultdict
 
 import torch
 import torch.nn.functional as F
+from lm_eval.api.model import CacheHook
 from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
 from lm_eval.models.utils import normalize_gen_kwargs
@@ -62,8 +64,8 @@ TRIM_COLUMNS = 32  # left padding that every generating row has is cut from the 
 @register_model(MODEL_NAME)
 class BufferedHFLM(HFLM):
     prune_every = 32  # new tokens per segment: finished rows leave the batch after each (0: one generate call)
-    pack_weights = True  # a bf16 model's linear weights packed for oneDNN on a CPU (change 3 above)
-    refill = True  # rows freed in a greedy batch refilled from the requests waiting (change 4 above)
+    pack_weights = True  # a bf16 model's linear weights packed for oneDNN on a CPU (change 4 above)
+    refill = True  # rows freed in a greedy batch refilled from the requests waiting (change 3 above)
     _window = None  # while generate_until refills: the rows generated at a time (lm_eval's batch size)
     _budgets = None  # ... and {context tokens: the request's token budget} (_one_budget)
     _quiet = False  # ... and whether lm_eval's progress bars are off
@@ -83,35 +85,43 @@ class BufferedHFLM(HFLM):
         window = self.batch_size_per_gpu
         if not self._can_refill(requests, window):
             return super().generate_until(requests, disable_tqdm)
-        requests, self._budgets = self._one_budget(requests)
+        shared, self._budgets = self._one_budget(requests)
+        hook, self.cache_hook = self.cache_hook, CacheHook(None)  # lm_eval's would file answers under shared budgets
         self.batch_size_per_gpu, self._window, self._quiet = len(requests), window, disable_tqdm
         try:
-            return super().generate_until(requests, disable_tqdm)
+            answers = super().generate_until(shared, disable_tqdm)
         finally:
-            self.batch_size_per_gpu, self._window, self._budgets = window, None, None
+            self.batch_size_per_gpu, self._window, self._budgets, self.cache_hook = window, None, None, hook
+        for request, answer in zip(requests, answers, strict=True):
+            hook.add_partial("generate_until", request.args, answer)
+        return answers
 
     def _one_budget(self, requests):
         """Copies of the requests where those whose generation settings differ only in their token budget share one
         setting (the largest budget), so that lm_eval hands them over together; and {context tokens: the request's
-        own budget}, which `_generate_refilling` holds each row to. A group where one context comes with two
-        budgets keeps its settings."""
-        groups = defaultdict(list)
+        own budget}, which `_generate_refilling` holds each row to. A group keeps its settings where one of its
+        contexts comes with two budgets (in any request) or would be cut shorter under the largest budget."""
+        groups, own = defaultdict(list), defaultdict(set)  # own: context tokens -> budgets, over all requests
         for i, request in enumerate(requests):
             budget = normalize_gen_kwargs(dict(request.args[1]), self.max_gen_toks)["max_gen_toks"]
             rest = {k: v for k, v in request.args[1].items() if k not in BUDGET_KEYS}
-            groups[repr(sorted(rest.items()))].append((i, rest, budget))
+            tokens = self._context_key(self.tok_encode(request.args[0]))
+            own[tokens].add(budget)
+            groups[repr(sorted(rest.items()))].append((i, rest, budget, tokens))
         shared, budgets = [copy.copy(request) for request in requests], {}
         for members in groups.values():
-            own = defaultdict(set)
-            for i, _, budget in members:
-                own[tuple(self.tok_encode(requests[i].args[0]))].add(budget)
-            if any(len(b) > 1 for b in own.values()):
+            top = max(budget for _, _, budget, _ in members)
+            if any(len(own[tokens]) > 1 or len(tokens) + top > self.max_length for *_, tokens in members):
                 continue
-            budgets.update({tokens: b.pop() for tokens, b in own.items()})
-            top = max(budget for _, _, budget in members)
-            for i, rest, _ in members:
+            for i, rest, budget, tokens in members:
+                budgets[tokens] = budget
                 shared[i].arguments = (requests[i].args[0], {**rest, "max_gen_toks": top})
         return shared, budgets
+
+    def _context_key(self, tokens) -> tuple:
+        """A context's tokens without a leading BOS (lm_eval decides about it per batch): the key of `_budgets`."""
+        bos = self.tokenizer.bos_token_id
+        return tuple(tokens[1:] if bos is not None and len(tokens) and tokens[0] == bos else tokens)
 
     def _can_refill(self, requests, window) -> bool:
         """Two or more greedy requests of a decoder-only model with an in-place cache, and a batch size of 2 or more."""
@@ -202,7 +212,7 @@ class BufferedHFLM(HFLM):
         device, pad = context.device, self.tokenizer.pad_token_id
         masks = generation_kwargs.pop("attention_mask", None)
         masks = torch.ones_like(context) if masks is None else masks
-        unpadded = [tuple(row[keep.bool()].tolist()) for row, keep in zip(context, masks, strict=True)]
+        unpadded = [self._context_key(row[keep.bool()].tolist()) for row, keep in zip(context, masks, strict=True)]
         budgets = [(self._budgets or {}).get(tokens, max_length - width) for tokens in unpadded]  # _one_budget
         eos = self._eos_ids(generation_kwargs, device)
         stops = [s for s in stop if s]
@@ -266,11 +276,13 @@ class BufferedHFLM(HFLM):
             tokens[row].extend(ids[i, -new:].tolist())
             if eos & set(tokens[row][-new:]):
                 ended[row] = final[row] = True
-            elif len(tokens[row]) >= budgets[row] or any(s in self.tok_decode(tokens[row]) for s in stops):
+            elif any(s in self.tok_decode(tokens[row]) for s in stops):
                 final[row] = True
             elif any(s in self.tokenizer.decode(tokens[row]) for s in stops):
                 cut = next(j for j in range(1, len(tokens[row]) + 1) if self._has_stop(tokens[row][:j], stops))
                 tokens[row][:] = tokens[row][:cut]
+                final[row] = True
+            elif len(tokens[row]) >= budgets[row]:
                 final[row] = True
 
     def _has_stop(self, tokens: list[int], stops: list[str]) -> bool:

@@ -75,6 +75,25 @@ def test_a_context_with_two_budgets_keeps_its_settings_and_sampling_is_not_refil
     shared, budgets = ours._one_budget(other)
     assert [r.args[1]["max_gen_toks"] for r in shared] == [40, 40, 40]
     assert sorted(budgets.values()) == [12, 12, 40] and [r.args[1]["max_gen_toks"] for r in other] == [12, 40, 12]
+    # a context with two budgets in different groups (other stop sequences): neither group is merged
+    across = [
+        Instance("generate_until", {}, (c, {"until": until, "max_gen_toks": budget}), i)
+        for i, (c, until, budget) in enumerate(
+            [
+                (CONTEXTS[0], ["\n"], 32),
+                (CONTEXTS[1], ["\n"], 64),
+                (CONTEXTS[0], ["Q:"], 256),
+                (CONTEXTS[2], ["Q:"], 256),
+            ]
+        )
+    ]
+    shared, budgets = ours._one_budget(across)
+    assert [r.args[1]["max_gen_toks"] for r in shared] == [32, 64, 256, 256] and budgets == {}
+    # a context that the largest budget would cut shorter (lm_eval keeps max_length - budget tokens of it)
+    ours._max_length = len(embedded_tokenizer(CONTEXTS[0]).input_ids) + 20
+    shared, _ = ours._one_budget(other)
+    assert [r.args[1]["max_gen_toks"] for r in shared] == [12, 40, 12]
+    ours._max_length = None
     assert ours._can_refill(other, 6)
     assert not ours._can_refill(_requests(["\n"], CONTEXTS[:3], do_sample=True, temperature=0.7), 6)
     assert not ours._can_refill(other[:1], 6)

@@ -62,7 +62,7 @@ def test_the_packed_copy_is_what_runs():
     with torch.no_grad():
         before = layer(x)
         other = torch.ops.mkldnn._reorder_linear_weight(torch.randn(96, 64, dtype=torch.bfloat16), 16)
-        setattr(layer, PACKED, (other, getattr(layer, PACKED)[1]))
+        setattr(layer, PACKED, (other, *getattr(layer, PACKED)[1:]))
         assert not torch.equal(layer(x), before)
 
 
@@ -123,3 +123,21 @@ def test_the_harness_lm_eval_model_packs_a_bf16_model_unless_told_not_to(embedde
     assert ours.packed_layers == _plain_linears(model)
     ours.prune_every = 0  # one generate call per batch: the packing alone
     assert _generate_until(ours, CONTEXTS, ["<never>"]) == _generate_until(theirs, CONTEXTS, ["<never>"])
+
+
+def test_a_peft_layer_that_merges_its_adapter_falls_back(embedded_tokenizer):
+    """PEFT merges a LoRA adapter into the base layer's weight through .data (no version counter sees it): a packed
+    base layer then computes with the merged weight, as the plain model does."""
+    from peft import LoraConfig, get_peft_model
+
+    model = get_peft_model(
+        _varied_bf16("llama"), LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    )
+    plain = copy.deepcopy(model)
+    ids = torch.randint(0, 512, (2, 9), generator=torch.Generator().manual_seed(0))
+    assert pack_linear_weights(model) > 0
+    with torch.no_grad():
+        assert torch.equal(model(input_ids=ids).logits, plain(input_ids=ids).logits)
+        model.merge_adapter()
+        plain.merge_adapter()
+        assert torch.equal(model(input_ids=ids).logits, plain(input_ids=ids).logits)
