@@ -113,6 +113,28 @@ def tiny_family(family: str, vocab_size: int, seed: int = 0):
     return transformers.AutoModelForCausalLM.from_config(config).eval()
 
 
+def varied_tiny(family: str, vocab_size: int, seed: int, modules: bool = False, biases: bool = False):
+    """tiny_family(family) (every cognitive module on, gates open, if asked) with weights large enough that its greedy
+    answers vary: a fresh init repeats one token. Matrices ~ N(0, 0.5) (embeddings N(0, 1)); biases N(0, 0.5) too if
+    asked."""
+    import torch
+
+    model = tiny_family(family, vocab_size)
+    if modules:
+        from cognitive.model.inject import inject_cognitive_modules
+
+        inject_cognitive_modules(model, TINY_MODULES)
+        open_gates(model, 0.7)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, weight in model.named_parameters():
+            if weight.dim() == 2:
+                weight.normal_(0, 1.0 if "embed" in name else 0.5, generator=generator)
+            elif biases and name.endswith(".bias"):
+                weight.normal_(0, 0.5, generator=generator)
+    return model
+
+
 TINY_MODULES = {  # every cognitive module on, at sizes for the tiny hidden-64 models
     "working_memory": {"enabled": True, "memory_size": 8, "update_frequency": 2, "num_heads": 2, "memory_dim": 16},
     "reasoning_heads": {"enabled": True, "num_reasoning_heads": 2, "reasoning_dim": 8},

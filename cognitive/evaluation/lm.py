@@ -278,7 +278,7 @@ class BufferedHFLM(HFLM):
                 ended[row] = final[row] = True
             elif any(s in self.tok_decode(tokens[row]) for s in stops):
                 final[row] = True
-            elif any(s in self.tokenizer.decode(tokens[row]) for s in stops):
+            elif self._has_stop(tokens[row], stops):
                 cut = next(j for j in range(1, len(tokens[row]) + 1) if self._has_stop(tokens[row][:j], stops))
                 tokens[row][:] = tokens[row][:cut]
                 final[row] = True
@@ -286,6 +286,7 @@ class BufferedHFLM(HFLM):
                 final[row] = True
 
     def _has_stop(self, tokens: list[int], stops: list[str]) -> bool:
+        """Whether the tokens decoded with special tokens (as lm_eval's stopping criteria see them) hold a stop."""
         return any(s in self.tokenizer.decode(tokens) for s in stops)
 
     def _join(self, batch, joining, final):

@@ -9,7 +9,7 @@ from transformers.cache_utils import DynamicCache
 from cognitive.model import kv_cache
 from cognitive.model.inject import inject_cognitive_modules
 from cognitive.model.kv_cache import CACHE_ARG, BufferedCache, buffered_cache
-from tests.conftest import TINY_MODULES, open_gates, tiny_family
+from tests.conftest import TINY_MODULES, open_gates, tiny_family, varied_tiny
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 VOCAB = 96
@@ -109,15 +109,7 @@ def _harness_models(tokenizer, modules: bool = False):
 
     from cognitive.evaluation.lm import BufferedHFLM
 
-    model = tiny_family("llama", len(tokenizer))
-    if modules:
-        inject_cognitive_modules(model, TINY_MODULES)
-        open_gates(model, 0.7)
-    generator = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for name, weight in model.named_parameters():
-            if weight.dim() == 2:
-                weight.normal_(0, 1.0 if "embed" in name else 0.5, generator=generator)
+    model = varied_tiny("llama", len(tokenizer), seed=1, modules=modules)
     ours, theirs = (cls(pretrained=model, tokenizer=tokenizer, batch_size=6) for cls in (BufferedHFLM, HFLM))
     ours.prune_every = 4
     return model, ours, theirs

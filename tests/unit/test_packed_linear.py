@@ -9,27 +9,15 @@ import pytest
 import torch
 from torch import nn
 
-from cognitive.model.inject import inject_cognitive_modules
 from cognitive.model.packed_linear import PACKED, can_pack, pack_linear_weights, unpack_linear_weights
-from tests.conftest import TINY_MODULES, open_gates, tiny_family
+from tests.conftest import varied_tiny
 
 pytestmark = pytest.mark.skipif(not can_pack(), reason="this torch or CPU has no oneDNN bf16 linear")
 
 
 def _varied_bf16(family: str, vocab: int = 512, modules: bool = False):
     """A tiny bf16 model whose greedy answers vary (weights larger than a fresh init's), every module on if asked."""
-    model = tiny_family(family, vocab)
-    if modules:
-        inject_cognitive_modules(model, TINY_MODULES)
-        open_gates(model, 0.7)
-    generator = torch.Generator().manual_seed(3)
-    with torch.no_grad():
-        for name, weight in model.named_parameters():
-            if weight.dim() == 2:
-                weight.normal_(0, 1.0 if "embed" in name else 0.5, generator=generator)
-            elif name.endswith(".bias"):
-                weight.normal_(0, 0.5, generator=generator)
-    return model.to(torch.bfloat16)
+    return varied_tiny(family, vocab, seed=3, modules=modules, biases=True).to(torch.bfloat16)
 
 
 def _plain_linears(model) -> int:
