@@ -314,10 +314,35 @@ def _cpu_deepspeed_ranks() -> bool:
 
     os.environ["ACCELERATE_USE_DEEPSPEED"] = "true"
     try:
-        PartialState(backend="gloo")
+        state = PartialState(backend="gloo")
     finally:
         del os.environ["ACCELERATE_USE_DEEPSPEED"]
+    state.wait_for_everyone()  # every rank has mapped every other rank's all-reduce segment
+    _unlink_own_shm_segment()
     return True
+
+
+def _unlink_own_shm_segment() -> None:
+    """Remove the name of the shared-memory segment DeepSpeed's CPU all-reduce created for this rank.
+
+    With every rank on one machine (LOCAL_SIZE == WORLD_SIZE), DeepSpeed's CPU communication op
+    (deepspeed/ops/csrc/cpu/comm/shm.cpp, 0.19) creates /dev/shm/deepspeed_allreduce_buffer_<uid>_<MASTER_ADDR>_
+    <MASTER_PORT>_<rank> (66 MB), maps the other ranks' segments by name while the process group starts, and never
+    unlinks its own: every CPU run left 66 MB of memory in /dev/shm until reboot (this project's test machine had
+    collected 181 of them, 12 GB of its 24). Once all ranks have mapped each other's (the barrier before this call),
+    the name is not needed: the mappings stay valid until the process exits, and the kernel frees the memory then.
+    Only this rank's own segment, by its exact name, is removed.
+    """
+    if os.environ.get("LOCAL_SIZE") != os.environ.get("WORLD_SIZE"):
+        return
+    name = "_".join(
+        [
+            "deepspeed_allreduce_buffer",
+            str(os.getuid()),
+            *(os.environ.get(k, "") for k in ("MASTER_ADDR", "MASTER_PORT", "RANK")),
+        ]
+    )
+    Path("/dev/shm", name).unlink(missing_ok=True)
 
 
 def _check_json(path: str) -> None:

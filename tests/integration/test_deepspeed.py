@@ -35,9 +35,14 @@ def _deepspeed(args: list[str], tmp_path: Path):
     import subprocess
 
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    port = ["--master_port", str(_free_port())]  # the launcher's default port may be another job's on this machine
-    result = subprocess.run([DEEPSPEED, *port, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    port = str(_free_port())  # the launcher's default port may be another job's on this machine
+    result = subprocess.run(
+        [DEEPSPEED, "--master_port", port, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900
+    )
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    # DeepSpeed's CPU all-reduce segments (one per rank, 66 MB) are not left in /dev/shm after the run
+    # (cognitive.train.args._unlink_own_shm_segment)
+    assert not list(Path("/dev/shm").glob(f"deepspeed_allreduce_buffer_{os.getuid()}_*_{port}_*"))
     return result
 
 
