@@ -260,7 +260,7 @@ def plot_paired_suites(comparisons: dict[str, dict[str, dict]], reference: str, 
 
 def plot_cpu_speed(summary: dict, path: str | Path) -> Path:
     """tests/performance/bench_cpu_speed.py: training real tokens/s per configuration (MFU above each bar) and
-    generation tokens/s at batch 1 and 16, old recipe beside new."""
+    generation tokens/s at batch 1 and 16, old recipe beside new, then each OpenMP thread setting quiet and loaded."""
     plt = _pyplot()
     fig, (ax_train, ax_gen) = plt.subplots(1, 2, figsize=(14, 4.5), gridspec_kw={"width_ratios": [2.2, 1]})
     train = [r for r in summary.get("train", []) if "tokens_per_s" in r]
@@ -272,7 +272,8 @@ def plot_cpu_speed(summary: dict, path: str | Path) -> Path:
     ax_train.set_ylabel("real tokens/s (MFU above)")
     reference = summary.get("reference_tflops")
     ax_train.set_title(f"training, bf16 matmul reference {reference or 0:.3f} TFLOP/s")
-    generate = summary.get("generate", [])
+    threads = [{"config": f"{t['policy']}, {t['busy']} busy", **t} for t in summary.get("thread_policies", [])]
+    generate = summary.get("generate", []) + threads  # the thread settings' rows beside the configurations'
     batches = sorted({b for g in generate for b in g["tokens_per_s"]}, key=int)
     width = 0.8 / max(1, len(generate))
     for i, g in enumerate(generate):

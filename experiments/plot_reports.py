@@ -89,7 +89,12 @@ def cpu_training_memory(figures: dict, path: Path) -> None:
 
 def cpu_speed(figures: dict, path: Path) -> None:  # the benchmark's own results.json, as its run wrote it
     plot_cpu_speed(figures, path)
-    for run, png in (("run5", "cpu_speed_suites.png"), ("run6", "cpu_speed_suites_run6.png")):
+    runs = (
+        ("run5", "cpu_speed_suites.png"),
+        ("run6", "cpu_speed_suites_run6.png"),
+        ("run7", "cpu_speed_suites_run7.png"),
+    )
+    for run, png in runs:
         suites = figures.get(f"suites_minutes_{run}")  # bench_eval.py's runs of one session, transcribed
         if suites:
             hows = [how for how in suites if how not in ("note", "answers differing", "cpu_seconds")]
@@ -100,6 +105,14 @@ def cpu_speed(figures: dict, path: Path) -> None:  # the benchmark's own results
                 "minutes",
                 f"the offline suites, 135M, 2 cores ({run.replace('run', 'run ')})",
             )
+    threads = figures.get("threads_run7")  # bench_cpu_speed.py --sections threads, its rows as printed
+    if threads:
+        bars = {
+            f"{r['policy']}\n{r['busy']} busy, batch {batch}": rate
+            for r in threads["rows"]
+            for batch, rate in r["tokens_per_s"].items()
+        }
+        plot_bars(bars, path.with_name("cpu_speed_threads_run7.png"), "generated tokens/s", threads["title"])
     checkpointing = figures.get("checkpointing_run5")  # run 5's training, transcribed
     if checkpointing:
         rss = checkpointing["peak_rss_full_rows_gib"]

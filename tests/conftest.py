@@ -11,9 +11,11 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("WANDB_MODE", "offline")
-os.environ.setdefault(
-    "OMP_WAIT_POLICY", "PASSIVE"
-)  # as cognitive sets it: OpenMP threads sleep, not spin, while waiting
+# OpenMP's waiting threads sleep without spinning first: the test workers (pytest-xdist, 2 by default) share the
+# cores, which is the loaded case (cognitive.thread_defaults would pick the short spin if a worker started while the
+# other was idle)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("GOMP_SPINCOUNT", "0")
 
 
 def run_python(args: list[str], cwd: Path = ROOT, env: dict | None = None, timeout: int = 600):

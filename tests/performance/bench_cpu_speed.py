@@ -21,8 +21,18 @@ One run measures, in this order:
               every row to the end), old (the evaluation harness before issue 42: bf16 weights, dynamic cache,
               OpenMP's default wait policy), new (threads asleep), new+buffered_cache (the KV cache appended in
               place, cognitive/model/kv_cache.py) and new+buffered_cache+packed (the harness now: + linear weights
-              packed for oneDNN, cognitive/model/packed_linear.py), each in its own process: generated tokens/s
-              (prefill included).
+              packed for oneDNN, cognitive/model/packed_linear.py) and new+buffered_cache+packed+short_spin (the
+              harness on an idle machine: waiting threads spin ~0.1-0.3 ms before they sleep), each in its own
+              process: generated tokens/s (prefill included).
+    attention one decoding step's attention in one layer of the 135M (bf16, batch 16, 9 query heads on 3 KV heads,
+              head dim 64) at 400 and 2,000 tokens of context, keys and values as the in-place cache holds them (a
+              view of a longer buffer) and copied contiguous: SDPA (what transformers runs), and matmul + fp32
+              softmax + matmul (transformers' eager attention) with each matmul alone; ms per layer and GB/s of
+              keys and values read.
+    threads   the harness's generation (buffered cache, packed weights) at batch 1 and 16 under three OpenMP
+              settings for waiting threads: asleep (PASSIVE), a short spin first (GOMP_SPINCOUNT=30000, cognitive's
+              default on an idle machine) and OpenMP's default (~3 ms of spinning), on the quiet machine and again
+              with --busy other processes spinning on the cores; each setting's tokens/s over asleep's.
     losses    the first 20 steps' losses of the old recipe (its threads asleep: the same numbers) and the new (same
               rows, same order, 4 x 512), their largest difference against LOSS_TOLERANCE.
 
@@ -89,7 +99,8 @@ def every_n(n: int) -> dict:
 
 EVERY_N_LAYERS = 2  # demo_cpu.yaml: under 4 GB at 4 x 1024 full rows
 NEW = every_n(EVERY_N_LAYERS)
-PASSIVE = {"OMP_WAIT_POLICY": "PASSIVE"}
+PASSIVE = {"OMP_WAIT_POLICY": "PASSIVE"}  # no spinning (GNU OpenMP's spin count 0)
+SHORT_SPIN = {"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "30000"}  # cognitive's default when the machine is idle
 STEP1 = {**OLD}  # + OpenMP's waiting threads asleep
 STEP2 = {**STEP1, "dtype": "bfloat16"}  # + the bf16 base
 STEP3 = {**STEP2, "padding_free": "true"}  # + padding-free rows; then every 2nd layer checkpointed: NEW
@@ -105,6 +116,7 @@ TRAIN_CONFIGS = {  # the old recipe, then one change at a time to the new, then 
     "new/all_checkpointed": dict(overrides={**NO_CHECKPOINTING, "gradient_checkpointing": "true"}, env=PASSIVE),
     "new/untrimmed": dict(overrides={**NEW, "cpu_heap_trim_mb": "0"}, env=PASSIVE),
     "new/omp_default": dict(overrides=NEW, env={}),
+    "new/short_spin": dict(overrides=NEW, env=SHORT_SPIN),  # cognitive's default on an idle machine
     "new/fp32_base": dict(overrides={**NEW, "dtype": "float32"}, env=PASSIVE),
     "new+compile": dict(overrides={**NEW, "torch_compile": "true"}, env=PASSIVE),
 }
@@ -117,6 +129,8 @@ GENERATE_CONFIGS = {  # dtype None: the harness's (bf16 on a CPU with native bf1
     "new+buffered_cache": dict(env=PASSIVE, cache="buffered", dtype=None),
     # the harness now: + linear weights packed for oneDNN once (cognitive/model/packed_linear.py), the same tokens
     "new+buffered_cache+packed": dict(env=PASSIVE, cache="buffered", dtype=None, packed=True),
+    # ... on an idle machine, where cognitive lets waiting threads spin ~0.1-0.3 ms before they sleep
+    "new+buffered_cache+packed+short_spin": dict(env=SHORT_SPIN, cache="buffered", dtype=None, packed=True),
     # GRPO generates with the training model: its recipe's fp32 base under bf16 autocast before, a bf16 base now
     "grpo_old": dict(env=PASSIVE, cache="dynamic", dtype="float32"),
 }
@@ -171,10 +185,10 @@ def reference_rate(rows: list[dict]) -> float:
 
 # ------------------------------------------------------------------------------------------------ training
 def process_env(settings: dict) -> dict:
-    """This process's environment with exactly these OpenMP settings: without OMP_WAIT_POLICY in them, OpenMP's own
-    default (cognitive's default is switched off with COGNITIVE_SLM_THREAD_DEFAULTS=0)."""
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-    env.update(TOKENIZERS_PARALLELISM="false", COGNITIVE_SLM_THREAD_DEFAULTS="1" if settings else "0", **settings)
+    """This process's environment with exactly these OpenMP settings (cognitive's own defaults switched off with
+    COGNITIVE_SLM_THREAD_DEFAULTS=0): without OMP_WAIT_POLICY in them, OpenMP's own default."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    env.update(TOKENIZERS_PARALLELISM="false", COGNITIVE_SLM_THREAD_DEFAULTS="0", **settings)
     return env
 
 
@@ -306,11 +320,94 @@ def one_generate(payload: str) -> None:
     print("RESULT " + json.dumps(result), flush=True)
 
 
-def run_generate(name: str, batches, new_tokens: int, repeats: int) -> dict | None:
+def run_generate(name: str, batches, new_tokens: int, repeats: int, env: dict | None = None) -> dict | None:
     spec = GENERATE_CONFIGS[name]
     payload = {**spec, "batches": batches, "new_tokens": new_tokens, "repeats": repeats}
-    result = in_own_process("one-generate", payload, spec["env"], f"generate {name}")
+    result = in_own_process("one-generate", payload, spec["env"] if env is None else env, f"generate {name}")
     return None if result is None else {"config": name, **result}
+
+
+def attention_cases(context: int, batch: int = 16) -> dict:
+    """The `attention` section's cases at one context length: {name: a no-argument function}."""
+    import math
+
+    import torch
+
+    kv_heads, groups, dim = 3, 3, 64
+    buffers = [torch.randn(batch, kv_heads, context + 256, dim).to(torch.bfloat16) for _ in range(2)]
+    views = [b[:, :, :context] for b in buffers]  # what the in-place cache hands attention
+    copies = [v.contiguous() for v in views]
+    query = torch.randn(batch, kv_heads, groups, dim).to(torch.bfloat16)  # transformers' pack_gqa for one token
+    mask = torch.ones(batch, 1, 1, context, dtype=torch.bool)
+    mask[0, ..., :50] = False  # a left-padded row
+    probs = torch.softmax(torch.randn(batch, kv_heads, groups, context), -1).to(torch.bfloat16)
+
+    def sdpa(k, v):
+        return torch.nn.functional.scaled_dot_product_attention(query, k, v, attn_mask=mask)
+
+    def eager(k, v):  # transformers' eager attention: bf16 scores, fp32 softmax
+        s = torch.matmul(query, k.transpose(-1, -2)).float().mul_(1 / math.sqrt(dim)).masked_fill_(~mask, -math.inf)
+        return torch.matmul(torch.softmax(s, -1).to(v.dtype), v)
+
+    cases = {}
+    for layout, (k, v) in (("cache view", views), ("contiguous", copies)):
+        cases[f"sdpa, {layout}"] = lambda k=k, v=v: sdpa(k, v)
+        cases[f"matmul+softmax+matmul, {layout}"] = lambda k=k, v=v: eager(k, v)
+        cases[f"q @ k^T alone, {layout}"] = lambda k=k: torch.matmul(query, k.transpose(-1, -2))
+        cases[f"p @ v alone, {layout}"] = lambda v=v: torch.matmul(probs, v)
+    return {"kv_bytes": 2 * views[0].numel() * 2, "cases": cases}
+
+
+def attention_rates(contexts=(400, 2000)) -> list[dict]:
+    """One decoding step's attention in one layer (module docstring, `attention`): ms and GB/s of K and V."""
+    import torch
+
+    rows = []
+    for context in contexts:
+        setup = attention_cases(context)
+        with torch.inference_mode():
+            for name, fn in setup["cases"].items():
+                fn()
+                start, n = time.perf_counter(), 20
+                for _ in range(n):
+                    fn()
+                seconds = (time.perf_counter() - start) / n
+                row = {"context": context, "case": name, "ms": round(1e3 * seconds, 3)}
+                row["kv_gb_per_s"] = round(setup["kv_bytes"] / seconds / 1e9, 1)
+                rows.append(row)
+                print(
+                    f"attention, {context} tokens, {name}: {row['ms']} ms/layer, {row['kv_gb_per_s']} GB/s", flush=True
+                )
+    return rows
+
+
+THREAD_POLICIES = {"passive": PASSIVE, "short_spin": SHORT_SPIN, "openmp_default": {}}
+
+
+def thread_policies(busy: int, new_tokens: int, repeats: int) -> list[dict]:
+    """The harness's generation under each of THREAD_POLICIES, first on this machine as it is, then with `busy`
+    other processes spinning on the cores (a shared machine); tokens/s and the ratio to `passive` at the same load."""
+    rows = []
+    for others in (0, busy):
+        competitors = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(others)]
+        try:
+            for policy, env in THREAD_POLICIES.items():
+                result = run_generate("new+buffered_cache+packed", [1, 16], new_tokens, repeats, env=env)
+                if result:
+                    rows.append({"policy": policy, "busy": others, "tokens_per_s": result["tokens_per_s"]})
+        finally:
+            for process in competitors:
+                process.kill()
+                process.wait()
+    for row in rows:
+        base = next(r for r in rows if r["policy"] == "passive" and r["busy"] == row["busy"])["tokens_per_s"]
+        row["over_passive"] = {batch: round(rate / base[batch], 2) for batch, rate in row["tokens_per_s"].items()}
+        print(
+            f"threads {row['policy']}, {row['busy']} busy processes: {row['tokens_per_s']} tokens/s, "
+            f"{row['over_passive']} x passive",
+            flush=True,
+        )
+    return rows
 
 
 # ------------------------------------------------------------------------------------------------ report
@@ -342,7 +439,7 @@ def plot(summary: dict, path: Path) -> None:
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=False, default="runs/bench_cpu_speed", help="results JSON + PNG here")
-    parser.add_argument("--sections", default="matmul,train,generate,losses")
+    parser.add_argument("--sections", default="matmul,train,generate,attention,threads,losses")
     parser.add_argument("--configs", default=",".join(TRAIN_CONFIGS), help="training configurations to run")
     parser.add_argument("--shapes", default="4x512,4x1024")
     parser.add_argument("--recipes", default="lora,modules", help="the headline configs' recipes (LoRA-only, modules)")
@@ -353,6 +450,7 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--generate_configs", default=",".join(GENERATE_CONFIGS))
     parser.add_argument("--new_tokens", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--busy", type=int, default=2, help="threads section: other processes spinning (loaded)")
     parser.add_argument("--one_train", help=argparse.SUPPRESS)
     parser.add_argument("--one_generate", help=argparse.SUPPRESS)
     return parser
@@ -410,6 +508,12 @@ def main() -> None:
             ratio = {batch: round(rate / old[batch], 2) for batch, rate in r["tokens_per_s"].items()}
             r["over_old"] = ratio
             print(f"generate {r['config']} / old: {ratio} (target at batch 16: >= 2x)", flush=True)
+
+    if "attention" in sections:
+        summary["attention"] = attention_rates()
+
+    if "threads" in sections:
+        summary["thread_policies"] = thread_policies(args.busy, args.new_tokens, args.repeats)
 
     if "losses" in sections:
         summary["losses"] = losses_check(args.loss_shape)
