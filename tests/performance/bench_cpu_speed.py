@@ -28,7 +28,8 @@ One run measures, in this order:
               head dim 64) at 400 and 2,000 tokens of context, keys and values as the in-place cache holds them (a
               view of a longer buffer) and copied contiguous: SDPA (what transformers runs), and matmul + fp32
               softmax + matmul (transformers' eager attention) with each matmul alone; ms per layer and GB/s of
-              keys and values read.
+              keys and values read. One layer repeated: its keys and values stay in the L3 cache, so these are
+              best cases for every form (a real step reads 30 layers' from memory).
     threads   the harness's generation (buffered cache, packed weights) at batch 1 and 16 under three OpenMP
               settings for waiting threads: asleep (PASSIVE), a short spin first (GOMP_SPINCOUNT=30000, cognitive's
               default on an idle machine) and OpenMP's default (~3 ms of spinning), on the quiet machine and again
