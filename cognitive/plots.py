@@ -271,7 +271,7 @@ def plot_cpu_speed(summary: dict, path: str | Path) -> Path:
     ax_train.set_xticks(range(len(train)), labels, rotation=60, ha="right", fontsize=7)
     ax_train.set_ylabel("real tokens/s (MFU above)")
     reference = summary.get("reference_tflops")
-    ax_train.set_title(f"training, bf16 matmul reference {reference or 0:.3f} TFLOP/s")
+    ax_train.set_title(f"training, matmul reference {reference or 0:.3f} TFLOP/s")
     threads = [{"config": f"{t['policy']}, {t['busy']} busy", **t} for t in summary.get("thread_policies", [])]
     generate = summary.get("generate", []) + threads  # the thread settings' rows beside the configurations'
     batches = sorted({b for g in generate for b in g["tokens_per_s"]}, key=int)

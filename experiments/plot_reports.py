@@ -93,6 +93,7 @@ def cpu_speed(figures: dict, path: Path) -> None:  # the benchmark's own results
         ("run5", "cpu_speed_suites.png"),
         ("run6", "cpu_speed_suites_run6.png"),
         ("run7", "cpu_speed_suites_run7.png"),
+        ("run8", "cpu_speed_suites_run8.png"),
     )
     for run, png in runs:
         suites = figures.get(f"suites_minutes_{run}")  # bench_eval.py's runs of one session, transcribed
@@ -113,6 +114,11 @@ def cpu_speed(figures: dict, path: Path) -> None:  # the benchmark's own results
             for batch, rate in r["tokens_per_s"].items()
         }
         plot_bars(bars, path.with_name("cpu_speed_threads_run7.png"), "generated tokens/s", threads["title"])
+    no_bf16 = figures.get("no_bf16_run8")  # bench_cpu_speed.py's train rows on a CPU without native bf16
+    if no_bf16:
+        rss = no_bf16["peak_rss_gib"]
+        bars = {f"{k}\n{rss[k]} GiB": v for k, v in no_bf16["tokens_per_s"].items()}
+        plot_bars(bars, path.with_name("cpu_speed_no_bf16_run8.png"), "real tokens/s", no_bf16["title"])
     checkpointing = figures.get("checkpointing_run5")  # run 5's training, transcribed
     if checkpointing:
         rss = checkpointing["peak_rss_full_rows_gib"]

@@ -24,9 +24,13 @@ from typing import Any
 
 from cognitive import PROJECT_ROOT
 from cognitive.errors import ArgumentParser, UserError, load_yaml_mapping
+from cognitive.model import base as model_base
 
 DEFAULT_RECIPE = PROJECT_ROOT / "recipes" / "configs" / "cognitive_1.5b.yaml"
 DEFAULT_GRPO_RECIPE = PROJECT_ROOT / "recipes" / "configs" / "grpo_1.5b.yaml"
+
+
+CPU_PRECISIONS = ("auto", "recipe")  # RunArguments.cpu_precision
 
 
 @dataclass
@@ -53,6 +57,15 @@ class RunArguments:
             "cognitive/train/heap.py; the preflight estimates the untrimmed peak). 0: off."
         },
     )
+    cpu_precision: str = field(
+        default="auto",
+        metadata={
+            "help": "On a CPU (use_cpu: true): auto trains as the recipe says (bf16) where the CPU has native bf16 "
+            "matmuls (AMX / AVX512-BF16) and in fp32 (dtype float32, bf16 false) where it has not, said in one line "
+            "(bf16 is emulated there: 2.7x slower; experiments/cpu_speed run 8); recipe: the recipe's settings as "
+            "written."
+        },
+    )
     prompt_styles: dict[str, Any] | str | None = field(
         default=None,
         metadata={
@@ -65,6 +78,8 @@ class RunArguments:
     def __post_init__(self):  # a command-line string into a value; the checks: sft_config.py, rl/grpo_config.py
         if self.cpu_heap_trim_mb is None:  # run_config.yaml of runs made when unset meant off
             self.cpu_heap_trim_mb = 0
+        if self.cpu_precision not in CPU_PRECISIONS:
+            raise UserError(f"cpu_precision: expected one of {', '.join(CPU_PRECISIONS)}, got {self.cpu_precision!r}")
         if isinstance(self.prompt_styles, str) and self.prompt_styles.lstrip().startswith("{"):
             self.prompt_styles = _json_value("prompt_styles", self.prompt_styles)
         if isinstance(self.cognitive_modules, str):  # a command-line override: JSON, like TrainingArguments' dicts
@@ -250,7 +265,9 @@ def parse_recipe_args(argv, parser, default_recipe: Path, recipe: tuple[str, dic
     default_recipe; or `recipe`, as read_recipe read it) and CLI overrides: TrlParser's mechanism (the YAML's values
     are the parser's defaults, the command line overrides them, an `env` mapping sets environment variables).
     Unknown keys and bad values are one-line UserErrors. Under DeepSpeed on a machine without a GPU a CPU recipe
-    (use_cpu: true, which transformers would train without DeepSpeed) gets CPU_UNDER_DEEPSPEED, said in one line."""
+    (use_cpu: true, which transformers would train without DeepSpeed) gets CPU_UNDER_DEEPSPEED, said in one line;
+    elsewhere, on a CPU without native bf16 matmuls, a CPU recipe's bf16 gets CPU_WITHOUT_BF16 (cpu_precision: auto),
+    said in one line."""
     config_path, config, cli = recipe or read_recipe(argv, default_recipe)
     config = dict(config)
     known = {action.dest for action in parser._actions}
@@ -274,6 +291,21 @@ def parse_recipe_args(argv, parser, default_recipe: Path, recipe: tuple[str, dic
             if os.environ.get("RANK", "0") == "0":
                 settings = ", ".join(f"{k} {v}" for k, v in CPU_UNDER_DEEPSPEED.items())
                 print(f"DeepSpeed on a machine without a GPU: {config_path}'s CPU settings under ZeRO ({settings})")
+    elif (
+        namespace.use_cpu
+        and namespace.bf16
+        and namespace.cpu_precision == "auto"
+        and not model_base.cpu_has_fast_bf16()
+    ):
+        cli = [
+            *cli,
+            *(f"--{k}={v}" for k, v in CPU_WITHOUT_BF16.items() if k != "dtype" or namespace.dtype == "bfloat16"),
+        ]
+        if os.environ.get("RANK", "0") == "0":
+            print(
+                f"{config_path}: this CPU has no native bf16 matmuls (AMX / AVX512-BF16): training in fp32 (bf16 "
+                "false, a bfloat16 dtype float32; emulated bf16 is 2.7x slower); --cpu_precision recipe keeps bf16"
+            )
     try:
         return parser.parse_args_into_dataclasses(args=cli)
     except ValueError as e:
@@ -297,6 +329,9 @@ def parse_recipe_args(argv, parser, default_recipe: Path, recipe: tuple[str, dic
 # A CPU recipe (use_cpu: true) launched with DeepSpeed on a machine without a GPU: transformers would train without
 # DeepSpeed under use_cpu, so the ranks train with DeepSpeed's CPU accelerator (gloo) instead
 CPU_UNDER_DEEPSPEED = {"use_cpu": "false", "bf16": "false"}
+# A CPU recipe's bf16 settings on a CPU without native bf16 matmuls (cpu_precision: auto): oneDNN emulates bf16 there,
+# at a fifth of the fp32 rate (experiments/cpu_speed run 8)
+CPU_WITHOUT_BF16 = {"bf16": "false", "dtype": "float32"}
 
 
 def _cpu_deepspeed_ranks() -> bool:

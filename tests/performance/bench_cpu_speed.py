@@ -1,4 +1,4 @@
-"""How much of the CPU's bf16 matmul rate the 135M recipes use: training and generation, old recipe beside new.
+"""How much of the CPU's matmul rate the 135M recipes use: training and generation, old recipe beside new.
 
     python tests/performance/bench_cpu_speed.py --out runs/bench_cpu_speed          # all of it (~40 min, 2 cores)
     python tests/performance/bench_cpu_speed.py --out /tmp/b --sections train --configs old,new --shapes 4x512 \
@@ -9,7 +9,9 @@ One run measures, in this order:
 
     matmul    the machine's bf16 and fp32 matmul rate (TFLOP/s) on a few shapes: the 135M's projections at 4096
               tokens (hidden 576, intermediate 1536, k/v 192), an LM-head tile (vocab 49152) and 4096^3. The
-              reference rate for MFU is the best bf16 rate of the 135M's projection shapes.
+              reference rate for MFU is the best rate of the 135M's projection shapes in either precision: bf16
+              on a CPU with native bf16 matmuls (AMX / AVX512-BF16), fp32 on one without (oneDNN emulates bf16
+              there, ~5x slower), where the recipes train in fp32 (cpu_precision: auto).
     train     each training configuration (TRAIN_CONFIGS: the recipe's `--<key> <value>` overrides and the
               process environment) in its own process, through tests/performance/bench_train_memory.py's run_one
               (the recipe's trainer on the embedded SmolLM2-135M-Instruct): one warm-up step, then `--steps`
@@ -44,12 +46,12 @@ modules' parameters for the modules recipe), and per real token
     model FLOPs = 6 N + 6 L d n      forward 2 N, backward 4 N (activation and weight gradients); attention 2 x 2 L d
                                      n / 2 forward for a causal row of n tokens (L layers, width d), x 3 with backward
 
-MFU = model FLOP/s / the measured bf16 matmul rate. With a frozen base and LoRA the weight gradients of the frozen
-weights are never computed, so the work actually done is 4 N (+ LoRA's own ~1%) per token, and gradient
-checkpointing recomputes the forward: 6 N with it, 4 N + 2 N x the share of layers recomputed with every_n_layers.
-MFU counts neither (the nominal 6 N, as MFU is defined: what the model needs, not what the implementation does);
-the table also gives the actual FLOP rate ("HW FLOP/s": 4 N to 6 N, + attention the same way), so the two readings
-are side by side.
+MFU = model FLOP/s / the measured matmul rate (the better of bf16 and fp32). With a frozen base and LoRA the weight
+gradients of the frozen weights are never computed, so the work actually done is 4 N (+ LoRA's own ~1%) per token, and
+gradient checkpointing recomputes the forward: 6 N with it, 4 N + 2 N x the share of layers recomputed with
+every_n_layers. MFU counts neither (the nominal 6 N, as MFU is defined: what the model needs, not what the
+implementation does); the table also gives the actual FLOP rate ("HW FLOP/s": 4 N to 6 N, + attention the same way),
+so the two readings are side by side.
 
 Other processes stretch wall time: `uptime`'s load average is printed and saved with the figures; compare rows of
 one run only.
@@ -83,11 +85,12 @@ MATMUL_SHAPES = [  # (tokens, in, out)
     (4096, 576, 49152),  # the whole LM head
     (4096, 4096, 4096),
 ]
-PROJECTIONS = MATMUL_SHAPES[:4]  # the reference for MFU: the best bf16 rate among these
+PROJECTIONS = MATMUL_SHAPES[:4]  # the reference for MFU: the best rate among these (bf16 or fp32)
 
 # The recipe before this study (recipes/configs/*_cpu.yaml until issue 42) and the one after; the others change one
 # setting at a time. "env": the process environment (OMP_WAIT_POLICY unset: GNU OpenMP's default, spinning).
 OLD = {"dtype": "float32", "bf16": "true", "gradient_checkpointing": "true", "cpu_heap_trim_mb": "512"}
+OLD = {**OLD, "cpu_precision": "recipe"}  # bf16 autocast on any CPU, as before run 8 (new: auto)
 NO_CHECKPOINTING = {"dtype": "bfloat16", "bf16": "true", "gradient_checkpointing": "false", "cpu_heap_trim_mb": "512"}
 NO_CHECKPOINTING = {**NO_CHECKPOINTING, "padding_free": "true"}  # the new recipe until its memory was cut
 
@@ -119,6 +122,8 @@ TRAIN_CONFIGS = {  # the old recipe, then one change at a time to the new, then 
     "new/omp_default": dict(overrides=NEW, env={}),
     "new/short_spin": dict(overrides=NEW, env=SHORT_SPIN),  # cognitive's default on an idle machine
     "new/fp32_base": dict(overrides={**NEW, "dtype": "float32"}, env=PASSIVE),
+    "new/fp32": dict(overrides={**NEW, "dtype": "float32", "bf16": "false"}, env=PASSIVE),  # no autocast either
+    "new/bf16": dict(overrides={**NEW, "cpu_precision": "recipe"}, env=PASSIVE),  # bf16 on a CPU without it too
     "new+compile": dict(overrides={**NEW, "torch_compile": "true"}, env=PASSIVE),
 }
 HEADLINE = ("old", "new")  # run for LoRA-only and modules at every shape; the others LoRA-only at the last shape
@@ -180,8 +185,8 @@ def matmul_rates(seconds: float = 1.0) -> list[dict]:
 
 
 def reference_rate(rows: list[dict]) -> float:
-    """TFLOP/s: the best bf16 rate of the 135M's projection shapes."""
-    return max(r["tflops"] for r in rows if r["dtype"] == "bfloat16" and tuple(r["shape"]) in PROJECTIONS)
+    """TFLOP/s: the best rate of the 135M's projection shapes, bf16 or fp32 (module docstring, `matmul`)."""
+    return max(r["tflops"] for r in rows if tuple(r["shape"]) in PROJECTIONS)
 
 
 # ------------------------------------------------------------------------------------------------ training

@@ -205,3 +205,27 @@ def test_practice_problems_is_a_share_below_one_and_leaves_room_for_the_records(
         resolve(["--config", recipe, "--practice_problems", "0.5", "--arithmetic_drills", "0.5"])
     script = resolve(["--config", recipe, "--practice_problems", "0.3", "--arithmetic_drills", "0.2"]).script
     assert (script.practice_problems, script.arithmetic_drills) == (0.3, 0.2)
+
+
+@pytest.mark.parametrize(
+    "fast_bf16, extra, bf16, dtype",
+    [
+        (True, [], True, "bfloat16"),  # AMX / AVX512-BF16: the recipe as written
+        (False, [], False, "float32"),  # emulated bf16: fp32, said in one line
+        (False, ["--cpu_precision", "recipe"], True, "bfloat16"),  # the user keeps the recipe's bf16
+        (False, ["--bf16", "false"], False, "bfloat16"),  # no autocast asked for: nothing to change
+    ],
+)
+def test_cpu_precision_follows_the_cpu(monkeypatch, capsys, fast_bf16, extra, bf16, dtype):
+    monkeypatch.setattr("cognitive.model.base.cpu_has_fast_bf16", lambda: fast_bf16)
+    recipe = str(ROOT / "recipes/configs/demo_cpu.yaml")
+    _, training_args, model_args = parse_sft_args(["--config", recipe, *extra])
+    assert (training_args.bf16, model_args.dtype) == (bf16, dtype)
+    said = "no native bf16 matmuls" in capsys.readouterr().out
+    assert said == (not fast_bf16 and not extra)
+
+
+def test_cpu_precision_is_auto_or_recipe():
+    recipe = str(ROOT / "recipes/configs/demo_cpu.yaml")
+    with pytest.raises(UserError, match="cpu_precision: expected one of auto, recipe"):
+        parse_sft_args(["--config", recipe, "--cpu_precision", "fp16"])

@@ -199,7 +199,8 @@ def test_cpu_estimate_tracks_the_measured_peak_rss(config, batch, length):
     from cognitive.train.args import parse_sft_args
     from cognitive.train.preflight import cognitive_modules
 
-    overrides = ["--per_device_train_batch_size", str(batch), "--max_length", str(length)]
+    # the precision they were measured in, on any CPU (cpu_precision: auto would train in fp32 without native bf16)
+    overrides = ["--per_device_train_batch_size", str(batch), "--max_length", str(length), "--cpu_precision", "recipe"]
     if config.endswith("_recipe"):  # measured without checkpointing (the modules recipe checkpoints)
         overrides += ["--gradient_checkpointing", "false"]
     elif "_recipe_every" in config:  # every n-th layer checkpointed
@@ -242,7 +243,7 @@ def test_grpo_cpu_estimate_tracks_the_measured_peak_rss(completion):
 
     script_args, training_args, model_args = parse_grpo_args(
         ["--config", "recipes/configs/grpo_135m_cpu.yaml", "--max_completion_length", str(completion)]
-        + ["--dtype", "float32"]
+        + ["--dtype", "float32", "--cpu_precision", "recipe"]  # as measured: bf16 autocast over an fp32 base
     )
     shape = hardware.shape_for(model_args.model_name_or_path)
     setup = hardware.setup_from_args(training_args, model_args, 0, script_args.max_prompt_tokens)
