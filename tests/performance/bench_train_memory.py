@@ -88,6 +88,9 @@ for _name, _modules in (("lora", False), ("modules", True)):
         CONFIGS[f"{_name}_recipe_every{_n}_untrimmed"] = dict(
             modules=_modules, overrides={**_every, "cpu_heap_trim_mb": "0"}
         )
+        CONFIGS[f"{_name}_recipe_every{_n}_trim256"] = dict(  # trimming sooner
+            modules=_modules, overrides={**_every, "cpu_heap_trim_mb": "256"}
+        )
 MB = 2**20
 
 
