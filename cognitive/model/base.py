@@ -174,6 +174,11 @@ def inference_device_and_dtype() -> tuple[str, str]:
     return device, "bfloat16" if cpu_has_fast_bf16() else "float32"
 
 
+# The CPU recipes' training in bf16 against fp32 on a CPU without native bf16 matmuls, where oneDNN emulates bf16
+# (experiments/cpu_speed run 8: 56 against 154 real tokens/s); the train args and the preflight say it
+EMULATED_BF16_SLOWDOWN = 2.7
+
+
 def cpu_has_fast_bf16() -> bool:
     import torch
 

@@ -62,8 +62,8 @@ class RunArguments:
         metadata={
             "help": "On a CPU (use_cpu: true): auto trains as the recipe says (bf16) where the CPU has native bf16 "
             "matmuls (AMX / AVX512-BF16) and in fp32 (dtype float32, bf16 false) where it has not, said in one line "
-            "(bf16 is emulated there: 2.7x slower; experiments/cpu_speed run 8); recipe: the recipe's settings as "
-            "written."
+            "(bf16 is emulated there: several times slower; experiments/cpu_speed run 8); recipe: the recipe's "
+            "settings as written."
         },
     )
     prompt_styles: dict[str, Any] | str | None = field(
@@ -266,7 +266,7 @@ def parse_recipe_args(argv, parser, default_recipe: Path, recipe: tuple[str, dic
     are the parser's defaults, the command line overrides them, an `env` mapping sets environment variables).
     Unknown keys and bad values are one-line UserErrors. Under DeepSpeed on a machine without a GPU a CPU recipe
     (use_cpu: true, which transformers would train without DeepSpeed) gets CPU_UNDER_DEEPSPEED, said in one line;
-    elsewhere, on a CPU without native bf16 matmuls, a CPU recipe's bf16 gets CPU_WITHOUT_BF16 (cpu_precision: auto),
+    elsewhere, on a CPU without native bf16 matmuls, a CPU recipe trains in fp32 instead of bf16 (cpu_precision: auto),
     said in one line."""
     config_path, config, cli = recipe or read_recipe(argv, default_recipe)
     config = dict(config)
@@ -297,14 +297,13 @@ def parse_recipe_args(argv, parser, default_recipe: Path, recipe: tuple[str, dic
         and namespace.cpu_precision == "auto"
         and not model_base.cpu_has_fast_bf16()
     ):
-        cli = [
-            *cli,
-            *(f"--{k}={v}" for k, v in CPU_WITHOUT_BF16.items() if k != "dtype" or namespace.dtype == "bfloat16"),
-        ]
+        fp32 = {"bf16": "false", **({"dtype": "float32"} if namespace.dtype == "bfloat16" else {})}
+        cli = [*cli, *(f"--{k}={v}" for k, v in fp32.items())]
         if os.environ.get("RANK", "0") == "0":
             print(
                 f"{config_path}: this CPU has no native bf16 matmuls (AMX / AVX512-BF16): training in fp32 (bf16 "
-                "false, a bfloat16 dtype float32; emulated bf16 is 2.7x slower); --cpu_precision recipe keeps bf16"
+                f"false, a bfloat16 dtype float32; emulated bf16 is {model_base.EMULATED_BF16_SLOWDOWN}x slower); "
+                "--cpu_precision recipe keeps bf16"
             )
     try:
         return parser.parse_args_into_dataclasses(args=cli)
@@ -329,9 +328,6 @@ def parse_recipe_args(argv, parser, default_recipe: Path, recipe: tuple[str, dic
 # A CPU recipe (use_cpu: true) launched with DeepSpeed on a machine without a GPU: transformers would train without
 # DeepSpeed under use_cpu, so the ranks train with DeepSpeed's CPU accelerator (gloo) instead
 CPU_UNDER_DEEPSPEED = {"use_cpu": "false", "bf16": "false"}
-# A CPU recipe's bf16 settings on a CPU without native bf16 matmuls (cpu_precision: auto): oneDNN emulates bf16 there,
-# at a fifth of the fp32 rate (experiments/cpu_speed run 8)
-CPU_WITHOUT_BF16 = {"bf16": "false", "dtype": "float32"}
 
 
 def _cpu_deepspeed_ranks() -> bool:

@@ -20,6 +20,7 @@ from pathlib import Path
 from cognitive.atomic import check_replaceable, partial_path
 from cognitive.errors import UserError
 from cognitive.model import memory as hardware
+from cognitive.model.base import EMULATED_BF16_SLOWDOWN
 from cognitive.model.base import cpu_has_fast_bf16 as hardware_has_fast_bf16
 from cognitive.train.args import RunArguments
 
@@ -95,7 +96,10 @@ def check_training(script_args, training_args, model_args, modules=None) -> Memo
             raise UserError("attn_implementation: flash_attention_2 needs: pip install flash-attn --no-build-isolation")
     on_cpu = bool(training_args.use_cpu) or (not torch.cuda.is_available() and not script_args.gpu)
     if on_cpu and training_args.bf16 and not hardware_has_fast_bf16():
-        print("note: this CPU has no native bf16 matmuls (AMX / AVX512-BF16): bf16 runs ~2.7x slower than fp32 here")
+        print(
+            "note: this CPU has no native bf16 matmuls (AMX / AVX512-BF16): bf16 runs "
+            f"~{EMULATED_BF16_SLOWDOWN}x slower than fp32 here"
+        )
     check = memory_check(script_args, training_args, model_args, modules, on_cpu=on_cpu, gpu=script_args.gpu)
     if check is None or check.capacity is None:
         return check

@@ -73,6 +73,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_train_memory import CPU_MIX_ROWS  # noqa: E402  (tests/performance is not a package)
 
+import cognitive  # noqa: E402
 from cognitive.errors import ArgumentParser  # noqa: E402
 
 MODEL = "embedded:smollm2-135m-instruct"
@@ -89,8 +90,14 @@ PROJECTIONS = MATMUL_SHAPES[:4]  # the reference for MFU: the best rate among th
 
 # The recipe before this study (recipes/configs/*_cpu.yaml until issue 42) and the one after; the others change one
 # setting at a time. "env": the process environment (OMP_WAIT_POLICY unset: GNU OpenMP's default, spinning).
-OLD = {"dtype": "float32", "bf16": "true", "gradient_checkpointing": "true", "cpu_heap_trim_mb": "512"}
-OLD = {**OLD, "cpu_precision": "recipe"}  # bf16 autocast on any CPU, as before run 8 (new: auto)
+# (cpu_precision: recipe: bf16 autocast on any CPU, as before run 8; the new recipe's is auto)
+OLD = {
+    "dtype": "float32",
+    "bf16": "true",
+    "gradient_checkpointing": "true",
+    "cpu_heap_trim_mb": "512",
+    "cpu_precision": "recipe",
+}
 NO_CHECKPOINTING = {"dtype": "bfloat16", "bf16": "true", "gradient_checkpointing": "false", "cpu_heap_trim_mb": "512"}
 NO_CHECKPOINTING = {**NO_CHECKPOINTING, "padding_free": "true"}  # the new recipe until its memory was cut
 
@@ -104,7 +111,7 @@ def every_n(n: int) -> dict:
 EVERY_N_LAYERS = 2  # demo_cpu.yaml: under 4 GB at 4 x 1024 full rows
 NEW = every_n(EVERY_N_LAYERS)
 PASSIVE = {"OMP_WAIT_POLICY": "PASSIVE"}  # no spinning (GNU OpenMP's spin count 0)
-SHORT_SPIN = {"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "30000"}  # cognitive's default when the machine is idle
+SHORT_SPIN = {"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": cognitive.SHORT_SPIN}  # its default on an idle machine
 STEP1 = {**OLD}  # + OpenMP's waiting threads asleep
 STEP2 = {**STEP1, "dtype": "bfloat16"}  # + the bf16 base
 STEP3 = {**STEP2, "padding_free": "true"}  # + padding-free rows; then every 2nd layer checkpointed: NEW
